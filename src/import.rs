@@ -1,0 +1,255 @@
+//! CSV subscriber import: streams a file, validates each row into an
+//! [`ImportRow`], merges duplicates, and hands batches to the store. Memory
+//! stays flat whatever the file size.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::bad_input;
+use crate::domain::{SubscriberEmail, SubscriberName, SubscriberStatus};
+use crate::store::subscribers::{ImportRow, UpsertCounts, IMPORT_BATCH_ROWS};
+use crate::store::Store;
+
+/// A row that was skipped, with its 1-based line number in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub line: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub counts: UpsertCounts,
+    pub rejected: u64,
+}
+
+impl std::fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.counts;
+        write!(
+            f,
+            "imported {}, updated {}, unchanged {}, rejected {}",
+            c.inserted, c.updated, c.unchanged, self.rejected
+        )?;
+        if c.merged > 0 {
+            write!(f, " ({} duplicate rows merged)", c.merged)?;
+        }
+        Ok(())
+    }
+}
+
+/// How each CSV column is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Column {
+    Email,
+    Name,
+    Status,
+    /// A JSON object merged into the attributes (as `export` writes it).
+    Attributes,
+    /// Bookkeeping columns from an export; ignored on the way back in.
+    Ignored,
+    /// Anything else becomes a string attribute under this key.
+    Attribute(String),
+}
+
+fn classify(header: &str) -> Column {
+    match header.trim().to_ascii_lowercase().as_str() {
+        "email" | "e-mail" | "email_address" => Column::Email,
+        "name" => Column::Name,
+        "status" => Column::Status,
+        "attributes" => Column::Attributes,
+        "id" | "created_at" | "updated_at" | "unsubscribed_at" => Column::Ignored,
+        _ => Column::Attribute(header.trim().to_string()),
+    }
+}
+
+/// Import `path` into `store`. Rejected rows are passed to `on_reject` as
+/// they are met (and skipped); the valid rows are written in batched
+/// transactions. A file that is not CSV or has no `email` column is a
+/// [`crate::error::BadInput`] and nothing is written.
+pub async fn import_csv(
+    store: &Store,
+    path: &Path,
+    on_reject: impl FnMut(&Rejection),
+) -> anyhow::Result<ImportReport> {
+    let shown = path.display().to_string();
+    let file = File::open(path).map_err(|e| bad_input!("{shown}: cannot open: {e}"))?;
+    import_reader(store, &shown, file, on_reject).await
+}
+
+/// [`import_csv`] on any reader; `source` names it in messages.
+pub async fn import_reader(
+    store: &Store,
+    source: &str,
+    input: impl Read,
+    mut on_reject: impl FnMut(&Rejection),
+) -> anyhow::Result<ImportReport> {
+    let shown = source;
+    let mut input = BufReader::with_capacity(1 << 16, input);
+    let head = input
+        .fill_buf()
+        .with_context(|| format!("reading {shown}"))?;
+    if head.contains(&0) {
+        return Err(bad_input!("{shown}: not a CSV file (binary content)"));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::Headers)
+        .from_reader(input);
+    let headers = reader
+        .headers()
+        .map_err(|e| bad_input!("{shown}:1: not a CSV header row: {e}"))?
+        .clone();
+    let columns: Vec<Column> = headers.iter().map(classify).collect();
+    let Some(email_at) = columns.iter().position(|c| *c == Column::Email) else {
+        return Err(bad_input!(
+            "{shown}:1: no `email` column in the header (found: {})",
+            headers.iter().collect::<Vec<_>>().join(", ")
+        ));
+    };
+    for (i, h) in headers.iter().enumerate() {
+        if headers.iter().take(i).any(|o| o.eq_ignore_ascii_case(h)) {
+            return Err(bad_input!(
+                "{shown}:1: column `{h}` appears twice in the header"
+            ));
+        }
+    }
+
+    let import_start = store.max_subscriber_id().await?;
+    let mut report = ImportReport::default();
+    let mut batch = Batch::default();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {
+                let line = record.position().map_or(0, |p| p.line());
+                match parse_row(&record, &columns, email_at, headers.len()) {
+                    Ok(row) => batch.push(row, &mut report.counts),
+                    Err(reason) => {
+                        report.rejected += 1;
+                        on_reject(&Rejection { line, reason });
+                    }
+                }
+            }
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                match e.kind() {
+                    csv::ErrorKind::Io(_) => {
+                        return Err(anyhow::Error::new(e).context(format!("reading {shown}")))
+                    }
+                    _ => {
+                        report.rejected += 1;
+                        on_reject(&Rejection {
+                            line,
+                            reason: format!("not valid CSV: {e}"),
+                        });
+                    }
+                }
+            }
+        }
+        if batch.rows.len() >= IMPORT_BATCH_ROWS {
+            report.counts += store.upsert_import_batch(&batch.rows, import_start).await?;
+            batch.clear();
+        }
+    }
+    report.counts += store.upsert_import_batch(&batch.rows, import_start).await?;
+    Ok(report)
+}
+
+/// Rows waiting to be written, unique by address (case-insensitive).
+#[derive(Default)]
+struct Batch {
+    rows: Vec<ImportRow>,
+    index: HashMap<String, usize>,
+}
+
+impl Batch {
+    fn push(&mut self, row: ImportRow, counts: &mut UpsertCounts) {
+        let key = row.email.as_ref().to_lowercase();
+        match self.index.get(&key) {
+            Some(&at) => {
+                counts.merged += 1;
+                let kept = &mut self.rows[at];
+                if row.name.is_some() {
+                    kept.name = row.name;
+                }
+                if row.status != SubscriberStatus::Active {
+                    kept.status = row.status;
+                }
+                kept.attributes.extend(row.attributes);
+            }
+            None => {
+                self.index.insert(key, self.rows.len());
+                self.rows.push(row);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.index.clear();
+    }
+}
+
+fn parse_row(
+    record: &csv::StringRecord,
+    columns: &[Column],
+    email_at: usize,
+    width: usize,
+) -> Result<ImportRow, String> {
+    if record.len() != width {
+        return Err(format!(
+            "has {} fields, the header has {width}",
+            record.len()
+        ));
+    }
+    let email = SubscriberEmail::parse(&record[email_at]).map_err(|e| format!("email: {e}"))?;
+    let mut row = ImportRow {
+        email,
+        name: None,
+        status: SubscriberStatus::Active,
+        attributes: serde_json::Map::new(),
+    };
+    for (column, value) in columns.iter().zip(record.iter()) {
+        let value = value.trim();
+        match column {
+            Column::Email | Column::Ignored => {}
+            Column::Name => {
+                row.name =
+                    SubscriberName::parse_optional(value).map_err(|e| format!("name: {e}"))?;
+            }
+            Column::Status => {
+                if !value.is_empty() {
+                    row.status = value
+                        .to_ascii_lowercase()
+                        .parse()
+                        .map_err(|e: String| format!("status: {e}"))?;
+                }
+            }
+            Column::Attributes => {
+                if !value.is_empty() {
+                    match serde_json::from_str::<serde_json::Value>(value) {
+                        Ok(serde_json::Value::Object(map)) => row.attributes.extend(map),
+                        _ => return Err("attributes: not a JSON object".to_string()),
+                    }
+                }
+            }
+            Column::Attribute(key) => {
+                if !value.is_empty() {
+                    if value.chars().any(|c| c.is_control() && c != '\t') {
+                        return Err(format!("{key}: contains a control character"));
+                    }
+                    row.attributes
+                        .insert(key.clone(), serde_json::Value::String(value.to_string()));
+                }
+            }
+        }
+    }
+    Ok(row)
+}

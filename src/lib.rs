@@ -1,0 +1,12 @@
+//! herald: self-hosted email newsletter dispatch. See ARCHITECTURE.md for the
+//! map of modules and the invariants they keep.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod import;
+pub mod secrets;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,51 @@
+//! The unsubscribe signing key: from configuration when set, otherwise one
+//! random key generated once per installation and kept in the database.
+
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::Settings;
+use crate::store::Store;
+
+const META_KEY: &str = "unsubscribe_signing_key";
+
+/// Where the signing key in force comes from (for `herald init` output).
+pub async fn ensure_signing_key(
+    store: &Store,
+    settings: &Settings,
+) -> anyhow::Result<&'static str> {
+    if settings.unsubscribe.secret.is_some() {
+        return Ok("from configuration");
+    }
+    let generated = store.meta_get(META_KEY).await?.is_none();
+    signing_keys(store, settings).await?;
+    Ok(if generated {
+        "generated and stored in the database"
+    } else {
+        "stored in the database"
+    })
+}
+
+/// The current key and, during a rotation, the previous one.
+pub async fn signing_keys(
+    store: &Store,
+    settings: &Settings,
+) -> anyhow::Result<(SecretString, Option<SecretString>)> {
+    let current = match &settings.unsubscribe.secret {
+        Some(secret) => {
+            if secret.expose_secret().len() < 16 {
+                return Err(crate::bad_input!(
+                    "invalid configuration: unsubscribe.secret: must be at least 16 characters"
+                ));
+            }
+            secret.clone()
+        }
+        None => {
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            let fresh = hex::encode(bytes);
+            SecretString::from(store.meta_get_or_insert(META_KEY, &fresh).await?)
+        }
+    };
+    Ok((current, settings.unsubscribe.previous_secret.clone()))
+}

@@ -1,0 +1,74 @@
+//! The only place with SQL. Owns the connection pool, the migrations and one
+//! submodule per table group.
+
+pub mod meta;
+pub mod subscribers;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+use crate::config::DatabaseSettings;
+
+/// Migrations embedded at compile time from `migrations/`.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A handle on herald's SQLite database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Open (creating if needed) and migrate the database. Idempotent.
+    pub async fn open(settings: &DatabaseSettings) -> anyhow::Result<Store> {
+        let options = SqliteConnectOptions::from_str(&settings.url)
+            .map_err(|e| crate::bad_input!("database.url `{}`: {e}", settings.url))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_millis(settings.busy_timeout_ms));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening database {}", settings.url))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .with_context(|| format!("migrating database {}", settings.url))?;
+        Ok(Store { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Start a write transaction that takes the write lock up front, so two
+    /// writers never deadlock upgrading a read lock.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Is the database reachable?
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Current UTC time in the format the schema stores (`…T…Z`, milliseconds).
+pub(crate) fn now_text() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}

@@ -1,0 +1,346 @@
+//! The `subscribers` table: add, batch upsert for imports, status changes,
+//! listing.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{now_text, Store};
+use crate::domain::{SubscriberEmail, SubscriberName, SubscriberStatus};
+
+/// A stored subscriber.
+#[derive(Debug, Clone, Serialize)]
+pub struct Subscriber {
+    pub id: i64,
+    pub email: String,
+    pub name: Option<String>,
+    pub status: SubscriberStatus,
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub unsubscribed_at: Option<String>,
+}
+
+const SUBSCRIBER_COLUMNS: &str =
+    "id, email, name, status, attributes, created_at, updated_at, unsubscribed_at";
+
+fn subscriber_from_row(row: sqlx::sqlite::SqliteRow) -> sqlx::Result<Subscriber> {
+    let status: String = row.try_get("status")?;
+    let attributes: String = row.try_get("attributes")?;
+    Ok(Subscriber {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        status: status
+            .parse()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+        attributes: serde_json::from_str(&attributes).map_err(|e| sqlx::Error::Decode(e.into()))?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        unsubscribed_at: row.try_get("unsubscribed_at")?,
+    })
+}
+
+/// What `add` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddOutcome {
+    Added(i64),
+    /// Already present and active; the name was updated if one was given.
+    AlreadyActive(i64),
+    /// Present but not active; left as it is.
+    NotActive(i64, SubscriberStatus),
+    /// Was not active and has been re-activated on request.
+    Reactivated(i64),
+}
+
+/// One validated row of an import.
+#[derive(Debug, Clone)]
+pub struct ImportRow {
+    pub email: SubscriberEmail,
+    pub name: Option<SubscriberName>,
+    /// `Active` for new rows; a non-active status is applied to existing
+    /// active rows too (an import can record an unsubscribe, never undo one).
+    pub status: SubscriberStatus,
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Counts for one import batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpsertCounts {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Rows whose address appeared earlier in the same import.
+    pub merged: u64,
+}
+
+impl std::ops::AddAssign for UpsertCounts {
+    fn add_assign(&mut self, o: UpsertCounts) {
+        self.inserted += o.inserted;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.merged += o.merged;
+    }
+}
+
+/// Rows per INSERT statement in an import (5 bound values per row stays far
+/// below SQLite's 32,766-variable limit).
+pub const IMPORT_BATCH_ROWS: usize = 1000;
+
+impl Store {
+    pub async fn add_subscriber(
+        &self,
+        email: &SubscriberEmail,
+        name: Option<&SubscriberName>,
+        reactivate: bool,
+    ) -> sqlx::Result<AddOutcome> {
+        let mut tx = self.begin_write().await?;
+        let existing: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, status FROM subscribers WHERE email = ?")
+                .bind(email.as_ref())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let now = now_text();
+        let outcome = match existing {
+            None => {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO subscribers (email, name, created_at, updated_at) VALUES (?, ?, ?, ?) RETURNING id",
+                )
+                .bind(email.as_ref())
+                .bind(name.map(AsRef::as_ref))
+                .bind(&now)
+                .bind(&now)
+                .fetch_one(&mut *tx)
+                .await?;
+                AddOutcome::Added(id)
+            }
+            Some((id, status)) => {
+                let status: SubscriberStatus = status
+                    .parse()
+                    .map_err(|e: String| sqlx::Error::Decode(e.into()))?;
+                if status != SubscriberStatus::Active && !reactivate {
+                    AddOutcome::NotActive(id, status)
+                } else {
+                    sqlx::query(
+                        "UPDATE subscribers SET name = COALESCE(?, name), status = 'active', \
+                         unsubscribed_at = NULL, updated_at = ? WHERE id = ?",
+                    )
+                    .bind(name.map(AsRef::as_ref))
+                    .bind(&now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if status == SubscriberStatus::Active {
+                        AddOutcome::AlreadyActive(id)
+                    } else {
+                        AddOutcome::Reactivated(id)
+                    }
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    pub async fn find_subscriber(
+        &self,
+        email: &SubscriberEmail,
+    ) -> sqlx::Result<Option<Subscriber>> {
+        let sql = format!("SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE email = ?");
+        match sqlx::query(&sql)
+            .bind(email.as_ref())
+            .fetch_optional(self.pool())
+            .await?
+        {
+            Some(row) => subscriber_from_row(row).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn subscriber_by_id(&self, id: i64) -> sqlx::Result<Option<Subscriber>> {
+        let sql = format!("SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = ?");
+        match sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+        {
+            Some(row) => subscriber_from_row(row).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Set a subscriber's status by id. Moving to `unsubscribed` stamps
+    /// `unsubscribed_at` (once). Returns whether the subscriber exists.
+    pub async fn set_subscriber_status(
+        &self,
+        id: i64,
+        status: SubscriberStatus,
+    ) -> sqlx::Result<bool> {
+        let now = now_text();
+        let done = sqlx::query(
+            "UPDATE subscribers SET \
+               unsubscribed_at = CASE WHEN ?1 = 'unsubscribed' THEN COALESCE(unsubscribed_at, ?2) \
+                                      WHEN ?1 = 'active' THEN NULL ELSE unsubscribed_at END, \
+               updated_at = CASE WHEN status = ?1 THEN updated_at ELSE ?2 END, \
+               status = ?1 \
+             WHERE id = ?3",
+        )
+        .bind(status.as_str())
+        .bind(&now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Unsubscribe by address. `None` if there is no such subscriber,
+    /// otherwise the status it had before.
+    pub async fn unsubscribe_email(
+        &self,
+        email: &SubscriberEmail,
+    ) -> sqlx::Result<Option<SubscriberStatus>> {
+        let Some(sub) = self.find_subscriber(email).await? else {
+            return Ok(None);
+        };
+        if sub.status == SubscriberStatus::Active {
+            self.set_subscriber_status(sub.id, SubscriberStatus::Unsubscribed)
+                .await?;
+        }
+        Ok(Some(sub.status))
+    }
+
+    /// One page of subscribers with id above `after`, in id order,
+    /// optionally of one status. Callers page through so memory stays flat
+    /// and no read stays open across the whole listing.
+    pub async fn subscribers_page(
+        &self,
+        status: Option<SubscriberStatus>,
+        after: i64,
+        limit: i64,
+    ) -> sqlx::Result<Vec<Subscriber>> {
+        let sql = format!(
+            "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers \
+             WHERE id > ?1 AND (?2 IS NULL OR status = ?2) ORDER BY id LIMIT ?3"
+        );
+        sqlx::query(&sql)
+            .bind(after)
+            .bind(status.map(SubscriberStatus::as_str))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(subscriber_from_row)
+            .collect()
+    }
+
+    /// Number of subscribers per status (every status present, zero or not).
+    pub async fn subscriber_counts(&self) -> sqlx::Result<BTreeMap<&'static str, i64>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM subscribers GROUP BY status")
+                .fetch_all(self.pool())
+                .await?;
+        let mut counts: BTreeMap<&'static str, i64> = SubscriberStatus::ALL
+            .iter()
+            .map(|s| (s.as_str(), 0))
+            .collect();
+        for (status, n) in rows {
+            if let Ok(st) = status.parse::<SubscriberStatus>() {
+                counts.insert(st.as_str(), n);
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Highest subscriber id now (0 when empty): an import's watermark.
+    pub async fn max_subscriber_id(&self) -> sqlx::Result<i64> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM subscribers")
+            .fetch_one(self.pool())
+            .await
+    }
+
+    /// Upsert one batch of import rows (addresses unique within `rows`) in
+    /// one transaction. `import_start` is the watermark from before the
+    /// import began: an existing row above it was inserted earlier in this
+    /// same import, so meeting it again is a merged duplicate. Never
+    /// re-activates anyone.
+    pub async fn upsert_import_batch(
+        &self,
+        rows: &[ImportRow],
+        import_start: i64,
+    ) -> sqlx::Result<UpsertCounts> {
+        if rows.is_empty() {
+            return Ok(UpsertCounts::default());
+        }
+        let now = now_text();
+        let mut sql = String::with_capacity(400 + rows.len() * 20);
+        sql.push_str(
+            "INSERT INTO subscribers (email, name, status, attributes, unsubscribed_at, created_at, updated_at) VALUES ",
+        );
+        // ?1 is `now`; row i's five values are ?(5i+2) ..= ?(5i+6).
+        for i in 0..rows.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            let b = 5 * i + 2;
+            let _ = write!(
+                sql,
+                "(?{},?{},?{},?{},?{},?1,?1)",
+                b,
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4
+            );
+        }
+        let sql = format!(
+            "{sql} ON CONFLICT(email) DO UPDATE SET \
+               name = COALESCE(excluded.name, subscribers.name), \
+               attributes = json_patch(subscribers.attributes, excluded.attributes), \
+               unsubscribed_at = CASE WHEN subscribers.status = 'active' AND excluded.status <> 'active' \
+                                      THEN excluded.unsubscribed_at ELSE subscribers.unsubscribed_at END, \
+               status = CASE WHEN subscribers.status = 'active' AND excluded.status <> 'active' \
+                             THEN excluded.status ELSE subscribers.status END, \
+               updated_at = excluded.updated_at \
+             WHERE subscribers.id > {import_start} \
+                OR (excluded.name IS NOT NULL AND excluded.name IS NOT subscribers.name) \
+                OR json_patch(subscribers.attributes, excluded.attributes) IS NOT subscribers.attributes \
+                OR (subscribers.status = 'active' AND excluded.status <> 'active') \
+             RETURNING id"
+        );
+        let mut tx = self.begin_write().await?;
+        let batch_start: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM subscribers")
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut query = sqlx::query_scalar::<_, i64>(&sql).bind(&now);
+        let attrs: Vec<String> = rows
+            .iter()
+            .map(|r| serde_json::Value::Object(r.attributes.clone()).to_string())
+            .collect();
+        for (row, attrs) in rows.iter().zip(&attrs) {
+            let unsubscribed_at =
+                (row.status == SubscriberStatus::Unsubscribed).then_some(now.as_str());
+            query = query
+                .bind(row.email.as_ref())
+                .bind(row.name.as_ref().map(AsRef::as_ref))
+                .bind(row.status.as_str())
+                .bind(attrs.as_str())
+                .bind(unsubscribed_at);
+        }
+        let ids = query.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let mut counts = UpsertCounts::default();
+        for id in &ids {
+            if *id > batch_start {
+                counts.inserted += 1;
+            } else if *id > import_start {
+                counts.merged += 1;
+            } else {
+                counts.updated += 1;
+            }
+        }
+        counts.unchanged = rows.len() as u64 - ids.len() as u64;
+        Ok(counts)
+    }
+}
