@@ -30,6 +30,9 @@ pub struct Settings {
     pub http: HttpSettings,
     pub unsubscribe: UnsubscribeSettings,
     pub schedule: ScheduleSettings,
+    /// DKIM signing; off unless the section is present.
+    #[serde(default)]
+    pub dkim: Option<DkimSettings>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +128,30 @@ pub struct UnsubscribeSettings {
     pub secret: Option<SecretString>,
     #[serde(default)]
     pub previous_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DkimAlgorithm {
+    Rsa,
+    Ed25519,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimSettings {
+    /// The signing domain (d=).
+    pub domain: String,
+    /// The DNS selector (s=).
+    pub selector: String,
+    /// RSA: a PKCS#1 PEM file. Ed25519: a file holding the base64 32-byte seed.
+    pub private_key_path: PathBuf,
+    #[serde(default = "default_dkim_algorithm")]
+    pub algorithm: DkimAlgorithm,
+}
+
+fn default_dkim_algorithm() -> DkimAlgorithm {
+    DkimAlgorithm::Rsa
 }
 
 #[derive(Debug, Clone, Deserialize)]

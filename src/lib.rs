@@ -7,6 +7,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod import;
+pub mod mailer;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
+pub mod token;

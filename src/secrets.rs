@@ -6,6 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::Settings;
 use crate::store::Store;
+use crate::token::SigningKeys;
 
 const META_KEY: &str = "unsubscribe_signing_key";
 
@@ -27,10 +28,7 @@ pub async fn ensure_signing_key(
 }
 
 /// The current key and, during a rotation, the previous one.
-pub async fn signing_keys(
-    store: &Store,
-    settings: &Settings,
-) -> anyhow::Result<(SecretString, Option<SecretString>)> {
+pub async fn signing_keys(store: &Store, settings: &Settings) -> anyhow::Result<SigningKeys> {
     let current = match &settings.unsubscribe.secret {
         Some(secret) => {
             if secret.expose_secret().len() < 16 {
@@ -47,5 +45,8 @@ pub async fn signing_keys(
             SecretString::from(store.meta_get_or_insert(META_KEY, &fresh).await?)
         }
     };
-    Ok((current, settings.unsubscribe.previous_secret.clone()))
+    Ok(SigningKeys::new(
+        current,
+        settings.unsubscribe.previous_secret.clone(),
+    ))
 }

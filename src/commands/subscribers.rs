@@ -135,7 +135,7 @@ const CSV_HEADER: [&str; 7] = [
 /// Writes subscribers one at a time in the chosen format.
 enum Sink<W: Write> {
     Table { out: W, rows: u64 },
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
     Json { out: W, rows: u64 },
 }
 
@@ -146,7 +146,7 @@ impl<W: Write> Sink<W> {
             ListFormat::Csv => {
                 let mut w = csv::Writer::from_writer(out);
                 w.write_record(CSV_HEADER)?;
-                Sink::Csv(w)
+                Sink::Csv(Box::new(w))
             }
             ListFormat::Json => Sink::Json { out, rows: 0 },
         })

@@ -1,0 +1,94 @@
+//! One recipient's MIME message: the headers a bulk sender must carry and a
+//! multipart/alternative body (text/plain first, text/html last).
+
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::Message;
+
+use crate::bad_input;
+
+/// Everything that goes into one recipient's message.
+#[derive(Debug, Clone)]
+pub struct MessageSpec<'a> {
+    pub from_name: &'a str,
+    pub from_address: &'a str,
+    pub to_address: &'a str,
+    pub to_name: Option<&'a str>,
+    pub reply_to: Option<&'a str>,
+    pub subject: &'a str,
+    /// Without angle brackets: `local@domain`.
+    pub message_id: &'a str,
+    /// The https one-click URL.
+    pub unsubscribe_url: &'a str,
+    /// Optional `mailto:` fallback for List-Unsubscribe.
+    pub unsubscribe_mailto: Option<&'a str>,
+    /// `List-Id` value, e.g. `Newsletter <news.example.org>`.
+    pub list_id: &'a str,
+    pub feedback_id: Option<&'a str>,
+    pub text: String,
+    pub html: String,
+}
+
+/// A built message and its envelope, ready for a transport.
+pub struct OutgoingMessage {
+    pub(crate) message: Message,
+}
+
+impl OutgoingMessage {
+    /// The message as it goes on the wire (CRLF line ends).
+    pub fn formatted(&self) -> Vec<u8> {
+        self.message.formatted()
+    }
+
+    /// Sign with DKIM (relaxed/relaxed).
+    pub fn sign(&mut self, signer: &super::dkim::Signer) {
+        signer.sign(&mut self.message);
+    }
+}
+
+fn raw_header(name: &'static str, value: String) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
+}
+
+fn mailbox(name: Option<&str>, address: &str, what: &str) -> anyhow::Result<Mailbox> {
+    let address = address
+        .parse()
+        .map_err(|e| bad_input!("{what} address `{address}`: {e}"))?;
+    Ok(Mailbox::new(name.map(str::to_string), address))
+}
+
+/// Build one recipient's message. Header values come from parsed newtypes or
+/// configuration; lettre encodes non-ASCII values (RFC 2047) and folds long
+/// lines.
+pub fn build(spec: MessageSpec<'_>) -> anyhow::Result<OutgoingMessage> {
+    let mut list_unsubscribe = format!("<{}>", spec.unsubscribe_url);
+    if let Some(mailto) = spec.unsubscribe_mailto {
+        list_unsubscribe.push_str(&format!(", <{mailto}>"));
+    }
+    let mut builder = Message::builder()
+        .from(mailbox(
+            Some(spec.from_name),
+            spec.from_address,
+            "sender.from_address",
+        )?)
+        .to(mailbox(spec.to_name, spec.to_address, "recipient")?)
+        .subject(spec.subject)
+        .date_now()
+        .message_id(Some(format!("<{}>", spec.message_id)))
+        .raw_header(raw_header("List-Unsubscribe", list_unsubscribe))
+        .raw_header(raw_header(
+            "List-Unsubscribe-Post",
+            "List-Unsubscribe=One-Click".to_string(),
+        ))
+        .raw_header(raw_header("List-Id", spec.list_id.to_string()));
+    if let Some(reply_to) = spec.reply_to {
+        builder = builder.reply_to(mailbox(None, reply_to, "sender.reply_to")?);
+    }
+    if let Some(feedback_id) = spec.feedback_id {
+        builder = builder.raw_header(raw_header("Feedback-ID", feedback_id.to_string()));
+    }
+    let message = builder
+        .multipart(MultiPart::alternative_plain_html(spec.text, spec.html))
+        .map_err(|e| anyhow::anyhow!("building the message: {e}"))?;
+    Ok(OutgoingMessage { message })
+}

@@ -1,0 +1,7 @@
+//! The only module that knows lettre: MIME building, headers, DKIM, and the
+//! transports (SMTP connections, outbox files).
+
+pub mod dkim;
+pub mod message;
+
+pub use message::{MessageSpec, OutgoingMessage};

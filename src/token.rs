@@ -1,0 +1,166 @@
+//! Unsubscribe tokens: the only credential in an unsubscribe link.
+//!
+//! A token is base64url (no padding) of `version ‖ subscriber id ‖ issue id ‖
+//! MAC`, where MAC is HMAC-SHA256 over a domain-separation label and the
+//! payload, truncated to 128 bits and checked in constant time. The issue id
+//! lets a token be traced to the issue that carried it (0 = none). During a
+//! key rotation a previous key is still accepted.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const VERSION: u8 = 1;
+const LABEL: &[u8] = b"herald/unsubscribe/v1";
+const PAYLOAD_LEN: usize = 1 + 8 + 8;
+const MAC_LEN: usize = 16;
+const TOKEN_LEN: usize = PAYLOAD_LEN + MAC_LEN;
+
+/// What a valid token says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenClaims {
+    pub subscriber_id: i64,
+    /// The issue whose message carried the link, if any.
+    pub issue_id: Option<i64>,
+}
+
+/// The signing key in force and, during a rotation, the previous one.
+#[derive(Clone)]
+pub struct SigningKeys {
+    current: SecretString,
+    previous: Option<SecretString>,
+}
+
+impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKeys([REDACTED])")
+    }
+}
+
+impl SigningKeys {
+    pub fn new(current: SecretString, previous: Option<SecretString>) -> SigningKeys {
+        SigningKeys { current, previous }
+    }
+
+    /// Sign a token for `subscriber_id` (and the issue carrying it).
+    pub fn sign(&self, claims: TokenClaims) -> String {
+        let mut bytes = [0u8; TOKEN_LEN];
+        bytes[0] = VERSION;
+        bytes[1..9].copy_from_slice(&(claims.subscriber_id as u64).to_be_bytes());
+        bytes[9..17].copy_from_slice(&(claims.issue_id.unwrap_or(0) as u64).to_be_bytes());
+        let tag = mac(&self.current, &bytes[..PAYLOAD_LEN])
+            .finalize()
+            .into_bytes();
+        bytes[PAYLOAD_LEN..].copy_from_slice(&tag[..MAC_LEN]);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The claims of a genuine token, or `None` for anything else
+    /// (tampered, truncated, foreign, signed with a retired key, garbage).
+    pub fn verify(&self, token: &str) -> Option<TokenClaims> {
+        if token.len() != (TOKEN_LEN * 4).div_ceil(3) {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+        if bytes.len() != TOKEN_LEN || bytes[0] != VERSION {
+            return None;
+        }
+        let (payload, tag) = bytes.split_at(PAYLOAD_LEN);
+        let genuine = std::iter::once(&self.current)
+            .chain(self.previous.as_ref())
+            .any(|key| mac(key, payload).verify_truncated_left(tag).is_ok());
+        if !genuine {
+            return None;
+        }
+        let subscriber_id = u64::from_be_bytes(payload[1..9].try_into().ok()?) as i64;
+        let issue = u64::from_be_bytes(payload[9..17].try_into().ok()?) as i64;
+        Some(TokenClaims {
+            subscriber_id,
+            issue_id: (issue != 0).then_some(issue),
+        })
+    }
+}
+
+fn mac(key: &SecretString, payload: &[u8]) -> HmacSha256 {
+    let mut m = HmacSha256::new_from_slice(key.expose_secret().as_bytes())
+        .expect("HMAC accepts keys of any length");
+    m.update(LABEL);
+    m.update(payload);
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn keys(current: &str, previous: Option<&str>) -> SigningKeys {
+        SigningKeys::new(current.into(), previous.map(Into::into))
+    }
+
+    #[test]
+    fn a_signed_token_verifies_to_its_claims() {
+        let k = keys("current-secret-0123456789", None);
+        let claims = TokenClaims {
+            subscriber_id: 42,
+            issue_id: Some(7),
+        };
+        let t = k.sign(claims);
+        assert_eq!(t.len(), 44);
+        assert_eq!(k.verify(&t), Some(claims));
+        let none = TokenClaims {
+            subscriber_id: 1,
+            issue_id: None,
+        };
+        assert_eq!(k.verify(&k.sign(none)), Some(none));
+    }
+
+    #[test]
+    fn previous_key_is_accepted_during_rotation_and_retired_keys_are_not() {
+        let old = keys("old-secret-0123456789", None);
+        let t = old.sign(TokenClaims {
+            subscriber_id: 5,
+            issue_id: None,
+        });
+        assert!(keys("new-secret-0123456789", Some("old-secret-0123456789"))
+            .verify(&t)
+            .is_some());
+        assert!(keys("new-secret-0123456789", None).verify(&t).is_none());
+    }
+
+    #[test]
+    fn tampered_truncated_and_garbage_tokens_fail() {
+        let k = keys("current-secret-0123456789", None);
+        let t = k.sign(TokenClaims {
+            subscriber_id: 42,
+            issue_id: Some(7),
+        });
+        assert!(k.verify(&t[..t.len() - 1]).is_none());
+        assert!(k.verify("").is_none());
+        assert!(k.verify("not a token at all").is_none());
+        let mut raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
+        raw[8] ^= 1; // another subscriber id
+        assert!(k.verify(&URL_SAFE_NO_PAD.encode(&raw)).is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn verify_never_panics_and_rejects_random_input(s in ".{0,80}") {
+            let k = keys("current-secret-0123456789", None);
+            prop_assert!(k.verify(&s).is_none());
+        }
+
+        #[test]
+        fn any_single_bit_flip_is_rejected(id in 1i64..i64::MAX, issue in 0i64..1_000_000, bit in 0usize..(TOKEN_LEN * 8)) {
+            let k = keys("current-secret-0123456789", None);
+            let t = k.sign(TokenClaims { subscriber_id: id, issue_id: (issue != 0).then_some(issue) });
+            let mut raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
+            raw[bit / 8] ^= 1 << (bit % 8);
+            prop_assert!(k.verify(&URL_SAFE_NO_PAD.encode(&raw)).is_none());
+        }
+    }
+}

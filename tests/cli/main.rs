@@ -1,0 +1,7 @@
+//! The one integration-test binary: each module drives herald through its
+//! public boundary (the built binary, the library API) against a real SQLite
+//! file in a fresh temporary directory.
+
+mod config;
+mod helpers;
+mod subscribers;
