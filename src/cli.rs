@@ -58,9 +58,78 @@ pub enum Command {
     #[command(subcommand)]
     Subscribers(SubscribersCommand),
 
-    /// Run the whole job on the embedded defaults: initialise the database
-    /// and import the bundled sample subscribers.
+    /// Send an issue: to test addresses, as a dry run, or live to every
+    /// active subscriber. A live send records each recipient's outcome and
+    /// resumes where it stopped when run again.
+    Send(SendArgs),
+
+    /// Show an issue's delivery ledger: counts per state, rate, elapsed,
+    /// and the recipients that failed or are waiting for a retry.
+    Status(StatusArgs),
+
+    /// Put failed or unknown deliveries back to pending; the next
+    /// `send --live` (or `run-due`) delivers them.
+    Resend(ResendArgs),
+
+    /// Run the whole job on the embedded defaults: initialise the database,
+    /// import the bundled sample subscribers and live-send the bundled issue
+    /// to the local outbox.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["test", "dry_run", "live"])))]
+pub struct SendArgs {
+    /// Issue file.
+    pub issue: PathBuf,
+    /// Send only to these addresses (subscribers or not), subject prefixed
+    /// "[TEST]"; recorded apart from the live ledger.
+    #[arg(long, value_name = "ADDR", num_args = 1..)]
+    pub test: Vec<String>,
+    /// Build every recipient's full message and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The real send to every active subscriber.
+    #[arg(long)]
+    pub live: bool,
+    /// Do not ask for confirmation (required when not on a terminal).
+    #[arg(long, requires = "live")]
+    pub yes: bool,
+    /// The file changed after its live send started: send the edited file
+    /// as a new version to the whole audience.
+    #[arg(long, requires = "live")]
+    pub force_new_version: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Issue file (or its slug).
+    pub issue: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: StatusFormat,
+    /// List every failed recipient with the server's last reply.
+    #[arg(long)]
+    pub failed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["failed", "unknown"])))]
+pub struct ResendArgs {
+    /// Issue file (or its slug).
+    pub issue: PathBuf,
+    /// Retry deliveries that failed (for example after fixing a relay).
+    #[arg(long)]
+    pub failed: bool,
+    /// Resend deliveries whose outcome was lost in a crash.
+    #[arg(long)]
+    pub unknown: bool,
 }
 
 #[derive(Debug, Subcommand)]

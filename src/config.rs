@@ -72,7 +72,11 @@ pub struct SenderSettings {
     pub burst: u32,
     pub concurrency: usize,
     pub max_attempts: u32,
-    pub retry_base_secs: u64,
+    /// First retry delay in milliseconds; doubles per attempt, with jitter.
+    pub retry_base_ms: u64,
+    /// How long a run waits for deferred messages to come due before
+    /// leaving them to the next run.
+    pub linger_secs: u64,
     pub on_unknown: OnUnknown,
     #[serde(default)]
     pub domain_rates: BTreeMap<String, f64>,
@@ -112,6 +116,10 @@ pub struct SmtpSettings {
     pub password: Option<SecretString>,
     pub connect_timeout_secs: u64,
     pub send_timeout_secs: u64,
+    /// Consecutive failed connection attempts before a worker gives up.
+    pub reconnect_attempts: u32,
+    /// First pause after a failed connection; doubles per failure.
+    pub reconnect_backoff_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,10 +4,12 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod import;
 pub mod mailer;
+pub mod render;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 
 mod demo;
 mod init;
+pub mod send;
 mod subscribers;
 
 use crate::cli::{Cli, Command};
@@ -15,13 +16,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Init => init::run(&settings).await,
-        Command::Subscribers(cmd) => {
-            let store = open_store(&settings).await?;
-            let code = subscribers::run(&store, cmd).await;
-            store.close().await;
-            code
-        }
         Command::Demo(args) => demo::run(&settings, args).await,
+        command => {
+            let store = open_store(&settings).await?;
+            let result = dispatch(&settings, &store, command).await;
+            store.close().await;
+            result
+        }
+    }
+}
+
+/// Commands that work on an open database.
+async fn dispatch(settings: &Settings, store: &Store, command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Subscribers(cmd) => subscribers::run(store, cmd).await,
+        Command::Send(args) => send::run(settings, store, args).await,
+        Command::Status(args) => send::status(store, args).await,
+        Command::Resend(args) => send::resend(store, args).await,
+        Command::Init | Command::Demo(_) => unreachable!("handled before opening the store"),
     }
 }
 

@@ -32,17 +32,24 @@ pub struct MessageSpec<'a> {
 /// A built message and its envelope, ready for a transport.
 pub struct OutgoingMessage {
     pub(crate) message: Message,
+    wire: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl OutgoingMessage {
     /// The message as it goes on the wire (CRLF line ends).
-    pub fn formatted(&self) -> Vec<u8> {
-        self.message.formatted()
+    pub fn formatted(&self) -> &[u8] {
+        self.wire.get_or_init(|| self.message.formatted())
+    }
+
+    /// Size on the wire in bytes.
+    pub fn formatted_len(&self) -> usize {
+        self.formatted().len()
     }
 
     /// Sign with DKIM (relaxed/relaxed).
     pub fn sign(&mut self, signer: &super::dkim::Signer) {
         signer.sign(&mut self.message);
+        self.wire = std::sync::OnceLock::new();
     }
 }
 
@@ -90,5 +97,8 @@ pub fn build(spec: MessageSpec<'_>) -> anyhow::Result<OutgoingMessage> {
     let message = builder
         .multipart(MultiPart::alternative_plain_html(spec.text, spec.html))
         .map_err(|e| anyhow::anyhow!("building the message: {e}"))?;
-    Ok(OutgoingMessage { message })
+    Ok(OutgoingMessage {
+        message,
+        wire: std::sync::OnceLock::new(),
+    })
 }

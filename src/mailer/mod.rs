@@ -3,5 +3,6 @@
 
 pub mod dkim;
 pub mod message;
+pub mod transport;
 
 pub use message::{MessageSpec, OutgoingMessage};

@@ -1,6 +1,8 @@
 //! The only place with SQL. Owns the connection pool, the migrations and one
 //! submodule per table group.
 
+pub mod deliveries;
+pub mod issues;
 pub mod meta;
 pub mod subscribers;
 
@@ -67,8 +69,18 @@ impl Store {
 }
 
 /// Current UTC time in the format the schema stores (`…T…Z`, milliseconds).
-pub(crate) fn now_text() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+pub fn now_text() -> String {
+    format_time(chrono::Utc::now())
+}
+
+/// A UTC time in the stored text form; text order is time order.
+pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// Parse a stored time.
+pub fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }

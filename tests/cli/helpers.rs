@@ -76,3 +76,53 @@ pub fn stderr(output: &std::process::Output) -> String {
 pub fn sample_subscribers() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sample-subscribers.csv")
 }
+
+/// Write a small valid issue file and return its path.
+pub fn write_issue(env: &TestEnv, slug: &str) -> PathBuf {
+    env.write(
+        &format!("issues/{slug}.toml"),
+        format!("slug = \"{slug}\"\nsubject = \"Migration news — {slug}\"\nbody = \"Stories of people on the move.\"\n"),
+    )
+}
+
+/// Import `n` subscribers named user0001@example.org … into the database.
+pub fn seed_subscribers(env: &TestEnv, n: usize) {
+    let mut csv = String::from("email,name\n");
+    for i in 1..=n {
+        csv.push_str(&format!("user{i:04}@example.org,User {i}\n"));
+    }
+    let file = env.write("seed.csv", csv);
+    let out = env
+        .herald()
+        .args(["subscribers", "import"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Settings for sending through the SMTP server on `port`, fast retries.
+pub fn smtp_env(cmd: &mut Command, port: u16) {
+    cmd.env("HERALD__TRANSPORT__KIND", "smtp")
+        .env("HERALD__SMTP__HOST", "127.0.0.1")
+        .env("HERALD__SMTP__PORT", port.to_string())
+        .env("HERALD__SMTP__SEND_TIMEOUT_SECS", "1")
+        .env("HERALD__SMTP__CONNECT_TIMEOUT_SECS", "2")
+        .env("HERALD__SMTP__RECONNECT_ATTEMPTS", "3")
+        .env("HERALD__SMTP__RECONNECT_BACKOFF_MS", "50")
+        .env("HERALD__SENDER__RATE_PER_SECOND", "1000")
+        .env("HERALD__SENDER__CONCURRENCY", "4")
+        .env("HERALD__UNSUBSCRIBE__SECRET", "test-signing-key-0123456789");
+}
+
+/// Ledger counts of an issue via `herald status --format json`.
+pub fn ledger(env: &TestEnv, issue: &Path) -> serde_json::Value {
+    let out = env
+        .herald()
+        .args(["status", "--format", "json"])
+        .arg(issue)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}

@@ -3,5 +3,7 @@
 //! file in a fresh temporary directory.
 
 mod config;
+mod delivery;
 mod helpers;
+mod smtp_server;
 mod subscribers;

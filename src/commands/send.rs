@@ -1,0 +1,613 @@
+//! `herald send`: test sends, dry runs, and live sends through the delivery
+//! engine; `herald status` and `herald resend` read and steer the ledger.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sha2::Digest;
+
+use crate::bad_input;
+use crate::cli::{ResendArgs, SendArgs, StatusArgs, StatusFormat};
+use crate::config::Settings;
+use crate::delivery::compose::{Addressee, Composer};
+use crate::delivery::progress::Progress;
+use crate::delivery::ratelimit::SendLimiter;
+use crate::delivery::{self, EngineOptions, Halt, Plan, RunReport, Stopper};
+use crate::domain::{SubscriberEmail, SubscriberStatus};
+use crate::mailer::dkim::Signer;
+use crate::mailer::transport::{Connector, SendResult};
+use crate::render::{self, CompiledIssue};
+use crate::secrets;
+use crate::store::issues::{IssueRecord, NewIssue, Registered};
+use crate::store::{now_text, Store};
+
+/// Exit code after an operator interrupt.
+const INTERRUPTED: u8 = 130;
+
+pub async fn run(settings: &Settings, store: &Store, args: SendArgs) -> anyhow::Result<u8> {
+    if !args.test.is_empty() {
+        test_send(settings, store, &args.issue, &args.test).await
+    } else if args.dry_run {
+        dry_run(settings, store, &args.issue).await
+    } else {
+        let opts = LiveOptions {
+            yes: args.yes,
+            force_new_version: args.force_new_version,
+            progress: Progress::Auto {
+                every: Duration::from_secs(10),
+            },
+        };
+        let (code, _) = live_send(settings, store, &args.issue, &opts).await?;
+        Ok(code)
+    }
+}
+
+/// Load and compile an issue file (errors name the file).
+fn compile_file(
+    settings: &Settings,
+    path: &Path,
+) -> anyhow::Result<(render::Issue, CompiledIssue)> {
+    let issue = render::load_issue(path)?;
+    let compiled = render::compile(&issue, settings)?;
+    Ok((issue, compiled))
+}
+
+fn dkim_signer(settings: &Settings) -> anyhow::Result<Option<Arc<Signer>>> {
+    settings
+        .dkim
+        .as_ref()
+        .map(|d| Signer::load(d).map(Arc::new))
+        .transpose()
+}
+
+async fn test_send(
+    settings: &Settings,
+    store: &Store,
+    path: &Path,
+    addresses: &[String],
+) -> anyhow::Result<u8> {
+    let recipients = addresses
+        .iter()
+        .map(|a| SubscriberEmail::parse(a).map_err(|e| bad_input!("--test {a}: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (issue, compiled) = compile_file(settings, path)?;
+    let keys = secrets::signing_keys(store, settings).await?;
+    let composer = Composer::new(
+        settings,
+        compiled.prepare(),
+        issue.slug(),
+        None,
+        keys,
+        dkim_signer(settings)?,
+        "[TEST] ",
+    );
+    let connector = Connector::from_settings(settings);
+    let mut conn = connector
+        .connect()
+        .await
+        .with_context(|| format!("test send through {}", connector.describe()))?;
+    let stamp = chrono::Utc::now().timestamp_millis();
+    let mut failures = 0;
+    for (n, to) in recipients.iter().enumerate() {
+        let subscriber = store.find_subscriber(to).await?;
+        let message_id = format!(
+            "{}.test-{stamp}-{n}@{}",
+            issue.slug(),
+            settings.sending_domain()
+        );
+        let message = composer.compose(&Addressee {
+            subscriber_id: subscriber.as_ref().map_or(0, |s| s.id),
+            email: to.as_ref(),
+            name: subscriber.as_ref().and_then(|s| s.name.as_deref()),
+            message_id: &message_id,
+        })?;
+        let result = conn.send(&message, &message_id).await;
+        let (outcome, reply) = match &result {
+            SendResult::Accepted { reply, .. } => ("accepted", reply.clone()),
+            SendResult::Rejected { code, reply, .. } => ("rejected", format!("{code} {reply}")),
+            SendResult::Lost { detail, .. } => ("lost", detail.clone()),
+        };
+        store
+            .record_test_send(issue.slug(), to.as_ref(), &message_id, outcome, &reply)
+            .await?;
+        println!("test message to {to}: {outcome} ({reply})");
+        if outcome != "accepted" {
+            failures += 1;
+        }
+        if !result.connection_usable() {
+            conn = connector.connect().await?;
+        }
+    }
+    conn.close().await;
+    Ok(if failures > 0 { 1 } else { 0 })
+}
+
+async fn dry_run(settings: &Settings, store: &Store, path: &Path) -> anyhow::Result<u8> {
+    let (issue, compiled) = compile_file(settings, path)?;
+    let keys = secrets::signing_keys(store, settings).await?;
+    let composer = Composer::new(
+        settings,
+        compiled.prepare(),
+        issue.slug(),
+        None,
+        keys,
+        dkim_signer(settings)?,
+        "",
+    );
+    let started = std::time::Instant::now();
+    let (mut messages, mut bytes, mut after) = (0u64, 0u64, 0i64);
+    loop {
+        let page = store
+            .subscribers_page(Some(SubscriberStatus::Active), after, 2000)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for sub in &page {
+            let message_id = format!("{}.{}@{}", issue.slug(), sub.id, settings.sending_domain());
+            let message = composer.compose(&Addressee {
+                subscriber_id: sub.id,
+                email: &sub.email,
+                name: sub.name.as_deref(),
+                message_id: &message_id,
+            })?;
+            messages += 1;
+            bytes += message.formatted_len() as u64;
+        }
+    }
+    println!(
+        "dry run of {}: built {messages} messages, {bytes} bytes in total ({} bytes each on average) in {:.2?}; nothing was sent",
+        issue.slug(),
+        bytes.checked_div(messages).unwrap_or(0),
+        started.elapsed()
+    );
+    Ok(0)
+}
+
+/// Options of a live send that are not settings.
+pub struct LiveOptions {
+    pub yes: bool,
+    pub force_new_version: bool,
+    pub progress: Progress,
+}
+
+/// Register the issue file, snapshot the audience on first start, and
+/// deliver (resuming if it was interrupted). Returns the exit code and the
+/// run report.
+pub async fn live_send(
+    settings: &Settings,
+    store: &Store,
+    path: &Path,
+    opts: &LiveOptions,
+) -> anyhow::Result<(u8, Option<RunReport>)> {
+    let (issue, compiled) = compile_file(settings, path)?;
+    let hash = hex::encode(sha2::Sha256::digest(issue.source_bytes()));
+    let compiled_json = serde_json::to_string(&compiled)?;
+    let registered = store
+        .register_issue(
+            &NewIssue {
+                slug: issue.slug(),
+                subject: &compiled.subject,
+                content_hash: &hash,
+                compiled_json: &compiled_json,
+                source_path: path.to_str(),
+            },
+            opts.force_new_version,
+        )
+        .await?;
+    let record = match registered {
+        Registered::Ready(r) => r,
+        Registered::ChangedAfterStart(r) => {
+            return Err(bad_input!(
+                "{}: the file changed after the live send of `{}` (version {}) started at {}; \
+                 resuming would mix two contents. Restore the file, or pass --force-new-version \
+                 to send the edited issue to the whole audience as version {}",
+                path.display(),
+                r.slug,
+                r.version,
+                r.started_at.as_deref().unwrap_or("?"),
+                r.version + 1
+            ))
+        }
+    };
+    deliver_record(settings, store, &record, opts).await
+}
+
+/// Deliver a registered issue version (live send or scheduled run).
+pub async fn deliver_record(
+    settings: &Settings,
+    store: &Store,
+    record: &IssueRecord,
+    opts: &LiveOptions,
+) -> anyhow::Result<(u8, Option<RunReport>)> {
+    // The stored compiled content, so a resumed send is byte-identical.
+    let compiled: CompiledIssue =
+        serde_json::from_str(&record.compiled).context("reading the stored compiled issue")?;
+    let lease = Lease::new(settings, format!("send:{}", record.id));
+    if !lease.take(store).await? {
+        let who = store.lease_holder(&lease.name).await?;
+        anyhow::bail!(
+            "another herald process is sending `{}` right now ({}); not starting a second one",
+            record.slug,
+            who.map(|(h, until)| format!("{h}, lease until {until}"))
+                .unwrap_or_default()
+        );
+    }
+    let renewer = tokio::spawn(lease.clone().renew_forever(store.clone()));
+    let result = deliver_with_lease(settings, store, record, compiled, opts).await;
+    renewer.abort();
+    let _ = store.release_lease(&lease.name, &lease.holder).await;
+    result
+}
+
+async fn deliver_with_lease(
+    settings: &Settings,
+    store: &Store,
+    record: &IssueRecord,
+    compiled: CompiledIssue,
+    opts: &LiveOptions,
+) -> anyhow::Result<(u8, Option<RunReport>)> {
+    let first_start = record.started_at.is_none();
+    let audience = if first_start {
+        store.subscriber_counts().await?["active"]
+    } else {
+        let c = store.delivery_counts(record.id).await?;
+        c["pending"] + c["claimed"] + c["deferred"] + c["unknown"]
+    };
+    if !opts.yes {
+        confirm(&record.subject, audience, first_start)?;
+    }
+    let prefix = if record.version == 1 {
+        record.slug.clone()
+    } else {
+        format!("{}-v{}", record.slug, record.version)
+    };
+    let added = store
+        .start_live_send(record.id, &prefix, settings.sending_domain(), &now_text())
+        .await?;
+    if first_start {
+        tracing::info!(issue = %record.slug, recipients = added, "live send started");
+    } else {
+        tracing::info!(issue = %record.slug, "resuming live send");
+    }
+    let keys = secrets::signing_keys(store, settings).await?;
+    let composer = Composer::new(
+        settings,
+        compiled.prepare(),
+        &record.slug,
+        Some(record.id),
+        keys,
+        dkim_signer(settings)?,
+        "",
+    );
+    let stop = Stopper::default();
+    let signals = tokio::spawn(watch_signals(stop.clone()));
+    let plan = Plan {
+        composer,
+        connector: Connector::from_settings(settings),
+        limiter: SendLimiter::new(&settings.sender),
+        options: EngineOptions::from_settings(settings),
+    };
+    let report = delivery::run(store, record, plan, stop, &opts.progress).await;
+    signals.abort();
+    let report = report?;
+    let counts = store.delivery_counts(record.id).await?;
+    println!(
+        "{}: this run sent {}, failed {}, deferred {}, unknown {} in {:.1?} ({} bytes)",
+        record.slug,
+        report.sent,
+        report.failed,
+        report.deferred,
+        report.unknown,
+        report.elapsed,
+        report.bytes
+    );
+    println!("ledger: {}", format_states(&counts));
+    let left = counts["pending"] + counts["deferred"] + counts["unknown"] + counts["claimed"];
+    let code = match report.halt {
+        Halt::Unreachable => {
+            eprintln!(
+                "herald: error: could not reach {}; {left} deliveries are left for the next run (see `herald status`)",
+                Connector::from_settings(settings).describe()
+            );
+            1
+        }
+        Halt::Interrupted => {
+            eprintln!("herald: stopped by request; {left} deliveries left; run the same command to resume");
+            INTERRUPTED
+        }
+        Halt::LedgerFailed => 1,
+        Halt::None => {
+            if left > 0 {
+                println!("{left} deliveries wait for a later attempt; `herald send --live` again or `herald run-due` resumes them");
+            }
+            0
+        }
+    };
+    Ok((code, Some(report)))
+}
+
+fn confirm(subject: &str, audience: i64, first_start: bool) -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Err(bad_input!(
+            "a live send needs confirmation: pass --yes (stdin is not a terminal)"
+        ));
+    }
+    let what = if first_start {
+        "Send"
+    } else {
+        "Resume sending"
+    };
+    eprint!("{what} \"{subject}\" to {audience} subscribers? [y/N] ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(bad_input!("live send not confirmed; nothing was sent"))
+    }
+}
+
+/// First Ctrl-C/SIGTERM: stop claiming and finish in-flight messages.
+/// Second: exit at once (the ledger stays consistent: rows in flight are
+/// resolved as `unknown` on the next run).
+async fn watch_signals(stop: Stopper) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    for n in 0.. {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        if n == 0 {
+            eprintln!("herald: stopping: finishing messages in flight (press Ctrl-C again to exit at once)");
+            stop.halt(Halt::Interrupted);
+        } else {
+            eprintln!("herald: exiting now");
+            std::process::exit(i32::from(INTERRUPTED));
+        }
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into())
+}
+
+/// `hostname:pid:random`, unique per process.
+pub fn lease_holder() -> String {
+    format!(
+        "{}:{}:{:08x}",
+        host_name(),
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// Is `holder` a process on this machine that no longer exists?
+fn holder_is_dead(holder: &str) -> bool {
+    let mut parts = holder.split(':');
+    match (
+        parts.next(),
+        parts.next().and_then(|p| p.parse::<u32>().ok()),
+    ) {
+        (Some(host), Some(pid)) => {
+            host == host_name()
+                && pid != std::process::id()
+                && !Path::new(&format!("/proc/{pid}")).exists()
+        }
+        _ => false,
+    }
+}
+
+/// A named lease held by this process while it works.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub name: String,
+    pub holder: String,
+    pub length: Duration,
+}
+
+impl Lease {
+    pub fn new(settings: &Settings, name: String) -> Lease {
+        Lease {
+            name,
+            holder: lease_holder(),
+            length: Duration::from_secs(settings.schedule.lease_secs.max(5)),
+        }
+    }
+
+    /// Take or renew the lease. One whose holder died on this machine
+    /// (a killed process) is taken over at once instead of waiting for it
+    /// to expire.
+    pub async fn take(&self, store: &Store) -> anyhow::Result<bool> {
+        let now = chrono::Utc::now();
+        let until = crate::store::format_time(
+            now + chrono::Duration::from_std(self.length).unwrap_or_default(),
+        );
+        if store
+            .acquire_lease(
+                &self.name,
+                &self.holder,
+                &crate::store::format_time(now),
+                &until,
+            )
+            .await?
+        {
+            return Ok(true);
+        }
+        match store.lease_holder(&self.name).await? {
+            Some((old, _)) if holder_is_dead(&old) => {
+                tracing::warn!(lease = %self.name, previous = %old, "the previous holder is gone; taking over");
+                Ok(store
+                    .replace_lease(&self.name, &old, &self.holder, &until)
+                    .await?)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Renew every third of the lease length until aborted.
+    pub async fn renew_forever(self, store: Store) {
+        let mut tick = tokio::time::interval(self.length / 3);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match self.take(&store).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::error!(lease = %self.name, "lost the lease to another process")
+                }
+                Err(e) => {
+                    tracing::warn!(lease = %self.name, error = %e, "could not renew the lease")
+                }
+            }
+        }
+    }
+}
+
+pub fn format_states(counts: &std::collections::BTreeMap<&'static str, i64>) -> String {
+    crate::store::deliveries::STATES
+        .iter()
+        .map(|s| format!("{s} {}", counts.get(s).copied().unwrap_or(0)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The issue a status/resend argument names: a file's slug, or a bare slug.
+async fn find_issue(store: &Store, arg: &Path) -> anyhow::Result<IssueRecord> {
+    let slug = if arg.is_file() {
+        render::load_issue(arg)?.slug().to_string()
+    } else {
+        arg.to_string_lossy().into_owned()
+    };
+    store.latest_issue(&slug).await?.ok_or_else(|| {
+        bad_input!(
+            "{}: no issue `{slug}` has been sent or scheduled",
+            arg.display()
+        )
+    })
+}
+
+pub async fn status(store: &Store, args: StatusArgs) -> anyhow::Result<u8> {
+    let issue = find_issue(store, &args.issue).await?;
+    let counts = store.delivery_counts(issue.id).await?;
+    let times = store.send_times(issue.id).await?;
+    let total: i64 = counts.values().sum();
+    let rate = match (
+        times
+            .first_sent_at
+            .as_deref()
+            .and_then(crate::store::parse_time),
+        times
+            .last_sent_at
+            .as_deref()
+            .and_then(crate::store::parse_time),
+    ) {
+        (Some(a), Some(b)) if b > a => Some(counts["sent"] as f64 / (b - a).as_seconds_f64()),
+        _ => None,
+    };
+    let elapsed = issue
+        .started_at
+        .as_deref()
+        .and_then(crate::store::parse_time)
+        .map(|start| {
+            let end = issue
+                .finished_at
+                .as_deref()
+                .and_then(crate::store::parse_time)
+                .unwrap_or_else(chrono::Utc::now);
+            (end - start).as_seconds_f64()
+        });
+    let limit = if args.failed { i64::MAX } else { 20 };
+    let problems = store
+        .deliveries_in_states(issue.id, &["failed", "deferred", "unknown"], limit)
+        .await?;
+    match args.format {
+        StatusFormat::Json => {
+            let value = serde_json::json!({
+                "issue": issue.slug,
+                "version": issue.version,
+                "subject": issue.subject,
+                "state": issue.state,
+                "scheduled_at": issue.scheduled_at,
+                "started_at": issue.started_at,
+                "finished_at": issue.finished_at,
+                "total": total,
+                "counts": counts,
+                "rate_per_second": rate,
+                "elapsed_seconds": elapsed,
+                "problems": problems,
+            });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        StatusFormat::Table => {
+            println!(
+                "issue:    {} (version {}) — {}",
+                issue.slug, issue.version, issue.subject
+            );
+            println!("state:    {}", issue.state);
+            if let Some(at) = &issue.scheduled_at {
+                println!("scheduled {at}");
+            }
+            println!(
+                "started:  {}   finished: {}",
+                issue.started_at.as_deref().unwrap_or("-"),
+                issue.finished_at.as_deref().unwrap_or("-")
+            );
+            println!("total:    {total}");
+            println!("ledger:   {}", format_states(&counts));
+            if let Some(rate) = rate {
+                println!("rate:     {rate:.1} msg/s");
+            }
+            if let Some(elapsed) = elapsed {
+                println!("elapsed:  {elapsed:.1} s");
+            }
+            if !problems.is_empty() {
+                println!(
+                    "\n{:<9} {:<40} {:>8}  LAST REPLY",
+                    "STATE", "EMAIL", "ATTEMPTS"
+                );
+                for p in &problems {
+                    let reply = match (p.last_code, &p.last_reply) {
+                        (Some(c), Some(r)) => format!("{c} {r}"),
+                        (None, Some(r)) => r.clone(),
+                        _ => "-".into(),
+                    };
+                    let when = p
+                        .next_attempt_at
+                        .as_deref()
+                        .map(|t| format!(" (next attempt {t})"))
+                        .unwrap_or_default();
+                    println!(
+                        "{:<9} {:<40} {:>8}  {reply}{when}",
+                        p.state, p.email, p.attempts
+                    );
+                }
+                if !args.failed && problems.len() as i64 == limit {
+                    println!("… (first {limit}; --failed lists all)");
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub async fn resend(store: &Store, args: ResendArgs) -> anyhow::Result<u8> {
+    let issue = find_issue(store, &args.issue).await?;
+    let from = if args.failed { "failed" } else { "unknown" };
+    let n = store.requeue(issue.id, from, &now_text()).await?;
+    println!(
+        "{n} {from} deliveries of {} are pending again; `herald send {} --live` delivers them",
+        issue.slug,
+        args.issue.display()
+    );
+    Ok(0)
+}

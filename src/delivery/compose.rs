@@ -1,0 +1,110 @@
+//! Per-recipient message assembly: fill the compiled issue, sign the
+//! unsubscribe token, build the MIME message, DKIM-sign it. Shared by live,
+//! test and dry-run sends; never recompiles the issue.
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::mailer::dkim::Signer;
+use crate::mailer::message::{self, MessageSpec, OutgoingMessage};
+use crate::render::{Prepared, Recipient};
+use crate::token::{SigningKeys, TokenClaims};
+
+/// Everything needed to build any recipient's copy of one issue.
+pub struct Composer {
+    prepared: Prepared,
+    keys: SigningKeys,
+    issue_id: Option<i64>,
+    subject: String,
+    from_name: String,
+    from_address: String,
+    reply_to: Option<String>,
+    feedback_id: Option<String>,
+    list_id: String,
+    base_url: String,
+    view_url: String,
+    signer: Option<Arc<Signer>>,
+}
+
+/// One recipient, as the ledger or a test send knows them.
+pub struct Addressee<'a> {
+    /// The subscriber id the unsubscribe token names (0: not a subscriber).
+    pub subscriber_id: i64,
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+    pub message_id: &'a str,
+}
+
+impl Composer {
+    pub fn new(
+        settings: &Settings,
+        prepared: Prepared,
+        slug: &str,
+        issue_id: Option<i64>,
+        keys: SigningKeys,
+        signer: Option<Arc<Signer>>,
+        subject_prefix: &str,
+    ) -> Composer {
+        let subject = format!("{subject_prefix}{}", prepared.subject());
+        Composer {
+            subject,
+            keys,
+            issue_id,
+            from_name: settings.sender.from_name.clone(),
+            from_address: settings.sender.from_address.clone(),
+            reply_to: settings.sender.reply_to.clone(),
+            feedback_id: settings.sender.feedback_id.clone(),
+            list_id: format!(
+                "{} <{}>",
+                settings.newsletter.name, settings.newsletter.list_id
+            ),
+            base_url: settings
+                .http
+                .public_base_url
+                .trim_end_matches('/')
+                .to_string(),
+            view_url: crate::render::view_url(settings, slug),
+            signer,
+            prepared,
+        }
+    }
+
+    /// The one-click unsubscribe URL for a subscriber.
+    pub fn unsubscribe_url(&self, subscriber_id: i64) -> String {
+        let token = self.keys.sign(TokenClaims {
+            subscriber_id,
+            issue_id: self.issue_id,
+        });
+        format!("{}/unsubscribe/{token}", self.base_url)
+    }
+
+    /// Build one recipient's complete message.
+    pub fn compose(&self, to: &Addressee<'_>) -> anyhow::Result<OutgoingMessage> {
+        let unsubscribe_url = self.unsubscribe_url(to.subscriber_id);
+        let (html, text) = self.prepared.personalise(&Recipient {
+            email: to.email,
+            name: to.name,
+            unsubscribe_url: &unsubscribe_url,
+            view_url: &self.view_url,
+        });
+        let mut message = message::build(MessageSpec {
+            from_name: &self.from_name,
+            from_address: &self.from_address,
+            to_address: to.email,
+            to_name: to.name,
+            reply_to: self.reply_to.as_deref(),
+            subject: &self.subject,
+            message_id: to.message_id,
+            unsubscribe_url: &unsubscribe_url,
+            unsubscribe_mailto: None,
+            list_id: &self.list_id,
+            feedback_id: self.feedback_id.as_deref(),
+            text,
+            html,
+        })?;
+        if let Some(signer) = &self.signer {
+            message.sign(signer);
+        }
+        Ok(message)
+    }
+}

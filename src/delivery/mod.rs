@@ -1,0 +1,299 @@
+//! The delivery engine: claim → rate-limit → send → record.
+//!
+//! A claimer moves batches of due ledger rows to `claimed` (durably) and
+//! feeds them to N workers; each worker owns one transport connection,
+//! waits on the shared rate limiter, sends, and hands the outcome to the
+//! recorder, which commits outcomes in batches. A halt (operator stop or an
+//! unreachable server) stops claiming; rows never handed to SMTP go back to
+//! `pending`.
+
+pub mod compose;
+pub mod policy;
+pub mod progress;
+pub mod ratelimit;
+pub mod recorder;
+mod worker;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch, Mutex};
+
+use crate::config::{OnUnknown, Settings};
+use crate::mailer::transport::Connector;
+use crate::store::deliveries::{ClaimedDelivery, Outcome};
+use crate::store::issues::IssueRecord;
+use crate::store::{now_text, parse_time, Store};
+use compose::Composer;
+use policy::RetryPolicy;
+use ratelimit::SendLimiter;
+use recorder::{Recorder, Tally};
+
+/// Why a run stopped before the work was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Halt {
+    /// Keep going.
+    None,
+    /// The operator asked to stop (Ctrl-C, SIGTERM).
+    Interrupted,
+    /// No worker could reach the server.
+    Unreachable,
+    /// The ledger could not be written.
+    LedgerFailed,
+}
+
+/// A stop switch shared by the engine's tasks and the signal handler.
+#[derive(Clone)]
+pub struct Stopper {
+    tx: Arc<watch::Sender<Halt>>,
+}
+
+impl Default for Stopper {
+    fn default() -> Self {
+        Stopper {
+            tx: Arc::new(watch::channel(Halt::None).0),
+        }
+    }
+}
+
+impl Stopper {
+    pub fn halt(&self, why: Halt) {
+        self.tx.send_if_modified(|h| {
+            if *h == Halt::None {
+                *h = why;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub fn state(&self) -> Halt {
+        *self.tx.borrow()
+    }
+
+    fn subscribe(&self) -> watch::Receiver<Halt> {
+        self.tx.subscribe()
+    }
+
+    /// Resolves once a halt is requested.
+    pub async fn halted(&self) {
+        let mut rx = self.subscribe();
+        let _ = rx.wait_for(|h| *h != Halt::None).await;
+    }
+}
+
+/// Tunables of one run, from `[sender]` and `[smtp]`.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+    /// How long a run waits for deferred rows to come due before leaving
+    /// them to the next run.
+    pub linger: Duration,
+    /// Consecutive failed connection attempts after which a worker gives up.
+    pub reconnect_attempts: u32,
+    pub reconnect_backoff: Duration,
+    pub on_unknown: OnUnknown,
+}
+
+impl EngineOptions {
+    pub fn from_settings(settings: &Settings) -> EngineOptions {
+        EngineOptions {
+            concurrency: settings.sender.concurrency,
+            retry: RetryPolicy {
+                max_attempts: settings.sender.max_attempts,
+                base: Duration::from_millis(settings.sender.retry_base_ms),
+            },
+            linger: Duration::from_secs(settings.sender.linger_secs),
+            reconnect_attempts: settings.smtp.reconnect_attempts,
+            reconnect_backoff: Duration::from_millis(settings.smtp.reconnect_backoff_ms),
+            on_unknown: settings.sender.on_unknown,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub sent: u64,
+    pub deferred: u64,
+    pub failed: u64,
+    pub unknown: u64,
+    pub released: u64,
+    pub bytes: u64,
+    pub recovered_unknown: u64,
+    pub elapsed: Duration,
+    pub halt: Halt,
+}
+
+/// Shared by the claimer and the workers.
+struct Shared {
+    store: Store,
+    composer: Composer,
+    connector: Connector,
+    limiter: SendLimiter,
+    recorder: Recorder,
+    tally: Arc<Tally>,
+    stop: Stopper,
+    options: EngineOptions,
+    alive_workers: AtomicUsize,
+}
+
+/// Rows claimed per transaction: enough to keep workers busy, small enough
+/// that an unsubscribe arriving mid-send is seen soon.
+fn claim_batch(concurrency: usize) -> i64 {
+    (concurrency * 8).clamp(32, 512) as i64
+}
+
+/// How one run delivers: message builder, transport, pacing, tunables.
+pub struct Plan {
+    pub composer: Composer,
+    pub connector: Connector,
+    pub limiter: SendLimiter,
+    pub options: EngineOptions,
+}
+
+/// Deliver the issue's due rows. The caller holds the issue's lease and has
+/// started the live send (audience snapshotted).
+pub async fn run(
+    store: &Store,
+    issue: &IssueRecord,
+    plan: Plan,
+    stop: Stopper,
+    progress: &progress::Progress,
+) -> anyhow::Result<RunReport> {
+    let Plan {
+        composer,
+        connector,
+        limiter,
+        options,
+    } = plan;
+    let started = Instant::now();
+    let (lost, requeued) = store
+        .recover_claimed(
+            issue.id,
+            options.on_unknown == OnUnknown::Resend,
+            &now_text(),
+        )
+        .await?;
+    if lost > 0 {
+        tracing::warn!(
+            issue = %issue.slug,
+            rows = lost,
+            "messages in flight when a previous run stopped are now `unknown`"
+        );
+    }
+    let tally = Arc::new(Tally::default());
+    let (recorder, recorder_task) = Recorder::spawn(store.clone(), tally.clone());
+    let concurrency = options.concurrency;
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        composer,
+        connector,
+        limiter,
+        recorder,
+        tally: tally.clone(),
+        stop: stop.clone(),
+        options,
+        alive_workers: AtomicUsize::new(concurrency),
+    });
+
+    let (job_tx, job_rx) = mpsc::channel::<ClaimedDelivery>(concurrency * 2);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let mut workers = Vec::with_capacity(concurrency);
+    for n in 0..concurrency {
+        workers.push(tokio::spawn(worker::run(n, shared.clone(), job_rx.clone())));
+    }
+    drop(job_rx);
+
+    let progress_task = progress.start(tally.clone(), store.delivery_counts(issue.id).await?);
+    let claim_result = claim_loop(&shared, issue.id, job_tx).await;
+    for w in workers {
+        if let Err(e) = w.await {
+            tracing::error!(error = %e, "a delivery worker crashed");
+        }
+    }
+    let Shared { recorder, .. } = Arc::into_inner(shared).expect("workers have ended");
+    drop(recorder);
+    let recorded = recorder_task.await?;
+    progress_task.finish().await;
+    claim_result?;
+    if let Err(e) = recorded {
+        stop.halt(Halt::LedgerFailed);
+        return Err(e);
+    }
+    store.finish_issue_if_done(issue.id, &now_text()).await?;
+    Ok(RunReport {
+        sent: tally.sent.load(Ordering::Relaxed),
+        deferred: tally.deferred.load(Ordering::Relaxed),
+        failed: tally.failed.load(Ordering::Relaxed),
+        unknown: tally.unknown.load(Ordering::Relaxed),
+        released: tally.released.load(Ordering::Relaxed),
+        bytes: tally.bytes.load(Ordering::Relaxed),
+        recovered_unknown: if requeued > 0 { requeued } else { lost },
+        elapsed: started.elapsed(),
+        halt: stop.state(),
+    })
+}
+
+/// Claim due rows and feed them to the workers until nothing is due (and no
+/// deferred row comes due within the linger time) or a halt.
+async fn claim_loop(
+    shared: &Shared,
+    issue_id: i64,
+    jobs: mpsc::Sender<ClaimedDelivery>,
+) -> anyhow::Result<()> {
+    let limit = claim_batch(shared.options.concurrency);
+    let tally = &shared.tally;
+    loop {
+        if shared.stop.state() != Halt::None {
+            return Ok(());
+        }
+        let batch = shared.store.claim_due(issue_id, &now_text(), limit).await?;
+        if batch.is_empty() {
+            // Rows still with workers may come back deferred: wait for them.
+            if tally.outstanding.load(Ordering::Acquire) > 0 {
+                let recorded = tally.recorded.notified();
+                tokio::select! {
+                    _ = recorded => {}
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    _ = shared.stop.halted() => {}
+                }
+                continue;
+            }
+            let Some(next) = shared.store.next_deferred_at(issue_id).await? else {
+                return Ok(());
+            };
+            let wait = parse_time(&next)
+                .map(|t| (t - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(Duration::ZERO);
+            if wait > shared.options.linger {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait + Duration::from_millis(5)) => {}
+                _ = shared.stop.halted() => {}
+            }
+            continue;
+        }
+        let mut batch = batch.into_iter();
+        while let Some(job) = batch.next() {
+            tally.outstanding.fetch_add(1, Ordering::AcqRel);
+            let id = job.id;
+            let sent = tokio::select! {
+                r = jobs.send(job) => r.is_ok(),
+                _ = shared.stop.halted() => false,
+            };
+            if !sent {
+                // Halted (or every worker gone): the rest never reach SMTP.
+                let rest: Vec<i64> = std::iter::once(id).chain(batch.map(|j| j.id)).collect();
+                for id in rest {
+                    shared.recorder.record(Outcome::Released { id }).await?;
+                }
+                return Ok(());
+            }
+        }
+    }
+}

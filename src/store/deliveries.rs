@@ -1,0 +1,438 @@
+//! The `deliveries` ledger: claim due rows, record outcomes in batches,
+//! recover after a crash, count and list, plus `test_sends` and `leases`.
+
+use std::collections::BTreeMap;
+
+use sqlx::FromRow;
+
+use super::Store;
+
+/// Every ledger state, in display order.
+pub const STATES: [&str; 7] = [
+    "pending", "claimed", "sent", "deferred", "failed", "unknown", "skipped",
+];
+
+/// A delivery handed to a worker.
+#[derive(Debug, Clone, FromRow)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub subscriber_id: i64,
+    pub email: String,
+    pub name: Option<String>,
+    pub message_id: String,
+    pub attempts: i64,
+}
+
+/// The outcome of one delivery attempt, as the recorder writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent {
+        id: i64,
+        code: u16,
+        reply: String,
+    },
+    Deferred {
+        id: i64,
+        code: Option<u16>,
+        reply: String,
+        next_attempt_at: String,
+    },
+    /// Permanent failure; `bounce` marks the subscriber bounced (5.1.x).
+    Failed {
+        id: i64,
+        code: Option<u16>,
+        reply: String,
+        bounce: Option<i64>,
+    },
+    /// The message may or may not have been accepted (reply lost after DATA).
+    Unknown {
+        id: i64,
+        reply: String,
+    },
+    /// Never handed to SMTP (stop requested, server unreachable): back to
+    /// pending without counting an attempt.
+    Released {
+        id: i64,
+    },
+}
+
+/// A delivery row for reports.
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct DeliveryReport {
+    pub email: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_code: Option<i64>,
+    pub last_reply: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub message_id: String,
+}
+
+/// Timing facts about one issue's live send.
+#[derive(Debug, Clone, Default, FromRow)]
+pub struct SendTimes {
+    pub first_sent_at: Option<String>,
+    pub last_sent_at: Option<String>,
+}
+
+impl Store {
+    /// Crash recovery before a run: rows left `claimed` by a dead process
+    /// become `unknown`; with `resend`, `unknown` rows go back to `pending`.
+    /// Returns (claimed→unknown, unknown→pending).
+    pub async fn recover_claimed(
+        &self,
+        issue_id: i64,
+        resend: bool,
+        now: &str,
+    ) -> sqlx::Result<(u64, u64)> {
+        let mut tx = self.begin_write().await?;
+        let lost = sqlx::query(
+            "UPDATE deliveries SET state = 'unknown', updated_at = ?2, \
+             last_reply = 'outcome lost: the sending process stopped while this message was in flight' \
+             WHERE issue_id = ?1 AND state = 'claimed'",
+        )
+        .bind(issue_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let requeued = if resend {
+            sqlx::query("UPDATE deliveries SET state = 'pending', updated_at = ?2 WHERE issue_id = ?1 AND state = 'unknown'")
+                .bind(issue_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        } else {
+            0
+        };
+        tx.commit().await?;
+        Ok((lost, requeued))
+    }
+
+    /// Durably claim up to `limit` due rows (pending, or deferred whose time
+    /// has come) and return those whose subscriber is still active; rows of
+    /// subscribers who left meanwhile become `skipped` in the same
+    /// transaction.
+    pub async fn claim_due(
+        &self,
+        issue_id: i64,
+        now: &str,
+        limit: i64,
+    ) -> sqlx::Result<Vec<ClaimedDelivery>> {
+        let mut tx = self.begin_write().await?;
+        let claimed: Vec<(i64, i64, String, i64)> = sqlx::query_as(
+            "UPDATE deliveries SET state = 'claimed', claimed_at = ?2, updated_at = ?2, attempts = attempts + 1 \
+             WHERE id IN ( \
+                 SELECT id FROM deliveries WHERE issue_id = ?1 AND state = 'pending' \
+                 UNION ALL \
+                 SELECT id FROM deliveries WHERE issue_id = ?1 AND state = 'deferred' AND next_attempt_at <= ?2 \
+                 ORDER BY id LIMIT ?3) \
+             RETURNING id, subscriber_id, message_id, attempts",
+        )
+        .bind(issue_id)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let ids: Vec<i64> = claimed.iter().map(|c| c.1).collect();
+        let people: Vec<(i64, String, Option<String>, String)> = sqlx::query_as(
+            "SELECT id, email, name, status FROM subscribers WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
+        .fetch_all(&mut *tx)
+        .await?;
+        let people: std::collections::HashMap<i64, (String, Option<String>, String)> = people
+            .into_iter()
+            .map(|(id, e, n, s)| (id, (e, n, s)))
+            .collect();
+        let mut out = Vec::with_capacity(claimed.len());
+        let mut skipped = Vec::new();
+        for (id, subscriber_id, message_id, attempts) in claimed {
+            match people.get(&subscriber_id) {
+                Some((email, name, status)) if status == "active" => out.push(ClaimedDelivery {
+                    id,
+                    subscriber_id,
+                    email: email.clone(),
+                    name: name.clone(),
+                    message_id,
+                    attempts,
+                }),
+                _ => skipped.push(id),
+            }
+        }
+        for id in skipped {
+            sqlx::query(
+                "UPDATE deliveries SET state = 'skipped', attempts = attempts - 1, updated_at = ?2, \
+                 last_reply = 'subscriber no longer active' WHERE id = ?1",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+
+    /// Write a batch of outcomes in one transaction (group commit).
+    pub async fn record_outcomes(&self, outcomes: &[Outcome], now: &str) -> sqlx::Result<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Sent { id, code, reply } => {
+                    sqlx::query(
+                        "UPDATE deliveries SET state = 'sent', last_code = ?2, last_reply = ?3, sent_at = ?4, \
+                         updated_at = ?4, next_attempt_at = NULL WHERE id = ?1",
+                    )
+                    .bind(id)
+                    .bind(*code as i64)
+                    .bind(reply)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Outcome::Deferred {
+                    id,
+                    code,
+                    reply,
+                    next_attempt_at,
+                } => {
+                    sqlx::query(
+                        "UPDATE deliveries SET state = 'deferred', last_code = ?2, last_reply = ?3, \
+                         next_attempt_at = ?4, updated_at = ?5 WHERE id = ?1",
+                    )
+                    .bind(id)
+                    .bind(code.map(i64::from))
+                    .bind(reply)
+                    .bind(next_attempt_at)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Outcome::Failed {
+                    id,
+                    code,
+                    reply,
+                    bounce,
+                } => {
+                    sqlx::query(
+                        "UPDATE deliveries SET state = 'failed', last_code = ?2, last_reply = ?3, \
+                         next_attempt_at = NULL, updated_at = ?4 WHERE id = ?1",
+                    )
+                    .bind(id)
+                    .bind(code.map(i64::from))
+                    .bind(reply)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    if let Some(subscriber) = bounce {
+                        sqlx::query(
+                            "UPDATE subscribers SET status = 'bounced', updated_at = ?2 WHERE id = ?1 AND status = 'active'",
+                        )
+                        .bind(subscriber)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                Outcome::Unknown { id, reply } => {
+                    sqlx::query("UPDATE deliveries SET state = 'unknown', last_reply = ?2, updated_at = ?3 WHERE id = ?1")
+                        .bind(id)
+                        .bind(reply)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Outcome::Released { id } => {
+                    sqlx::query(
+                        "UPDATE deliveries SET state = 'pending', attempts = MAX(attempts - 1, 0), updated_at = ?2 \
+                         WHERE id = ?1 AND state = 'claimed'",
+                    )
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await
+    }
+
+    /// Rows per state for one issue (every state present).
+    pub async fn delivery_counts(
+        &self,
+        issue_id: i64,
+    ) -> sqlx::Result<BTreeMap<&'static str, i64>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*) FROM deliveries WHERE issue_id = ? GROUP BY state",
+        )
+        .bind(issue_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut counts: BTreeMap<&'static str, i64> = STATES.iter().map(|s| (*s, 0)).collect();
+        for (state, n) in rows {
+            if let Some(key) = STATES.iter().find(|s| **s == state) {
+                counts.insert(key, n);
+            }
+        }
+        Ok(counts)
+    }
+
+    /// When the earliest deferred row of an issue is due, if any.
+    pub async fn next_deferred_at(&self, issue_id: i64) -> sqlx::Result<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE issue_id = ? AND state = 'deferred'",
+        )
+        .bind(issue_id)
+        .fetch_one(self.pool())
+        .await
+    }
+
+    /// Deliveries of an issue in the given states, with their last reply.
+    pub async fn deliveries_in_states(
+        &self,
+        issue_id: i64,
+        states: &[&str],
+        limit: i64,
+    ) -> sqlx::Result<Vec<DeliveryReport>> {
+        let states_json = serde_json::to_string(states).unwrap_or_else(|_| "[]".into());
+        sqlx::query_as(
+            "SELECT s.email, d.state, d.attempts, d.last_code, d.last_reply, d.next_attempt_at, d.message_id \
+             FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+             WHERE d.issue_id = ?1 AND d.state IN (SELECT value FROM json_each(?2)) ORDER BY d.id LIMIT ?3",
+        )
+        .bind(issue_id)
+        .bind(states_json)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// First and last 250 of an issue's live send (for rate and elapsed).
+    pub async fn send_times(&self, issue_id: i64) -> sqlx::Result<SendTimes> {
+        sqlx::query_as(
+            "SELECT MIN(sent_at) AS first_sent_at, MAX(sent_at) AS last_sent_at FROM deliveries WHERE issue_id = ?",
+        )
+        .bind(issue_id)
+        .fetch_one(self.pool())
+        .await
+    }
+
+    /// Put `failed` or `unknown` rows back to `pending` for another try.
+    pub async fn requeue(&self, issue_id: i64, from_state: &str, now: &str) -> sqlx::Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = NULL, updated_at = ?3 \
+             WHERE issue_id = ?1 AND state = ?2 AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
+        )
+        .bind(issue_id)
+        .bind(from_state)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            sqlx::query("UPDATE issues SET state = 'sending', finished_at = NULL WHERE id = ?")
+                .bind(issue_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Record one test send (never part of the live ledger).
+    pub async fn record_test_send(
+        &self,
+        slug: &str,
+        address: &str,
+        message_id: &str,
+        outcome: &str,
+        reply: &str,
+    ) -> sqlx::Result<()> {
+        sqlx::query("INSERT INTO test_sends (issue_slug, address, message_id, outcome, reply) VALUES (?, ?, ?, ?, ?)")
+            .bind(slug)
+            .bind(address)
+            .bind(message_id)
+            .bind(outcome)
+            .bind(reply)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Number of test sends recorded for an issue slug.
+    pub async fn test_send_count(&self, slug: &str) -> sqlx::Result<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM test_sends WHERE issue_slug = ?")
+            .bind(slug)
+            .fetch_one(self.pool())
+            .await
+    }
+
+    /// Take or renew the lease `name` for `holder` until `expires_at`.
+    /// Succeeds when the lease is free, expired, or already ours.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: &str,
+        expires_at: &str,
+    ) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?4) \
+             ON CONFLICT (name) DO UPDATE SET holder = ?2, expires_at = ?4 \
+             WHERE leases.holder = ?2 OR leases.expires_at <= ?3",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Take over a lease from `old_holder` (known to be dead), only if it
+    /// still holds it.
+    pub async fn replace_lease(
+        &self,
+        name: &str,
+        old_holder: &str,
+        holder: &str,
+        expires_at: &str,
+    ) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE leases SET holder = ?3, expires_at = ?4 WHERE name = ?1 AND holder = ?2",
+        )
+        .bind(name)
+        .bind(old_holder)
+        .bind(holder)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Give a lease up (only if we still hold it).
+    pub async fn release_lease(&self, name: &str, holder: &str) -> sqlx::Result<()> {
+        sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
+            .bind(name)
+            .bind(holder)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Who holds a lease now, if anyone (expired or not).
+    pub async fn lease_holder(&self, name: &str) -> sqlx::Result<Option<(String, String)>> {
+        sqlx::query_as("SELECT holder, expires_at FROM leases WHERE name = ?")
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await
+    }
+}

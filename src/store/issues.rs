@@ -1,0 +1,179 @@
+//! The `issues` table: registered issue versions with their compiled content.
+
+use sqlx::FromRow;
+
+use super::Store;
+
+/// A registered issue version.
+#[derive(Debug, Clone, FromRow)]
+pub struct IssueRecord {
+    pub id: i64,
+    pub slug: String,
+    pub version: i64,
+    pub subject: String,
+    pub content_hash: String,
+    pub compiled: String,
+    pub source_path: Option<String>,
+    pub state: String,
+    pub scheduled_at: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// What registering an issue file found.
+#[derive(Debug, Clone)]
+pub enum Registered {
+    /// New, or the same content as the stored version, or an edit of a
+    /// version that never started sending.
+    Ready(IssueRecord),
+    /// The file differs from a version whose live send already started.
+    ChangedAfterStart(IssueRecord),
+}
+
+const ISSUE_COLUMNS: &str =
+    "id, slug, version, subject, content_hash, compiled, source_path, state, \
+     scheduled_at, created_at, started_at, finished_at";
+
+pub struct NewIssue<'a> {
+    pub slug: &'a str,
+    pub subject: &'a str,
+    pub content_hash: &'a str,
+    pub compiled_json: &'a str,
+    pub source_path: Option<&'a str>,
+}
+
+impl Store {
+    /// The latest version of `slug`.
+    pub async fn latest_issue(&self, slug: &str) -> sqlx::Result<Option<IssueRecord>> {
+        sqlx::query_as(&format!(
+            "SELECT {ISSUE_COLUMNS} FROM issues WHERE slug = ? ORDER BY version DESC LIMIT 1"
+        ))
+        .bind(slug)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    pub async fn issue_by_id(&self, id: i64) -> sqlx::Result<Option<IssueRecord>> {
+        sqlx::query_as(&format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+    }
+
+    /// Register an issue file's content. A version that has not started
+    /// sending is updated in place; one that has is never changed: a new
+    /// version is added only when `new_version` is set.
+    pub async fn register_issue(
+        &self,
+        new: &NewIssue<'_>,
+        new_version: bool,
+    ) -> sqlx::Result<Registered> {
+        let mut tx = self.begin_write().await?;
+        let latest: Option<IssueRecord> = sqlx::query_as(&format!(
+            "SELECT {ISSUE_COLUMNS} FROM issues WHERE slug = ? ORDER BY version DESC LIMIT 1"
+        ))
+        .bind(new.slug)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id = match latest {
+            Some(l) if l.content_hash == new.content_hash => {
+                tx.commit().await?;
+                return Ok(Registered::Ready(l));
+            }
+            Some(l) if l.started_at.is_some() && !new_version => {
+                tx.commit().await?;
+                return Ok(Registered::ChangedAfterStart(l));
+            }
+            Some(l) if l.started_at.is_none() => {
+                sqlx::query(
+                    "UPDATE issues SET subject = ?, content_hash = ?, compiled = ?, source_path = ? WHERE id = ?",
+                )
+                .bind(new.subject)
+                .bind(new.content_hash)
+                .bind(new.compiled_json)
+                .bind(new.source_path)
+                .bind(l.id)
+                .execute(&mut *tx)
+                .await?;
+                l.id
+            }
+            latest => {
+                let version = latest.map_or(1, |l| l.version + 1);
+                sqlx::query_scalar(
+                    "INSERT INTO issues (slug, version, subject, content_hash, compiled, source_path) \
+                     VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                )
+                .bind(new.slug)
+                .bind(version)
+                .bind(new.subject)
+                .bind(new.content_hash)
+                .bind(new.compiled_json)
+                .bind(new.source_path)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        let record = sqlx::query_as(&format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = ?"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Registered::Ready(record))
+    }
+
+    /// Start (or resume) the live send of an issue: the first time, snapshot
+    /// the active audience into `deliveries` in one INSERT…SELECT. Returns
+    /// the number of rows the snapshot added (0 on resume).
+    pub async fn start_live_send(
+        &self,
+        issue_id: i64,
+        message_id_prefix: &str,
+        domain: &str,
+        now: &str,
+    ) -> sqlx::Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let started: Option<String> =
+            sqlx::query_scalar("SELECT started_at FROM issues WHERE id = ?")
+                .bind(issue_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let mut added = 0;
+        if started.is_none() {
+            added = sqlx::query(
+                "INSERT INTO deliveries (issue_id, subscriber_id, message_id, updated_at) \
+                 SELECT ?1, id, ?2 || '.' || id || '@' || ?3, ?4 FROM subscribers WHERE status = 'active' \
+                 ON CONFLICT (issue_id, subscriber_id) DO NOTHING",
+            )
+            .bind(issue_id)
+            .bind(message_id_prefix)
+            .bind(domain)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        sqlx::query(
+            "UPDATE issues SET state = 'sending', started_at = COALESCE(started_at, ?2), finished_at = NULL WHERE id = ?1",
+        )
+        .bind(issue_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Mark an issue `sent` once no delivery row is left to work on.
+    pub async fn finish_issue_if_done(&self, issue_id: i64, now: &str) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE issues SET state = 'sent', finished_at = ?2 WHERE id = ?1 AND NOT EXISTS \
+             (SELECT 1 FROM deliveries WHERE issue_id = ?1 AND state IN ('pending', 'claimed', 'deferred', 'unknown'))",
+        )
+        .bind(issue_id)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,429 @@
+//! The delivery engine through the built binary against a real SMTP server
+//! on loopback: exactly-once on a clean run, per-recipient faults, a server
+//! that is down, a killed process, an unsubscribe mid-send, the rate limit.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use crate::helpers::{ledger, seed_subscribers, smtp_env, stderr, stdout, write_issue, TestEnv};
+use crate::smtp_server::{Fault, SmtpServer};
+
+#[test]
+fn a_clean_run_delivers_every_recipient_exactly_once_and_a_rerun_sends_nothing() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 60);
+    let issue = write_issue(&env, "clean");
+    let server = SmtpServer::start();
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    let out = cmd
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let counts = server.counts();
+    assert_eq!(counts.len(), 60);
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+    let ids: HashSet<String> = server
+        .received()
+        .iter()
+        .map(|r| header(&r.data, "Message-ID").unwrap())
+        .collect();
+    assert_eq!(ids.len(), 60, "Message-IDs are unique per recipient");
+    assert!(server
+        .received()
+        .iter()
+        .all(|r| r.from == "news@example.org"));
+    // Each worker keeps its connection: no connection per message.
+    assert!(
+        server.connections() <= 4,
+        "{} connections",
+        server.connections()
+    );
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["sent"], 60);
+    assert_eq!(l["state"], "sent");
+    let replies = env
+        .herald()
+        .args(["status", "--failed"])
+        .arg(&issue)
+        .output()
+        .unwrap();
+    assert!(stdout(&replies).contains("sent 60"));
+
+    // Running the same live send again resumes: nothing is left, nothing is sent.
+    let mut again = env.herald();
+    smtp_env(&mut again, server.port());
+    let out = again
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.received().len(), 60);
+}
+
+fn header(data: &str, name: &str) -> Option<String> {
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    data.lines()
+        .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
+        .map(|l| l[prefix.len()..].trim().to_string())
+}
+
+#[test]
+fn per_recipient_faults_end_in_the_right_state_without_hanging() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 30);
+    let issue = write_issue(&env, "faults");
+    let server = SmtpServer::start();
+    let plan: Vec<(usize, Fault, &str)> = vec![
+        (
+            1,
+            Fault::AtRcpt("421 4.3.2 shutting down".into()),
+            "deferred",
+        ),
+        (
+            2,
+            Fault::AtRcpt("450 4.2.1 mailbox busy".into()),
+            "deferred",
+        ),
+        (3, Fault::AtRcpt("451 4.3.0 local error".into()), "deferred"),
+        (
+            4,
+            Fault::AtRcpt("452 4.2.2 mailbox full".into()),
+            "deferred",
+        ),
+        (5, Fault::AtRcpt("550 5.1.1 no such user".into()), "failed"),
+        (6, Fault::AtRcpt("554 5.7.1 rejected".into()), "failed"),
+        (7, Fault::AfterData("421 4.3.2 closing".into()), "deferred"),
+        (
+            8,
+            Fault::AfterData("450 4.7.1 try later".into()),
+            "deferred",
+        ),
+        (
+            9,
+            Fault::AfterData("451 4.3.0 queue trouble".into()),
+            "deferred",
+        ),
+        (
+            10,
+            Fault::AfterData("452 4.3.1 no space".into()),
+            "deferred",
+        ),
+        (
+            11,
+            Fault::AfterData("550 5.1.1 unknown user".into()),
+            "failed",
+        ),
+        (
+            12,
+            Fault::AfterData("554 5.6.0 content rejected".into()),
+            "failed",
+        ),
+        (13, Fault::DropAfterData, "unknown"),
+        (14, Fault::StallAfterData, "unknown"),
+        (15, Fault::StallAtRcpt, "deferred"),
+    ];
+    for (n, fault, _) in &plan {
+        server.fault(
+            &format!("user{n:04}@example.org"),
+            fault.clone(),
+            usize::MAX,
+        );
+    }
+    let started = Instant::now();
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    let out = cmd
+        .env("HERALD__SENDER__LINGER_SECS", "0")
+        .env("HERALD__SENDER__RETRY_BASE_MS", "600000")
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    let l = ledger(&env, &issue);
+    let problems = l["problems"].as_array().unwrap();
+    let state_of = |n: usize| {
+        problems
+            .iter()
+            .find(|p| p["email"] == format!("user{n:04}@example.org"))
+            .map(|p| p["state"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| "sent".into())
+    };
+    for (n, _, expected) in &plan {
+        assert_eq!(state_of(*n), *expected, "user{n:04}");
+    }
+    assert_eq!(l["counts"]["sent"], 15);
+    assert_eq!(server.counts().len(), 15);
+    // The last reply is kept for the operator.
+    let p5 = problems
+        .iter()
+        .find(|p| p["email"] == "user0005@example.org")
+        .unwrap();
+    assert_eq!(p5["last_code"], 550);
+    assert!(p5["last_reply"].as_str().unwrap().contains("5.1.1"));
+
+    // 5.1.x bounced the subscriber; 5.7.1 did not.
+    let out = env
+        .herald()
+        .args([
+            "subscribers",
+            "list",
+            "--status",
+            "bounced",
+            "--format",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+    let bounced = stdout(&out);
+    assert!(
+        bounced.contains("user0005@example.org") && bounced.contains("user0011@example.org"),
+        "{bounced}"
+    );
+    assert!(!bounced.contains("user0006@example.org") && !bounced.contains("user0012@example.org"));
+}
+
+#[test]
+fn temporary_failures_are_retried_with_backoff_and_then_delivered() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 10);
+    let issue = write_issue(&env, "retry");
+    let server = SmtpServer::start();
+    server.fault(
+        "user0002@example.org",
+        Fault::AtRcpt("450 4.2.1 busy".into()),
+        1,
+    );
+    server.fault(
+        "user0003@example.org",
+        Fault::AfterData("451 4.3.0 later".into()),
+        2,
+    );
+    server.fault(
+        "user0004@example.org",
+        Fault::AtRcpt("452 4.2.2 full".into()),
+        usize::MAX,
+    );
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    let out = cmd
+        .env("HERALD__SENDER__RETRY_BASE_MS", "100")
+        .env("HERALD__SENDER__MAX_ATTEMPTS", "3")
+        .env("HERALD__SENDER__LINGER_SECS", "10")
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let counts = server.counts();
+    assert_eq!(counts["user0002@example.org"], 1);
+    assert_eq!(counts["user0003@example.org"], 1);
+    assert!(!counts.contains_key("user0004@example.org"));
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["sent"], 9);
+    assert_eq!(l["counts"]["failed"], 1);
+    let p = &l["problems"][0];
+    assert_eq!(p["email"], "user0004@example.org");
+    assert_eq!(p["attempts"], 3);
+    assert!(p["last_reply"]
+        .as_str()
+        .unwrap()
+        .contains("gave up after 3 attempts"));
+}
+
+#[test]
+fn a_server_down_for_the_whole_run_leaves_everything_pending_exits_1_and_resumes_later() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 20);
+    let issue = write_issue(&env, "down");
+    // A port with nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, port);
+    let out = cmd
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("could not reach smtp://127.0.0.1"),
+        "{}",
+        stderr(&out)
+    );
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["pending"], 20);
+    assert_eq!(l["counts"]["claimed"], 0);
+
+    let server = SmtpServer::start_on(&format!("127.0.0.1:{port}"));
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, port);
+    let out = cmd
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.counts().len(), 20);
+    assert_eq!(ledger(&env, &issue)["counts"]["sent"], 20);
+}
+
+#[test]
+fn a_killed_send_resumes_with_nothing_lost_and_duplicates_bounded_by_concurrency() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 400);
+    let issue = write_issue(&env, "killed");
+    let server = SmtpServer::start();
+    let concurrency = 4;
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("herald"));
+    cmd.current_dir(env.path());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD")) {
+        cmd.env_remove(k);
+    }
+    cmd.env("HERALD__TRANSPORT__KIND", "smtp")
+        .env("HERALD__SMTP__PORT", server.port().to_string())
+        .env("HERALD__SENDER__RATE_PER_SECOND", "200")
+        .env("HERALD__SENDER__CONCURRENCY", concurrency.to_string())
+        .env("HERALD__UNSUBSCRIBE__SECRET", "test-signing-key-0123456789")
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    // Let it get well into the list, then SIGKILL it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.received().len() < 100 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = server.received().len();
+    assert!(
+        (100..400).contains(&before),
+        "killed after {before} messages"
+    );
+
+    let mut resume = env.herald();
+    smtp_env(&mut resume, server.port());
+    let out = resume
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let counts = server.counts();
+    assert_eq!(counts.len(), 400, "every subscriber got the issue");
+    let duplicates: usize = counts.values().map(|n| n - 1).sum();
+    assert!(duplicates <= concurrency, "{duplicates} duplicates");
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["sent"], 400, "{l}");
+    assert_eq!(l["state"], "sent");
+}
+
+#[test]
+fn an_unsubscribe_arriving_mid_send_skips_that_recipient() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 60);
+    let issue = write_issue(&env, "midsend");
+    let server = SmtpServer::start();
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("herald"));
+    cmd.current_dir(env.path());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD")) {
+        cmd.env_remove(k);
+    }
+    let child = cmd
+        .env("HERALD__TRANSPORT__KIND", "smtp")
+        .env("HERALD__SMTP__PORT", server.port().to_string())
+        .env("HERALD__SENDER__RATE_PER_SECOND", "40")
+        .env("HERALD__SENDER__CONCURRENCY", "2")
+        .env("HERALD__UNSUBSCRIBE__SECRET", "test-signing-key-0123456789")
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.received().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    env.herald()
+        .args(["subscribers", "unsubscribe", "user0060@example.org"])
+        .assert()
+        .success();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts = server.counts();
+    assert!(!counts.contains_key("user0060@example.org"));
+    assert_eq!(counts.len(), 59);
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["skipped"], 1);
+    assert_eq!(l["counts"]["sent"], 59);
+}
+
+#[test]
+fn the_achieved_rate_matches_the_configured_rate() {
+    let env = TestEnv::new();
+    let rate = 200.0;
+    let seconds = 10.0;
+    let n = (rate * seconds) as usize;
+    seed_subscribers(&env, n);
+    let issue = write_issue(&env, "rate");
+    let server = SmtpServer::start();
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    let out = cmd
+        .env("HERALD__SENDER__RATE_PER_SECOND", rate.to_string())
+        .env("HERALD__SENDER__BURST", "1")
+        .env("HERALD__SENDER__CONCURRENCY", "8")
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut times: Vec<Instant> = server.received().iter().map(|r| r.at).collect();
+    times.sort();
+    assert_eq!(times.len(), n);
+    let span = (times[n - 1] - times[0]).as_secs_f64();
+    let achieved = (n - 1) as f64 / span;
+    assert!(
+        (achieved - rate).abs() / rate <= 0.02,
+        "achieved {achieved:.1} msg/s"
+    );
+    eprintln!("achieved {achieved:.2} msg/s at a configured {rate} msg/s");
+    // No one-second window holds more than rate + burst messages.
+    let mut j = 0;
+    for i in 0..n {
+        while times[j] + Duration::from_secs(1) <= times[i] {
+            j += 1;
+        }
+        assert!(
+            i - j < rate as usize + 1 + 1,
+            "window ending at #{i} holds {}",
+            i - j + 1
+        );
+    }
+}

@@ -1,0 +1,266 @@
+//! A small, scriptable SMTP server for the tests: speaks the protocol over
+//! real TCP on loopback, records every accepted message, and injects faults
+//! per recipient (replies at RCPT or after DATA, dropped connections,
+//! stalls).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What to do to a recipient's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Reply with this line to RCPT TO (e.g. "450 4.2.0 mailbox busy").
+    AtRcpt(String),
+    /// Accept the envelope, then reply with this line after the data.
+    AfterData(String),
+    /// Close the connection after receiving the data, without a reply.
+    DropAfterData,
+    /// Receive the data, then never answer.
+    StallAfterData,
+    /// Never answer the RCPT command.
+    StallAtRcpt,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    fault: Fault,
+    /// How many transactions it applies to (then the recipient is accepted).
+    remaining: usize,
+}
+
+/// One accepted message.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub from: String,
+    pub to: Vec<String>,
+    pub data: String,
+    pub at: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    rules: HashMap<String, Rule>,
+    received: Vec<Received>,
+    connections: usize,
+}
+
+/// A running server; stops when dropped.
+pub struct SmtpServer {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl SmtpServer {
+    pub fn start() -> SmtpServer {
+        Self::start_on("127.0.0.1:0")
+    }
+
+    /// Start on a given address (to bring a server up on a port a run was
+    /// already configured with).
+    pub fn start_on(addr: &str) -> SmtpServer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(TcpListener::bind(addr))
+            .expect("bind SMTP test server");
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State::default()));
+        let st = state.clone();
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
+                st.lock().unwrap().connections += 1;
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let _ = session(stream, st).await;
+                });
+            }
+        });
+        SmtpServer {
+            addr,
+            state,
+            _runtime: runtime,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Apply `fault` to the next `times` transactions for `rcpt`.
+    pub fn fault(&self, rcpt: &str, fault: Fault, times: usize) {
+        self.state.lock().unwrap().rules.insert(
+            rcpt.to_ascii_lowercase(),
+            Rule {
+                fault,
+                remaining: times,
+            },
+        );
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    /// Messages received per recipient address.
+    pub fn counts(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for r in self.received() {
+            for to in r.to {
+                *counts.entry(to).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    pub fn connections(&self) -> usize {
+        self.state.lock().unwrap().connections
+    }
+}
+
+fn take_fault(state: &Mutex<State>, rcpt: &str) -> Option<Fault> {
+    let mut st = state.lock().unwrap();
+    let rule = st.rules.get_mut(&rcpt.to_ascii_lowercase())?;
+    if rule.remaining == 0 {
+        return None;
+    }
+    rule.remaining -= 1;
+    Some(rule.fault.clone())
+}
+
+fn address(arg: &str) -> String {
+    let start = arg.find('<').map_or(0, |i| i + 1);
+    let end = arg[start..].find('>').map_or(arg.len(), |i| start + i);
+    arg[start..end].to_string()
+}
+
+async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    write.write_all(b"220 herald-test ESMTP ready\r\n").await?;
+    let mut from = String::new();
+    let mut to: Vec<String> = Vec::new();
+    let mut data_fault: Option<Fault> = None;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let cmd = line.trim_end();
+        let upper = cmd.to_ascii_uppercase();
+        if upper.starts_with("EHLO") {
+            write
+                .write_all(b"250-herald-test\r\n250-8BITMIME\r\n250 SIZE 52428800\r\n")
+                .await?;
+        } else if upper.starts_with("HELO") {
+            write.write_all(b"250 herald-test\r\n").await?;
+        } else if upper.starts_with("MAIL FROM:") {
+            from = address(&cmd[10..]);
+            to.clear();
+            data_fault = None;
+            write.write_all(b"250 2.1.0 Ok\r\n").await?;
+        } else if upper.starts_with("RCPT TO:") {
+            let rcpt = address(&cmd[8..]);
+            match take_fault(&state, &rcpt) {
+                Some(Fault::AtRcpt(reply)) => {
+                    write.write_all(format!("{reply}\r\n").as_bytes()).await?;
+                    if reply.starts_with("421") {
+                        return Ok(());
+                    }
+                }
+                Some(Fault::StallAtRcpt) => {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    return Ok(());
+                }
+                Some(other) => {
+                    data_fault = Some(other);
+                    to.push(rcpt);
+                    write.write_all(b"250 2.1.5 Ok\r\n").await?;
+                }
+                None => {
+                    to.push(rcpt);
+                    write.write_all(b"250 2.1.5 Ok\r\n").await?;
+                }
+            }
+        } else if upper == "DATA" {
+            if to.is_empty() {
+                write
+                    .write_all(b"554 5.5.1 Error: no valid recipients\r\n")
+                    .await?;
+                continue;
+            }
+            write
+                .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                .await?;
+            let mut data = String::new();
+            loop {
+                line.clear();
+                if lines.read_line(&mut line).await? == 0 {
+                    return Ok(());
+                }
+                if line == ".\r\n" || line == ".\n" {
+                    break;
+                }
+                let unstuffed = line
+                    .strip_prefix('.')
+                    .filter(|_| line.starts_with(".."))
+                    .unwrap_or(&line);
+                data.push_str(unstuffed);
+            }
+            match data_fault.take() {
+                Some(Fault::AfterData(reply)) => {
+                    write.write_all(format!("{reply}\r\n").as_bytes()).await?;
+                    if reply.starts_with("421") {
+                        return Ok(());
+                    }
+                }
+                Some(Fault::DropAfterData) => return Ok(()),
+                Some(Fault::StallAfterData) => {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    return Ok(());
+                }
+                _ => {
+                    let n = {
+                        let mut st = state.lock().unwrap();
+                        st.received.push(Received {
+                            from: from.clone(),
+                            to: to.clone(),
+                            data,
+                            at: Instant::now(),
+                        });
+                        st.received.len()
+                    };
+                    write
+                        .write_all(format!("250 2.0.0 Ok: queued as Q{n:06}\r\n").as_bytes())
+                        .await?;
+                }
+            }
+            to.clear();
+        } else if upper == "RSET" {
+            to.clear();
+            data_fault = None;
+            write.write_all(b"250 2.0.0 Ok\r\n").await?;
+        } else if upper == "NOOP" {
+            write.write_all(b"250 2.0.0 Ok\r\n").await?;
+        } else if upper == "QUIT" {
+            write.write_all(b"221 2.0.0 Bye\r\n").await?;
+            return Ok(());
+        } else {
+            write
+                .write_all(b"502 5.5.2 Error: command not recognized\r\n")
+                .await?;
+        }
+    }
+}
