@@ -196,4 +196,7 @@ pub struct DemoArgs {
     /// CSV of subscribers to import (default: the bundled sample).
     #[arg(long, value_name = "FILE.csv")]
     pub subscribers: Option<PathBuf>,
+    /// Issue to send (default: the bundled example issue).
+    #[arg(long, value_name = "ISSUE")]
+    pub issue: Option<PathBuf>,
 }

@@ -124,6 +124,7 @@ pub async fn import_reader(
     let mut report = ImportReport::default();
     let mut batch = Batch::default();
     let mut record = csv::StringRecord::new();
+    let mut writing: Option<tokio::task::JoinHandle<sqlx::Result<UpsertCounts>>> = None;
     loop {
         match reader.read_record(&mut record) {
             Ok(false) => break,
@@ -154,9 +155,20 @@ pub async fn import_reader(
             }
         }
         if batch.rows.len() >= IMPORT_BATCH_ROWS {
-            report.counts += store.upsert_import_batch(&batch.rows, import_start).await?;
-            batch.clear();
+            // Write this batch while the next one is parsed: at most one
+            // write in flight, so batches still commit in file order.
+            if let Some(previous) = writing.take() {
+                report.counts += previous.await??;
+            }
+            let rows = batch.take_rows();
+            let store = store.clone();
+            writing = Some(tokio::spawn(async move {
+                store.upsert_import_batch(&rows, import_start).await
+            }));
         }
+    }
+    if let Some(previous) = writing.take() {
+        report.counts += previous.await??;
     }
     report.counts += store.upsert_import_batch(&batch.rows, import_start).await?;
     Ok(report)
@@ -191,9 +203,10 @@ impl Batch {
         }
     }
 
-    fn clear(&mut self) {
-        self.rows.clear();
+    /// Hand over the rows and start an empty batch.
+    fn take_rows(&mut self) -> Vec<ImportRow> {
         self.index.clear();
+        std::mem::replace(&mut self.rows, Vec::with_capacity(IMPORT_BATCH_ROWS))
     }
 }
 

@@ -1,12 +1,21 @@
 //! `herald demo`: the whole job on embedded defaults, no server needed.
 
+use std::path::Path;
+use std::time::Duration;
+
 use crate::cli::DemoArgs;
 use crate::config::Settings;
+use crate::delivery::progress::Progress;
 use crate::{import, secrets};
 
 /// The bundled sample audience (fictional people on reserved domains, with a
 /// few deliberately bad rows).
 pub const SAMPLE_SUBSCRIBERS: &str = include_str!("../../config/sample-subscribers.csv");
+
+/// The bundled example issue, written out when the working directory does
+/// not have it (so the demo runs anywhere).
+pub const SAMPLE_ISSUE_PATH: &str = "issues/2018-12-14-migration-news.toml";
+const SAMPLE_ISSUE: &str = include_str!("../../issues/2018-12-14-migration-news.toml");
 
 pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<u8> {
     let store = super::open_store(settings).await?;
@@ -33,6 +42,34 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<u8> {
     println!("subscribers import: {report}");
     let counts = store.subscriber_counts().await?;
     println!("audience: {}", super::init::format_counts(&counts));
+
+    let issue = match &args.issue {
+        Some(path) => path.clone(),
+        None => {
+            let path = Path::new(SAMPLE_ISSUE_PATH);
+            if !path.exists() {
+                std::fs::create_dir_all("issues")?;
+                std::fs::write(path, SAMPLE_ISSUE)?;
+            }
+            path.to_path_buf()
+        }
+    };
+    let opts = super::send::LiveOptions {
+        yes: true,
+        force_new_version: false,
+        progress: Progress::Auto {
+            every: Duration::from_secs(10),
+        },
+    };
+    let result = super::send::live_send(settings, &store, &issue, &opts).await;
     store.close().await;
-    Ok(0)
+    let (code, _) = result?;
+    if settings.transport.kind == crate::config::TransportKind::Outbox {
+        println!(
+            "messages are in {}/ (one .eml per subscriber); `herald status {}` shows the ledger",
+            settings.transport.outbox_dir.display(),
+            issue.display()
+        );
+    }
+    Ok(code)
 }

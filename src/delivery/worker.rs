@@ -95,7 +95,13 @@ pub(super) async fn run(
         }
         let Some(c) = conn.as_mut() else {
             release(&shared, job.id).await;
-            if gave_up && shared.alive_workers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if gave_up {
+                if shared.alive_workers.fetch_sub(1, Ordering::AcqRel) > 1 {
+                    // Others still reach the server: leave the work to them.
+                    return;
+                }
+                // The last worker: halt the run, then keep draining the
+                // queue (releasing each row) until the claimer closes it.
                 tracing::error!(server = %shared.connector.describe(), "no worker can reach the server; stopping");
                 shared.stop.halt(Halt::Unreachable);
             }

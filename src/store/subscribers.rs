@@ -2,7 +2,6 @@
 //! listing.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde::Serialize;
 use sqlx::Row;
@@ -85,7 +84,7 @@ impl std::ops::AddAssign for UpsertCounts {
     }
 }
 
-/// Rows per INSERT statement in an import (5 bound values per row stays far
+/// Rows per INSERT statement in an import (7 bound values per row stays far
 /// below SQLite's 32,766-variable limit).
 pub const IMPORT_BATCH_ROWS: usize = 1000;
 
@@ -278,21 +277,14 @@ impl Store {
         sql.push_str(
             "INSERT INTO subscribers (email, name, status, attributes, unsubscribed_at, created_at, updated_at) VALUES ",
         );
-        // ?1 is `now`; row i's five values are ?(5i+2) ..= ?(5i+6).
+        // Anonymous `?` only: with numbered parameters SQLite's parameter
+        // name lookup is linear per parameter, quadratic per statement, and
+        // it dominated the import (65 % of instructions at 5,000 parameters).
         for i in 0..rows.len() {
             if i > 0 {
                 sql.push(',');
             }
-            let b = 5 * i + 2;
-            let _ = write!(
-                sql,
-                "(?{},?{},?{},?{},?{},?1,?1)",
-                b,
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4
-            );
+            sql.push_str("(?,?,?,?,?,?,?)");
         }
         let sql = format!(
             "{sql} ON CONFLICT(email) DO UPDATE SET \
@@ -313,7 +305,7 @@ impl Store {
         let batch_start: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM subscribers")
             .fetch_one(&mut *tx)
             .await?;
-        let mut query = sqlx::query_scalar::<_, i64>(&sql).bind(&now);
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
         let attrs: Vec<String> = rows
             .iter()
             .map(|r| serde_json::Value::Object(r.attributes.clone()).to_string())
@@ -326,7 +318,9 @@ impl Store {
                 .bind(row.name.as_ref().map(AsRef::as_ref))
                 .bind(row.status.as_str())
                 .bind(attrs.as_str())
-                .bind(unsubscribed_at);
+                .bind(unsubscribed_at)
+                .bind(now.as_str())
+                .bind(now.as_str());
         }
         let ids = query.fetch_all(&mut *tx).await?;
         tx.commit().await?;

@@ -427,3 +427,58 @@ fn the_achieved_rate_matches_the_configured_rate() {
         );
     }
 }
+
+#[test]
+fn sigterm_stops_claiming_records_every_outcome_and_the_next_run_finishes() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 300);
+    let issue = write_issue(&env, "stopped");
+    let server = SmtpServer::start();
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("herald"));
+    cmd.current_dir(env.path());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD")) {
+        cmd.env_remove(k);
+    }
+    let child = cmd
+        .env("HERALD__TRANSPORT__KIND", "smtp")
+        .env("HERALD__SMTP__PORT", server.port().to_string())
+        .env("HERALD__SENDER__RATE_PER_SECOND", "100")
+        .env("HERALD__SENDER__CONCURRENCY", "4")
+        .env("HERALD__UNSUBSCRIBE__SECRET", "test-signing-key-0123456789")
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.received().len() < 50 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run the same command to resume"));
+
+    // Every message the server accepted is recorded as sent; nothing is
+    // left claimed; the rest is pending.
+    let l = ledger(&env, &issue);
+    let received = server.received().len() as i64;
+    assert!(received < 300, "the stop came too late to test anything");
+    assert_eq!(l["counts"]["sent"], received, "{l}");
+    assert_eq!(l["counts"]["claimed"], 0);
+    assert_eq!(l["counts"]["unknown"], 0);
+    assert_eq!(l["counts"]["pending"], 300 - received);
+
+    let mut resume = env.herald();
+    smtp_env(&mut resume, server.port());
+    let out = resume.args(["send", "--live", "--yes"]).arg(&issue).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let counts = server.counts();
+    assert_eq!(counts.len(), 300);
+    assert!(counts.values().all(|n| *n == 1), "a graceful stop causes no duplicate");
+}

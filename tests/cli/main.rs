@@ -4,6 +4,7 @@
 
 mod config;
 mod delivery;
+mod demo;
 mod helpers;
 mod interop;
 mod smtp_server;
