@@ -5,5 +5,6 @@
 mod config;
 mod delivery;
 mod helpers;
+mod schedule;
 mod smtp_server;
 mod subscribers;
