@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::domain::SubscriberStatus;
+use crate::schedule::{Delay, Timestamp};
 
 /// herald: self-hosted email newsletter dispatch.
 ///
@@ -71,6 +72,20 @@ pub enum Command {
     /// `send --live` (or `run-due`) delivers them.
     Resend(ResendArgs),
 
+    /// Schedule an issue for `herald run-due` to send at a given time; list
+    /// or cancel scheduled issues. The issue is checked and compiled now, so
+    /// errors show up when scheduling, and the compiled content is what
+    /// goes out.
+    Schedule(ScheduleArgs),
+
+    /// For cron or a systemd timer, every minute: send every scheduled issue
+    /// whose time has come and resume interrupted live sends. Safe to
+    /// overlap (a second run exits 0 at once). An issue found later than
+    /// schedule.max_lateness_secs is not sent but marked missed (exit 1).
+    /// Exit codes: 0 ok or nothing to do, 1 a send failed or an issue was
+    /// missed, 2 bad configuration.
+    RunDue(RunDueArgs),
+
     /// Run the whole job on the embedded defaults: initialise the database,
     /// import the bundled sample subscribers and live-send the bundled issue
     /// to the local outbox.
@@ -130,6 +145,67 @@ pub struct ResendArgs {
     /// Resend deliveries whose outcome was lost in a crash.
     #[arg(long)]
     pub unknown: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    subcommand_value_name = "ACTION",
+    subcommand_help_heading = "Other actions"
+)]
+pub struct ScheduleArgs {
+    #[command(subcommand)]
+    pub command: Option<ScheduleCommand>,
+    /// Issue file to schedule (rescheduling an issue that has not started
+    /// sending just moves it).
+    #[arg(required = true)]
+    pub issue: Option<PathBuf>,
+    #[command(flatten)]
+    pub when: ScheduleWhen,
+    /// Take this as the current time (test and operations aid).
+    #[arg(long, hide = true, value_name = "RFC3339")]
+    pub now: Option<Timestamp>,
+}
+
+/// When a scheduled issue goes out.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ScheduleWhen {
+    /// Send time, RFC 3339 with an offset (e.g. 2030-01-06T07:00:00Z or
+    /// 2030-01-06T08:00:00+01:00).
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<Timestamp>,
+    /// Send this long from now (e.g. 30m, 2h, 1d, "1h 30m").
+    #[arg(long = "in", value_name = "DURATION")]
+    pub after: Option<Delay>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// List scheduled and missed issues, earliest first.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: StatusFormat,
+        /// Include issues whose scheduled send was cancelled, started or
+        /// finished.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Cancel an issue's scheduled send (before it starts).
+    Cancel {
+        /// Issue file (or its slug).
+        issue: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunDueArgs {
+    /// Take this as the current time when deciding what is due or late
+    /// (test and operations aid).
+    #[arg(long, hide = true, value_name = "RFC3339")]
+    pub now: Option<Timestamp>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ pub mod error;
 pub mod import;
 pub mod mailer;
 pub mod render;
+pub mod schedule;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 
 mod demo;
 mod init;
+mod schedule;
 pub mod send;
 mod subscribers;
 
@@ -33,6 +34,8 @@ async fn dispatch(settings: &Settings, store: &Store, command: Command) -> anyho
         Command::Send(args) => send::run(settings, store, args).await,
         Command::Status(args) => send::status(store, args).await,
         Command::Resend(args) => send::resend(store, args).await,
+        Command::Schedule(args) => schedule::run(settings, store, args).await,
+        Command::RunDue(args) => schedule::run_due(settings, store, args).await,
         Command::Init | Command::Demo(_) => unreachable!("handled before opening the store"),
     }
 }

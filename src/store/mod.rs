@@ -4,6 +4,7 @@
 pub mod deliveries;
 pub mod issues;
 pub mod meta;
+pub mod schedule;
 pub mod subscribers;
 
 use std::str::FromStr;

@@ -7,5 +7,6 @@ mod delivery;
 mod demo;
 mod helpers;
 mod interop;
+mod schedule;
 mod smtp_server;
 mod subscribers;

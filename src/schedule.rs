@@ -1,0 +1,466 @@
+//! Scheduled sends: when an issue is due, how late is too late, and the
+//! `run-due` pass that cron (or a systemd timer) starts every minute.
+//!
+//! "Now" is a value, [`Clock`]: production uses the system clock; the
+//! hidden `--now RFC3339` flag of `herald schedule` and `herald run-due`
+//! fixes it, so tests (and an operator replaying a situation) decide which
+//! issues are due and which are late. Lease expiry and the delivery
+//! engine's retry times always use the real clock: they coordinate running
+//! processes, not the calendar.
+//!
+//! Overlap safety needs no flock: a run holds the lease `run-due`, a row in
+//! the same database the sends write (holder `host:pid:random`, expiry,
+//! renewed while working). A second run finds it held and exits 0 at once;
+//! a lease whose holder died is taken over (at once on the same host, after
+//! expiry elsewhere). Underneath, every issue has its own send lease and
+//! every recipient's row is durably claimed before its message leaves, so
+//! even overlapping runs could not send one recipient twice.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::commands::send::{deliver_record, Lease, LiveOptions};
+use crate::config::{OnUnknown, Settings};
+use crate::delivery::progress::Progress;
+use crate::store::issues::IssueRecord;
+use crate::store::{format_time, parse_time, Store};
+
+/// The lease a `run-due` pass holds.
+pub const RUN_DUE_LEASE: &str = "run-due";
+
+/// Where "now" comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The system clock (production).
+    System,
+    /// A fixed instant (`--now`, tests).
+    Fixed(DateTime<Utc>),
+}
+
+impl Clock {
+    /// The system clock unless `--now` was given.
+    pub fn from_flag(now: Option<Timestamp>) -> Clock {
+        now.map_or(Clock::System, |t| Clock::Fixed(t.0))
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        match self {
+            Clock::System => Utc::now(),
+            Clock::Fixed(t) => *t,
+        }
+    }
+}
+
+/// Why a time or a duration on the command line was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WhenError {
+    #[error(
+        "`{0}` is not an RFC 3339 time (e.g. 2030-01-06T07:00:00Z or 2030-01-06T08:00:00+01:00)"
+    )]
+    Time(String),
+    #[error("`{0}` is not a duration (e.g. 30m, 2h, 1d, 1h 30m)")]
+    Duration(String),
+    #[error("{0} from now is out of range")]
+    OutOfRange(String),
+}
+
+/// A point in time given as RFC 3339 (any offset), held in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(DateTime<Utc>);
+
+impl Timestamp {
+    pub fn new(t: DateTime<Utc>) -> Timestamp {
+        Timestamp(t)
+    }
+
+    pub fn as_datetime(&self) -> DateTime<Utc> {
+        self.0
+    }
+
+    /// The stored text form (text order is time order).
+    pub fn stored(&self) -> String {
+        format_time(self.0)
+    }
+}
+
+impl FromStr for Timestamp {
+    type Err = WhenError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DateTime::parse_from_rfc3339(s.trim())
+            .map(|t| Timestamp(t.with_timezone(&Utc)))
+            .map_err(|_| WhenError::Time(s.to_string()))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    }
+}
+
+/// A delay such as `30m`, `2h`, `1d` or `1h 30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delay(Duration);
+
+impl Delay {
+    pub fn as_duration(&self) -> Duration {
+        self.0
+    }
+
+    /// `now` plus this delay.
+    pub fn after(&self, now: DateTime<Utc>) -> Result<Timestamp, WhenError> {
+        chrono::Duration::from_std(self.0)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .map(Timestamp)
+            .ok_or_else(|| WhenError::OutOfRange(human(self.0)))
+    }
+}
+
+impl FromStr for Delay {
+    type Err = WhenError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(s.trim())
+            .map(Delay)
+            .map_err(|_| WhenError::Duration(s.to_string()))
+    }
+}
+
+/// What the lateness guard says about a scheduled time at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Its time has not come.
+    NotDue,
+    /// Send it (late by at most the allowed lateness).
+    Due,
+    /// More than `max_lateness` late: not sent automatically.
+    Missed { late: Duration },
+}
+
+/// Judge a scheduled time: due from `at` on, missed once more than
+/// `max_lateness` has passed since.
+pub fn judge(at: DateTime<Utc>, now: DateTime<Utc>, max_lateness: Duration) -> Verdict {
+    match (now - at).to_std() {
+        Err(_) => Verdict::NotDue,
+        Ok(late) if late > max_lateness => Verdict::Missed { late },
+        Ok(_) => Verdict::Due,
+    }
+}
+
+/// A duration for people: whole seconds, e.g. "7h 2m 5s".
+pub fn human(d: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// What one `run-due` pass did.
+#[derive(Debug)]
+pub enum RunDue {
+    /// Another process holds the `run-due` lease; nothing was done.
+    LeaseHeld { holder: String, until: String },
+    /// This pass held the lease; one entry per issue it looked at.
+    Ran(Vec<IssueRun>),
+}
+
+/// One issue a `run-due` pass handled.
+#[derive(Debug)]
+pub struct IssueRun {
+    pub slug: String,
+    pub outcome: IssueOutcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueOutcome {
+    /// Handed to the delivery engine; its exit code (0 ok, 1 the run failed
+    /// or the server was unreachable, 130 interrupted).
+    Delivered(u8),
+    /// Too late: marked `missed`, not sent.
+    Missed,
+    /// Another process is sending it; left to that process.
+    Busy,
+    /// Cancelled, rescheduled or started by someone else meanwhile.
+    Changed,
+    /// The send could not run; `bad_input` when the cause is configuration.
+    Failed { bad_input: bool },
+}
+
+impl RunDue {
+    /// The process exit code: 0 ok or nothing to do (or another run holds
+    /// the lease), 1 a send failed or an issue was missed, 2 bad
+    /// configuration, 130 interrupted.
+    pub fn exit_code(&self) -> u8 {
+        let RunDue::Ran(runs) = self else { return 0 };
+        runs.iter()
+            .map(|r| match r.outcome {
+                IssueOutcome::Delivered(code) => code,
+                IssueOutcome::Missed => 1,
+                IssueOutcome::Failed { bad_input: true } => 2,
+                IssueOutcome::Failed { bad_input: false } => 1,
+                IssueOutcome::Busy | IssueOutcome::Changed => 0,
+            })
+            .max_by_key(|code| match code {
+                130 => 3,
+                2 => 2,
+                0 => 0,
+                _ => 1,
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// One pass: take the `run-due` lease, send every scheduled issue whose
+/// time has come (marking those past the lateness guard `missed`), then
+/// resume interrupted live sends. Per-issue problems are logged here and
+/// reported in the result; only database errors outside an issue's send
+/// are returned as errors.
+pub async fn run_due(settings: &Settings, store: &Store, clock: Clock) -> anyhow::Result<RunDue> {
+    let lease = Lease::new(settings, RUN_DUE_LEASE.to_string());
+    if !lease.take(store).await? {
+        let (holder, until) = store
+            .lease_holder(RUN_DUE_LEASE)
+            .await?
+            .unwrap_or_else(|| ("(just released)".into(), "-".into()));
+        return Ok(RunDue::LeaseHeld { holder, until });
+    }
+    let renewer = tokio::spawn(lease.clone().renew_forever(store.clone()));
+    let result = run_with_lease(settings, store, clock).await;
+    renewer.abort();
+    let _ = store.release_lease(&lease.name, &lease.holder).await;
+    result.map(RunDue::Ran)
+}
+
+async fn run_with_lease(
+    settings: &Settings,
+    store: &Store,
+    clock: Clock,
+) -> anyhow::Result<Vec<IssueRun>> {
+    let now = clock.now();
+    let now_text = format_time(now);
+    let due = store.due_issues(&now_text).await?;
+    let resumable = store
+        .resumable_sends(&now_text, settings.sender.on_unknown == OnUnknown::Resend)
+        .await?;
+    if due.is_empty() && resumable.is_empty() {
+        tracing::debug!("run-due: nothing is due");
+        return Ok(Vec::new());
+    }
+    tracing::info!(
+        "run-due: {} scheduled issue(s) due, {} live send(s) to resume",
+        due.len(),
+        resumable.len()
+    );
+    let max_lateness = Duration::from_secs(settings.schedule.max_lateness_secs);
+    let mut runs = Vec::new();
+    for issue in due {
+        let outcome = scheduled(settings, store, &issue, now, max_lateness).await?;
+        let stop = outcome == IssueOutcome::Delivered(130);
+        runs.push(IssueRun {
+            slug: issue.slug,
+            outcome,
+        });
+        if stop {
+            return Ok(runs);
+        }
+    }
+    for issue in resumable {
+        tracing::info!(issue = %issue.slug, "resuming an interrupted live send");
+        let outcome = deliver(settings, store, &issue).await?;
+        let stop = outcome == IssueOutcome::Delivered(130);
+        runs.push(IssueRun {
+            slug: issue.slug,
+            outcome,
+        });
+        if stop {
+            break;
+        }
+    }
+    Ok(runs)
+}
+
+/// A due scheduled issue: guard against lateness, then send.
+async fn scheduled(
+    settings: &Settings,
+    store: &Store,
+    issue: &IssueRecord,
+    now: DateTime<Utc>,
+    max_lateness: Duration,
+) -> anyhow::Result<IssueOutcome> {
+    let Some(at_text) = issue.scheduled_at.as_deref() else {
+        return Ok(IssueOutcome::Changed);
+    };
+    let Some(at) = parse_time(at_text) else {
+        anyhow::bail!(
+            "issue `{}`: unreadable scheduled time `{at_text}`",
+            issue.slug
+        );
+    };
+    match judge(at, now, max_lateness) {
+        Verdict::NotDue => Ok(IssueOutcome::Changed),
+        Verdict::Missed { late } => {
+            if !store.mark_missed(issue.id, at_text).await? {
+                return Ok(IssueOutcome::Changed);
+            }
+            let file = issue.source_path.as_deref().unwrap_or(&issue.slug);
+            tracing::warn!(
+                issue = %issue.slug,
+                "missed: `{}` was due at {at_text} and is {} late, beyond schedule.max_lateness_secs ({}); \
+                 NOT sent. To send it anyway: herald send {file} --live",
+                issue.slug,
+                human(late),
+                settings.schedule.max_lateness_secs,
+            );
+            Ok(IssueOutcome::Missed)
+        }
+        Verdict::Due => {
+            let Some(record) = store.begin_scheduled_send(issue.id, at_text).await? else {
+                tracing::info!(issue = %issue.slug, "changed meanwhile (cancelled, rescheduled or started); skipped");
+                return Ok(IssueOutcome::Changed);
+            };
+            tracing::info!(issue = %record.slug, scheduled_at = %at_text, "sending scheduled issue");
+            let outcome = deliver(settings, store, &record).await?;
+            if matches!(outcome, IssueOutcome::Failed { .. } | IssueOutcome::Busy) {
+                // Not started: keep it scheduled (and under the guard).
+                store.undo_scheduled_send(record.id).await?;
+            }
+            Ok(outcome)
+        }
+    }
+}
+
+/// Run the delivery engine on one issue, non-interactively.
+async fn deliver(
+    settings: &Settings,
+    store: &Store,
+    record: &IssueRecord,
+) -> anyhow::Result<IssueOutcome> {
+    let opts = LiveOptions {
+        yes: true,
+        force_new_version: false,
+        progress: Progress::Auto {
+            every: Duration::from_secs(10),
+        },
+    };
+    match deliver_record(settings, store, record, &opts).await {
+        Ok((code, _)) => Ok(IssueOutcome::Delivered(code)),
+        Err(err) => {
+            // The engine refuses when another process holds the issue's
+            // send lease: that process is sending it, not a failure.
+            let lease = format!("send:{}", record.id);
+            if let Some((holder, until)) = store.lease_holder(&lease).await? {
+                if until > crate::store::now_text() {
+                    tracing::info!(issue = %record.slug, %holder, "another process is sending this issue; left to it");
+                    return Ok(IssueOutcome::Busy);
+                }
+            }
+            tracing::error!(issue = %record.slug, "send failed: {err:#}");
+            Ok(IssueOutcome::Failed {
+                bad_input: crate::error::exit_code(&err) == crate::error::exit::BAD_INPUT,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse::<Timestamp>().unwrap().as_datetime()
+    }
+
+    const SIX_HOURS: Duration = Duration::from_secs(6 * 3600);
+
+    #[test]
+    fn an_issue_is_due_from_its_time_until_the_lateness_guard() {
+        let at = t("2030-01-06T07:00:00Z");
+        assert_eq!(
+            judge(at, t("2030-01-06T06:59:59Z"), SIX_HOURS),
+            Verdict::NotDue
+        );
+        assert_eq!(judge(at, at, SIX_HOURS), Verdict::Due);
+        assert_eq!(
+            judge(at, t("2030-01-06T13:00:00Z"), SIX_HOURS),
+            Verdict::Due
+        );
+        assert_eq!(
+            judge(at, t("2030-01-06T13:00:01Z"), SIX_HOURS),
+            Verdict::Missed {
+                late: Duration::from_secs(6 * 3600 + 1)
+            }
+        );
+    }
+
+    #[test]
+    fn timestamps_take_any_offset_and_are_held_in_utc() {
+        let a: Timestamp = "2030-01-06T08:00:00+01:00".parse().unwrap();
+        let b: Timestamp = "2030-01-06T07:00:00Z".parse().unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.stored(), "2030-01-06T07:00:00.000Z");
+        assert_eq!(a.to_string(), "2030-01-06T07:00:00Z");
+        for bad in [
+            "",
+            "tomorrow",
+            "2030-01-06",
+            "2030-01-06 07:00",
+            "2030-13-01T00:00:00Z",
+        ] {
+            assert!(bad.parse::<Timestamp>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn delays_read_like_people_write_them() {
+        let now = t("2030-01-06T07:00:00Z");
+        for (text, then) in [
+            ("30m", "2030-01-06T07:30:00Z"),
+            ("2h", "2030-01-06T09:00:00Z"),
+            ("1d", "2030-01-07T07:00:00Z"),
+            ("1h 30m", "2030-01-06T08:30:00Z"),
+        ] {
+            let d: Delay = text.parse().unwrap();
+            assert_eq!(d.after(now).unwrap().as_datetime(), t(then), "{text}");
+        }
+        let forever: Delay = "100000000y".parse().unwrap();
+        assert!(forever.after(now).is_err());
+        for bad in ["", "soon", "2 parsecs", "-1h"] {
+            assert!(bad.parse::<Delay>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_exit_code_reports_the_worst_outcome() {
+        let ran = |outcomes: &[IssueOutcome]| {
+            RunDue::Ran(
+                outcomes
+                    .iter()
+                    .map(|o| IssueRun {
+                        slug: "x".into(),
+                        outcome: *o,
+                    })
+                    .collect(),
+            )
+        };
+        use IssueOutcome::*;
+        assert_eq!(ran(&[]).exit_code(), 0);
+        assert_eq!(
+            RunDue::LeaseHeld {
+                holder: "h".into(),
+                until: "u".into()
+            }
+            .exit_code(),
+            0
+        );
+        assert_eq!(ran(&[Delivered(0), Busy, Changed]).exit_code(), 0);
+        assert_eq!(ran(&[Delivered(0), Missed]).exit_code(), 1);
+        assert_eq!(ran(&[Delivered(1), Delivered(0)]).exit_code(), 1);
+        assert_eq!(ran(&[Missed, Failed { bad_input: true }]).exit_code(), 2);
+        assert_eq!(
+            ran(&[Failed { bad_input: false }, Delivered(130)]).exit_code(),
+            130
+        );
+    }
+}
