@@ -385,50 +385,6 @@ fn an_unsubscribe_arriving_mid_send_skips_that_recipient() {
 }
 
 #[test]
-fn the_achieved_rate_matches_the_configured_rate() {
-    let env = TestEnv::new();
-    let rate = 200.0;
-    let seconds = 10.0;
-    let n = (rate * seconds) as usize;
-    seed_subscribers(&env, n);
-    let issue = write_issue(&env, "rate");
-    let server = SmtpServer::start();
-    let mut cmd = env.herald();
-    smtp_env(&mut cmd, server.port());
-    let out = cmd
-        .env("HERALD__SENDER__RATE_PER_SECOND", rate.to_string())
-        .env("HERALD__SENDER__BURST", "1")
-        .env("HERALD__SENDER__CONCURRENCY", "8")
-        .args(["send", "--live", "--yes"])
-        .arg(&issue)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let mut times: Vec<Instant> = server.received().iter().map(|r| r.at).collect();
-    times.sort();
-    assert_eq!(times.len(), n);
-    let span = (times[n - 1] - times[0]).as_secs_f64();
-    let achieved = (n - 1) as f64 / span;
-    assert!(
-        (achieved - rate).abs() / rate <= 0.02,
-        "achieved {achieved:.1} msg/s"
-    );
-    eprintln!("achieved {achieved:.2} msg/s at a configured {rate} msg/s");
-    // No one-second window holds more than rate + burst messages.
-    let mut j = 0;
-    for i in 0..n {
-        while times[j] + Duration::from_secs(1) <= times[i] {
-            j += 1;
-        }
-        assert!(
-            i - j < rate as usize + 1 + 1,
-            "window ending at #{i} holds {}",
-            i - j + 1
-        );
-    }
-}
-
-#[test]
 fn sigterm_stops_claiming_records_every_outcome_and_the_next_run_finishes() {
     let env = TestEnv::new();
     seed_subscribers(&env, 300);
@@ -461,7 +417,12 @@ fn sigterm_stops_claiming_records_every_outcome_and_the_next_run_finishes() {
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("run the same command to resume"));
 
     // Every message the server accepted is recorded as sent; nothing is
@@ -476,9 +437,16 @@ fn sigterm_stops_claiming_records_every_outcome_and_the_next_run_finishes() {
 
     let mut resume = env.herald();
     smtp_env(&mut resume, server.port());
-    let out = resume.args(["send", "--live", "--yes"]).arg(&issue).output().unwrap();
+    let out = resume
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let counts = server.counts();
     assert_eq!(counts.len(), 300);
-    assert!(counts.values().all(|n| *n == 1), "a graceful stop causes no duplicate");
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "a graceful stop causes no duplicate"
+    );
 }

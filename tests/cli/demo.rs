@@ -4,7 +4,10 @@ use crate::helpers::{stderr, stdout, TestEnv};
 
 fn outbox_files(env: &TestEnv) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(env.path().join("outbox"))
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
         .unwrap_or_default();
     names.retain(|n| n.ends_with(".eml"));
     names.sort();
@@ -17,7 +20,10 @@ fn demo_runs_the_whole_job_into_the_outbox_and_a_second_run_sends_nothing_twice(
     let out = env.herald().arg("demo").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("imported 36, updated 0, unchanged 0, rejected 3"), "{text}");
+    assert!(
+        text.contains("imported 36, updated 0, unchanged 0, rejected 3"),
+        "{text}"
+    );
     assert!(text.contains("this run sent 36, failed 0"), "{text}");
     assert!(text.contains("outbox/"), "{text}");
     // Rejected sample rows are reported with their line numbers.
@@ -29,6 +35,10 @@ fn demo_runs_the_whole_job_into_the_outbox_and_a_second_run_sends_nothing_twice(
 
     let again = env.herald().arg("demo").output().unwrap();
     assert!(again.status.success(), "{}", stderr(&again));
-    assert!(stdout(&again).contains("this run sent 0"), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains("this run sent 0"),
+        "{}",
+        stdout(&again)
+    );
     assert_eq!(outbox_files(&env).len(), 36);
 }

@@ -39,6 +39,8 @@ pub struct Received {
     pub from: String,
     pub to: Vec<String>,
     pub data: String,
+    /// When the message was accepted (read by the timing tests).
+    #[allow(dead_code)]
     pub at: Instant,
 }
 

@@ -1,0 +1,60 @@
+//! Timing-sensitive tests, in their own test binary so that cargo runs them
+//! alone rather than beside the parallel tests of `tests/cli` (whose load
+//! would disturb the measurement). They drive the built binary against the
+//! same SMTP test server.
+
+#[path = "../cli/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+#[path = "../cli/smtp_server.rs"]
+#[allow(dead_code)]
+mod smtp_server;
+
+use std::time::{Duration, Instant};
+
+use helpers::{seed_subscribers, smtp_env, stderr, write_issue, TestEnv};
+use smtp_server::SmtpServer;
+
+#[test]
+fn the_achieved_rate_matches_the_configured_rate() {
+    let env = TestEnv::new();
+    let rate = 200.0;
+    let seconds = 10.0;
+    let n = (rate * seconds) as usize;
+    seed_subscribers(&env, n);
+    let issue = write_issue(&env, "rate");
+    let server = SmtpServer::start();
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    let out = cmd
+        .env("HERALD__SENDER__RATE_PER_SECOND", rate.to_string())
+        .env("HERALD__SENDER__BURST", "1")
+        .env("HERALD__SENDER__CONCURRENCY", "8")
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut times: Vec<Instant> = server.received().iter().map(|r| r.at).collect();
+    times.sort();
+    assert_eq!(times.len(), n);
+    let span = (times[n - 1] - times[0]).as_secs_f64();
+    let achieved = (n - 1) as f64 / span;
+    assert!(
+        (achieved - rate).abs() / rate <= 0.02,
+        "achieved {achieved:.1} msg/s"
+    );
+    eprintln!("achieved {achieved:.2} msg/s at a configured {rate} msg/s");
+    // No one-second window holds more than rate + burst messages.
+    let mut j = 0;
+    for i in 0..n {
+        while times[j] + Duration::from_secs(1) <= times[i] {
+            j += 1;
+        }
+        assert!(
+            i - j < rate as usize + 1 + 1,
+            "window ending at #{i} holds {}",
+            i - j + 1
+        );
+    }
+}
