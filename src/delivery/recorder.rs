@@ -68,12 +68,29 @@ impl Recorder {
 
     /// Record one outcome and wait until it is durable.
     pub async fn record(&self, outcome: Outcome) -> anyhow::Result<()> {
+        self.submit(outcome).await?.wait().await
+    }
+
+    /// Queue one outcome; the returned [`Durable`] resolves once it is
+    /// committed. Lets a worker prepare its next message meanwhile.
+    pub async fn submit(&self, outcome: Outcome) -> anyhow::Result<Durable> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Entry { outcome, done })
             .await
             .map_err(|_| anyhow::anyhow!("the recorder has stopped"))?;
-        wait.await
+        Ok(Durable(wait))
+    }
+}
+
+/// An outcome on its way to the ledger.
+pub struct Durable(oneshot::Receiver<()>);
+
+impl Durable {
+    /// Wait until the outcome is committed.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.0
+            .await
             .map_err(|_| anyhow::anyhow!("the recorder could not write an outcome"))
     }
 }

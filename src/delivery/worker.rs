@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, Mutex};
 
 use super::{Halt, Shared};
 use crate::delivery::compose::Addressee;
+use crate::delivery::recorder::Durable;
 use crate::mailer::transport::{Connection, SendResult};
 use crate::store::deliveries::{ClaimedDelivery, Outcome};
 
@@ -28,6 +29,10 @@ pub(super) async fn run(
     let mut conn: Option<Connection> = None;
     let mut failures: u32 = 0;
     let mut gave_up = false;
+    // The previous message's outcome, still being committed. It must be
+    // durable before the next message goes to SMTP: that bounds what a
+    // crash can duplicate to one message per worker.
+    let mut in_commit: Option<Durable> = None;
     loop {
         let job = { jobs.lock().await.recv().await };
         let Some(job) = job else { break };
@@ -107,6 +112,13 @@ pub(super) async fn run(
             }
             continue;
         };
+        if let Some(previous) = in_commit.take() {
+            if previous.wait().await.is_err() {
+                shared.stop.halt(Halt::LedgerFailed);
+                release(&shared, job.id).await;
+                continue;
+            }
+        }
         let result = c.send(&message, &job.message_id).await;
         if let SendResult::Accepted { .. } = result {
             shared
@@ -133,8 +145,9 @@ pub(super) async fn run(
                 }
             }
         }
-        if shared.recorder.record(outcome).await.is_err() {
-            shared.stop.halt(Halt::LedgerFailed);
+        match shared.recorder.submit(outcome).await {
+            Ok(durable) => in_commit = Some(durable),
+            Err(_) => shared.stop.halt(Halt::LedgerFailed),
         }
         if let Some(pause) = pause {
             tracing::info!(
@@ -146,6 +159,11 @@ pub(super) async fn run(
                 _ = tokio::time::sleep(pause) => {}
                 _ = shared.stop.halted() => {}
             }
+        }
+    }
+    if let Some(previous) = in_commit.take() {
+        if previous.wait().await.is_err() {
+            shared.stop.halt(Halt::LedgerFailed);
         }
     }
     if let Some(c) = conn {

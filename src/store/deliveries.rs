@@ -176,89 +176,99 @@ impl Store {
         Ok(out)
     }
 
-    /// Write a batch of outcomes in one transaction (group commit).
+    /// Write a batch of outcomes in one transaction (group commit): one
+    /// set-based statement per kind of outcome, whatever the batch size.
     pub async fn record_outcomes(&self, outcomes: &[Outcome], now: &str) -> sqlx::Result<()> {
+        use serde_json::{json, Value};
         if outcomes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_write().await?;
+        let (mut sent, mut deferred, mut failed, mut unknown, mut released, mut bounced) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
         for outcome in outcomes {
             match outcome {
-                Outcome::Sent { id, code, reply } => {
-                    sqlx::query(
-                        "UPDATE deliveries SET state = 'sent', last_code = ?2, last_reply = ?3, sent_at = ?4, \
-                         updated_at = ?4, next_attempt_at = NULL WHERE id = ?1",
-                    )
-                    .bind(id)
-                    .bind(*code as i64)
-                    .bind(reply)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                Outcome::Sent { id, code, reply } => sent.push(json!([id, code, reply])),
                 Outcome::Deferred {
                     id,
                     code,
                     reply,
                     next_attempt_at,
-                } => {
-                    sqlx::query(
-                        "UPDATE deliveries SET state = 'deferred', last_code = ?2, last_reply = ?3, \
-                         next_attempt_at = ?4, updated_at = ?5 WHERE id = ?1",
-                    )
-                    .bind(id)
-                    .bind(code.map(i64::from))
-                    .bind(reply)
-                    .bind(next_attempt_at)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                } => deferred.push(json!([id, code, reply, next_attempt_at])),
                 Outcome::Failed {
                     id,
                     code,
                     reply,
                     bounce,
                 } => {
-                    sqlx::query(
-                        "UPDATE deliveries SET state = 'failed', last_code = ?2, last_reply = ?3, \
-                         next_attempt_at = NULL, updated_at = ?4 WHERE id = ?1",
-                    )
-                    .bind(id)
-                    .bind(code.map(i64::from))
-                    .bind(reply)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    if let Some(subscriber) = bounce {
-                        sqlx::query(
-                            "UPDATE subscribers SET status = 'bounced', updated_at = ?2 WHERE id = ?1 AND status = 'active'",
-                        )
-                        .bind(subscriber)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    failed.push(json!([id, code, reply]));
+                    bounced.extend(bounce.map(Value::from));
                 }
-                Outcome::Unknown { id, reply } => {
-                    sqlx::query("UPDATE deliveries SET state = 'unknown', last_reply = ?2, updated_at = ?3 WHERE id = ?1")
-                        .bind(id)
-                        .bind(reply)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Outcome::Released { id } => {
-                    sqlx::query(
-                        "UPDATE deliveries SET state = 'pending', attempts = MAX(attempts - 1, 0), updated_at = ?2 \
-                         WHERE id = ?1 AND state = 'claimed'",
-                    )
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                Outcome::Unknown { id, reply } => unknown.push(json!([id, Value::Null, reply])),
+                Outcome::Released { id } => released.push(Value::from(*id)),
             }
+        }
+        // Rows of (id, code, reply[, next_attempt_at]) from a JSON array.
+        const ROWS: &str = "SELECT value ->> 0 AS id, value ->> 1 AS code, value ->> 2 AS reply, \
+                            value ->> 3 AS next_at FROM json_each(?2)";
+        let statements: [(&Vec<Value>, String); 4] = [
+            (
+                &sent,
+                format!(
+                    "UPDATE deliveries SET state = 'sent', last_code = v.code, last_reply = v.reply, \
+                     sent_at = ?1, updated_at = ?1, next_attempt_at = NULL FROM ({ROWS}) AS v WHERE deliveries.id = v.id"
+                ),
+            ),
+            (
+                &deferred,
+                format!(
+                    "UPDATE deliveries SET state = 'deferred', last_code = v.code, last_reply = v.reply, \
+                     next_attempt_at = v.next_at, updated_at = ?1 FROM ({ROWS}) AS v WHERE deliveries.id = v.id"
+                ),
+            ),
+            (
+                &failed,
+                format!(
+                    "UPDATE deliveries SET state = 'failed', last_code = v.code, last_reply = v.reply, \
+                     next_attempt_at = NULL, updated_at = ?1 FROM ({ROWS}) AS v WHERE deliveries.id = v.id"
+                ),
+            ),
+            (
+                &unknown,
+                format!(
+                    "UPDATE deliveries SET state = 'unknown', last_reply = v.reply, updated_at = ?1 \
+                     FROM ({ROWS}) AS v WHERE deliveries.id = v.id"
+                ),
+            ),
+        ];
+        let mut tx = self.begin_write().await?;
+        for (rows, sql) in statements.iter() {
+            if !rows.is_empty() {
+                sqlx::query(sql)
+                    .bind(now)
+                    .bind(Value::from((*rows).clone()).to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        if !released.is_empty() {
+            sqlx::query(
+                "UPDATE deliveries SET state = 'pending', attempts = MAX(attempts - 1, 0), updated_at = ?1 \
+                 WHERE state = 'claimed' AND id IN (SELECT value FROM json_each(?2))",
+            )
+            .bind(now)
+            .bind(Value::from(released).to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !bounced.is_empty() {
+            sqlx::query(
+                "UPDATE subscribers SET status = 'bounced', updated_at = ?1 \
+                 WHERE status = 'active' AND id IN (SELECT value FROM json_each(?2))",
+            )
+            .bind(now)
+            .bind(Value::from(bounced).to_string())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await
     }

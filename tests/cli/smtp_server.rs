@@ -39,7 +39,8 @@ pub struct Received {
     pub from: String,
     pub to: Vec<String>,
     pub data: String,
-    /// When the message was accepted (read by the timing tests).
+    /// When its MAIL FROM arrived: the moment the sender's rate limiter
+    /// let it go, give or take one round trip (read by the timing tests).
     #[allow(dead_code)]
     pub at: Instant,
 }
@@ -154,6 +155,7 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
     let mut from = String::new();
     let mut to: Vec<String> = Vec::new();
     let mut data_fault: Option<Fault> = None;
+    let mut mail_at = Instant::now();
     let mut line = String::new();
     loop {
         line.clear();
@@ -169,6 +171,7 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
         } else if upper.starts_with("HELO") {
             write.write_all(b"250 herald-test\r\n").await?;
         } else if upper.starts_with("MAIL FROM:") {
+            mail_at = Instant::now();
             from = address(&cmd[10..]);
             to.clear();
             data_fault = None;
@@ -240,7 +243,7 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
                             from: from.clone(),
                             to: to.clone(),
                             data,
-                            at: Instant::now(),
+                            at: mail_at,
                         });
                         st.received.len()
                     };
