@@ -450,3 +450,179 @@ fn sigterm_stops_claiming_records_every_outcome_and_the_next_run_finishes() {
         "a graceful stop causes no duplicate"
     );
 }
+
+#[test]
+fn test_sends_go_only_to_the_given_addresses_and_stay_out_of_the_live_ledger() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 5);
+    let issue = write_issue(&env, "tested");
+    let server = SmtpServer::start();
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    let out = cmd
+        .arg("send")
+        .arg(&issue)
+        .args(["--test", "editor@example.net", "user0002@example.org"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("test message to editor@example.net: accepted"));
+    let received = server.received();
+    assert_eq!(received.len(), 2);
+    for r in &received {
+        let subject = header(&r.data, "Subject").unwrap();
+        assert!(subject.starts_with("[TEST] "), "{subject}");
+    }
+    // A subscriber's test copy is personalised with their name.
+    let to_sub = received
+        .iter()
+        .find(|r| r.to == ["user0002@example.org"])
+        .unwrap();
+    assert!(header(&to_sub.data, "To").unwrap().contains("User 2"));
+    // No live send exists yet.
+    env.herald().arg("status").arg(&issue).assert().code(2);
+
+    // A bad test address is bad input.
+    let mut bad = env.herald();
+    smtp_env(&mut bad, server.port());
+    bad.arg("send")
+        .arg(&issue)
+        .args(["--test", "not-an-address"])
+        .assert()
+        .code(2);
+
+    let mut live = env.herald();
+    smtp_env(&mut live, server.port());
+    live.args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .assert()
+        .success();
+    assert_eq!(ledger(&env, &issue)["counts"]["sent"], 5);
+}
+
+#[test]
+fn a_dry_run_builds_every_message_and_sends_nothing() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 12);
+    let issue = write_issue(&env, "dry");
+    let server = SmtpServer::start();
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    let out = cmd
+        .args(["send", "--dry-run"])
+        .arg(&issue)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("built 12 messages"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("nothing was sent"));
+    assert!(server.received().is_empty());
+    assert_eq!(server.connections(), 0);
+    env.herald().arg("status").arg(&issue).assert().code(2);
+}
+
+#[test]
+fn a_live_send_without_a_terminal_needs_yes_and_an_edited_issue_needs_a_new_version() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 4);
+    let issue = write_issue(&env, "guarded");
+    let server = SmtpServer::start();
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    let out = cmd.args(["send", "--live"]).arg(&issue).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    assert!(server.received().is_empty());
+
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    cmd.args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .assert()
+        .success();
+    assert_eq!(server.received().len(), 4);
+
+    // Edit the file after the send started: refused, nothing sent.
+    let mut text = std::fs::read_to_string(&issue).unwrap();
+    text = text.replacen("Migration news", "Migration news (corrected)", 1);
+    std::fs::write(&issue, &text).unwrap();
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    let out = cmd
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--force-new-version"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(server.received().len(), 4);
+
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    cmd.args(["send", "--live", "--yes", "--force-new-version"])
+        .arg(&issue)
+        .assert()
+        .success();
+    let received = server.received();
+    assert_eq!(received.len(), 8);
+    let v2 = &received[4..];
+    assert!(v2
+        .iter()
+        .all(|r| header(&r.data, "Subject").unwrap().contains("corrected")));
+    // Version 2 has its own Message-IDs.
+    let ids: HashSet<String> = received
+        .iter()
+        .map(|r| header(&r.data, "Message-ID").unwrap())
+        .collect();
+    assert_eq!(ids.len(), 8);
+    assert_eq!(ledger(&env, &issue)["version"], 2);
+}
+
+#[test]
+fn resend_failed_puts_rows_back_and_the_next_live_run_delivers_them() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 6);
+    let issue = write_issue(&env, "resent");
+    let server = SmtpServer::start();
+    server.fault(
+        "user0003@example.org",
+        Fault::AtRcpt("554 5.7.1 relay denied".into()),
+        1,
+    );
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    cmd.args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .assert()
+        .success();
+    assert_eq!(ledger(&env, &issue)["counts"]["failed"], 1);
+
+    let out = env
+        .herald()
+        .args(["resend", "--failed"])
+        .arg(&issue)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).starts_with("1 failed deliveries"),
+        "{}",
+        stdout(&out)
+    );
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    cmd.args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .assert()
+        .success();
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["sent"], 6);
+    assert_eq!(server.counts()["user0003@example.org"], 1);
+}
