@@ -8,6 +8,7 @@ pub mod domain;
 pub mod error;
 pub mod import;
 pub mod mailer;
+pub mod render;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 
 mod demo;
 mod init;
+mod issue;
 mod subscribers;
 
 use crate::cli::{Cli, Command};
@@ -21,6 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             store.close().await;
             code
         }
+        Command::Issue(cmd) => issue::run(&settings, cmd),
         Command::Demo(args) => demo::run(&settings, args).await,
     }
 }
