@@ -48,6 +48,9 @@ impl Markdown {
                         ));
                     }
                 }
+                Event::Text(t) | Event::Code(t) if t.contains(super::placeholder::is_reserved_char) => {
+                    return bad(super::placeholder::RESERVED.to_string());
+                }
                 Event::Html(h) | Event::InlineHtml(h) => {
                     return bad(format!(
                         "raw HTML `{}` is not allowed in Markdown; write Markdown instead",
@@ -330,6 +333,7 @@ mod tests {
         let err = Markdown::parse("line one\n\nsee [x](/about)").unwrap_err();
         assert_eq!(err.offset, 14);
         assert!(Markdown::parse("a < b and [ok](https://example.org)").is_ok());
+        assert!(Markdown::parse("forged &#x27E6;herald:email&#x27E7;").is_err());
     }
 
     #[test]

@@ -252,8 +252,9 @@ struct TagAt<'a> {
     attrs: &'a str,
 }
 
-/// `<mjml…>`/`<mj-…>` tags, skipping `<!-- -->` and `{# #}` comments.
-fn mj_tags(source: &str) -> Vec<TagAt<'_>> {
+/// `<mjml…>`/`<mj-…>` tags, skipping `<!-- -->` comments and, in a
+/// template (not `filled`), `{# #}` comments.
+fn mj_tags(source: &str, filled: bool) -> Vec<TagAt<'_>> {
     let bytes = source.as_bytes();
     let mut tags = Vec::new();
     let mut i = 0;
@@ -263,7 +264,7 @@ fn mj_tags(source: &str) -> Vec<TagAt<'_>> {
             i += rest.find("-->").map(|e| e + 3).unwrap_or(rest.len());
             continue;
         }
-        if rest.starts_with("{#") {
+        if !filled && rest.starts_with("{#") {
             i += rest.find("#}").map(|e| e + 2).unwrap_or(rest.len());
             continue;
         }
@@ -308,7 +309,7 @@ pub(crate) fn lint_mjml(origin: &Origin, source: &str, filled: bool) -> anyhow::
     let mut in_attributes = false;
     let mut preview_open: Option<usize> = None;
     let mut open: Vec<(&str, usize)> = Vec::new();
-    for tag in mj_tags(source) {
+    for tag in mj_tags(source, filled) {
         if filled {
             if tag.closing {
                 match open.pop() {
