@@ -65,13 +65,19 @@ fn main() {
     }
     let mrml_median = median(mrml_times);
 
-    println!("herald render benchmark (bundled issue, {} blocks)", issue.blocks().len());
+    println!(
+        "herald render benchmark (bundled issue, {} blocks)",
+        issue.blocks().len()
+    );
     println!(
         "  compile (content -> MJML -> HTML + text): mean {:.1} us, median {:.1} us over {compiles} runs",
         us(compile_mean),
         us(compile_median)
     );
-    println!("  of which mrml parse+render alone:        median {:.1} us", us(mrml_median));
+    println!(
+        "  of which mrml parse+render alone:        median {:.1} us",
+        us(mrml_median)
+    );
     println!(
         "  output: HTML {} bytes, text {} bytes, MJML {} bytes",
         compiled.compiled.html.len(),
@@ -124,7 +130,9 @@ fn main() {
     match mjml_node(root, &compiled.mjml, env_usize("BENCH_MJML_RUNS", 100)) {
         Ok((version, ms)) => {
             let ratio = ms * 1e3 / us(compile_median);
-            println!("  mjml {version} (Node, in-process) on the same MJML: {ms:.2} ms per compile");
+            println!(
+                "  mjml {version} (Node, in-process) on the same MJML: {ms:.2} ms per compile"
+            );
             println!(
                 "  herald whole compile is {ratio:.1}x faster than mjml's MJML step (mrml alone: {:.1}x); target >= 20x: {}",
                 ms * 1e3 / us(mrml_median),

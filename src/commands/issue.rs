@@ -43,8 +43,7 @@ pub fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
             let sample = Sample::new(settings, &issue);
             let (html, text) = compiled.compiled.prepare().personalise(&sample.recipient());
             let eml = sample.message(settings, &issue, html.clone(), text.clone())?;
-            std::fs::create_dir_all(&out)
-                .with_context(|| format!("creating {}", out.display()))?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             for (name, bytes) in [
                 ("index.html", html.as_bytes()),
                 ("index.txt", text.as_bytes()),
@@ -123,7 +122,10 @@ impl Sample {
         text: String,
     ) -> anyhow::Result<Vec<u8>> {
         let message_id = format!("{}.sample@{}", issue.slug(), settings.sending_domain());
-        let list_id = format!("{} <{}>", settings.newsletter.name, settings.newsletter.list_id);
+        let list_id = format!(
+            "{} <{}>",
+            settings.newsletter.name, settings.newsletter.list_id
+        );
         let message = build(MessageSpec {
             from_name: &settings.sender.from_name,
             from_address: &settings.sender.from_address,

@@ -372,7 +372,9 @@ impl Validator<'_> {
     }
 
     fn opt_url(&mut self, value: &S<String>, field: &str, mailto: bool) -> Option<String> {
-        value.as_ref().and_then(|v| self.url_value(v, field, mailto))
+        value
+            .as_ref()
+            .and_then(|v| self.url_value(v, field, mailto))
     }
 
     fn url_value(&mut self, v: &Spanned<String>, field: &str, mailto: bool) -> Option<String> {
@@ -492,8 +494,11 @@ impl Validator<'_> {
             }
             Some(d) => match (d.get_ref().date, d.get_ref().time) {
                 (Some(date), None) => {
-                    let parsed =
-                        NaiveDate::from_ymd_opt(date.year.into(), date.month.into(), date.day.into());
+                    let parsed = NaiveDate::from_ymd_opt(
+                        date.year.into(),
+                        date.month.into(),
+                        date.day.into(),
+                    );
                     if parsed.is_none() {
                         self.error(d.span().start, "date", "is not a calendar date");
                     }
@@ -642,7 +647,10 @@ impl Validator<'_> {
             }
             "promo" => {
                 let title = self.line(&b.title, &f("title"), at);
-                let body = b.body.as_ref().and_then(|v| self.markdown_value(v, &f("body")));
+                let body = b
+                    .body
+                    .as_ref()
+                    .and_then(|v| self.markdown_value(v, &f("body")));
                 let image = self.image(b, &prefix, at);
                 let label = self.line(&b.button_label, &f("button_label"), at);
                 let url = self.url(&b.button_url, &f("button_url"), at, true);

@@ -33,22 +33,26 @@ impl Markdown {
             };
             match event {
                 Event::Start(Tag::Link {
-                    link_type, dest_url, ..
-                }) => {
-                    if link_type != LinkType::Email && !super::issue::markdown_link_ok(&dest_url) {
-                        return bad(format!(
-                            "link `{dest_url}` is not an absolute http(s):// or mailto: URL"
-                        ));
-                    }
+                    link_type,
+                    dest_url,
+                    ..
+                }) if link_type != LinkType::Email
+                    && !super::issue::markdown_link_ok(&dest_url) =>
+                {
+                    return bad(format!(
+                        "link `{dest_url}` is not an absolute http(s):// or mailto: URL"
+                    ));
                 }
-                Event::Start(Tag::Image { dest_url, .. }) => {
-                    if super::issue::check_url(&dest_url, false).is_err() {
-                        return bad(format!(
-                            "image `{dest_url}` is not an absolute http(s):// URL"
-                        ));
-                    }
+                Event::Start(Tag::Image { dest_url, .. })
+                    if super::issue::check_url(&dest_url, false).is_err() =>
+                {
+                    return bad(format!(
+                        "image `{dest_url}` is not an absolute http(s):// URL"
+                    ));
                 }
-                Event::Text(t) | Event::Code(t) if t.contains(super::placeholder::is_reserved_char) => {
+                Event::Text(t) | Event::Code(t)
+                    if t.contains(super::placeholder::is_reserved_char) =>
+                {
                     return bad(super::placeholder::RESERVED.to_string());
                 }
                 Event::Html(h) | Event::InlineHtml(h) => {
@@ -359,14 +363,17 @@ mod tests {
         assert!(text.contains("https://example.org/b today."), "{text}");
         assert!(!text.contains("https://example.org/b (https"), "{text}");
         for line in text.lines() {
-            assert!(line.chars().count() <= WIDTH || line.contains("https://"), "{line}");
+            assert!(
+                line.chars().count() <= WIDTH || line.contains("https://"),
+                "{line}"
+            );
         }
     }
 
     #[test]
     fn text_lists_quotes_and_headings() {
-        let md = Markdown::parse("## Facts\n\n- one\n- two\n\n> quoted\n\n1. first\n2. second")
-            .unwrap();
+        let md =
+            Markdown::parse("## Facts\n\n- one\n- two\n\n> quoted\n\n1. first\n2. second").unwrap();
         assert_eq!(
             md.to_text(None),
             "Facts\n-----\n\n- one\n- two\n\n> quoted\n\n1. first\n2. second"

@@ -48,7 +48,12 @@ pub fn compile(origin: &Origin, mjml: &str) -> anyhow::Result<(String, Vec<Strin
         .iter()
         .map(|w| {
             let (l, c) = line_col(mjml, w.span.start);
-            format!("{}:{l}:{c}: {}: `{}`", filled(), w.kind, quote_line(mjml, w.span))
+            format!(
+                "{}:{l}:{c}: {}: `{}`",
+                filled(),
+                w.kind,
+                quote_line(mjml, w.span)
+            )
         })
         .collect();
     let options = RenderOptions {
@@ -98,7 +103,11 @@ fn quote_line(source: &str, span: Span) -> String {
         .find('\n')
         .map(|i| start + i)
         .unwrap_or(source.len());
-    source[line_start..line_end].trim().chars().take(100).collect()
+    source[line_start..line_end]
+        .trim()
+        .chars()
+        .take(100)
+        .collect()
 }
 
 /// A placeholder may stand in text, or inside a quoted href/src value,
@@ -160,37 +169,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("templates/issue.mjml (as filled):3:44: </mj-section> closes <mj-column>"),
+            err.starts_with(
+                "templates/issue.mjml (as filled):3:44: </mj-section> closes <mj-column>"
+            ),
             "{err}"
         );
-        let err = compile(&origin(), "<mjml>\n<mj-head>\n  <mj-text>x</mj-text>\n</mj-head><mj-body></mj-body></mjml>")
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("templates/issue.mjml (as filled):3:"), "{err}");
+        let err = compile(
+            &origin(),
+            "<mjml>\n<mj-head>\n  <mj-text>x</mj-text>\n</mj-head><mj-body></mj-body></mjml>",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("templates/issue.mjml (as filled):3:"),
+            "{err}"
+        );
         assert!(err.contains("invalid MJML"), "{err}");
         assert!(err.contains("`<mj-text>x</mj-text>`"), "{err}");
     }
 
     #[test]
     fn an_unknown_tag_in_the_filled_layout_is_an_error() {
-        let err = compile(&origin(), "<mjml><mj-body><mj-sektion></mj-sektion></mj-body></mjml>")
-            .unwrap_err()
-            .to_string();
+        let err = compile(
+            &origin(),
+            "<mjml><mj-body><mj-sektion></mj-sektion></mj-body></mjml>",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("unknown MJML tag <mj-sektion>"), "{err}");
     }
 
     #[test]
     fn placeholders_only_in_text_and_href_or_src() {
         let p = "\u{27E6}herald:email\u{27E7}";
-        assert!(check_placeholder_contexts(&origin(), &format!("<p>{p}</p><a href=\"x{p}\">y</a>")).is_ok());
+        assert!(check_placeholder_contexts(
+            &origin(),
+            &format!("<p>{p}</p><a href=\"x{p}\">y</a>")
+        )
+        .is_ok());
         assert!(check_placeholder_contexts(&origin(), &format!("<p title=\"{p}\">y</p>")).is_err());
-        assert!(check_placeholder_contexts(&origin(), &format!("<style>a{{{p}}}</style>")).is_err());
+        assert!(
+            check_placeholder_contexts(&origin(), &format!("<style>a{{{p}}}</style>")).is_err()
+        );
         assert!(check_placeholder_contexts(&origin(), &format!("<{p}>")).is_err());
     }
 
     #[test]
     fn characters_mrml_would_mangle_become_character_references() {
-        assert_eq!(protect_for_mrml("a\\b\u{200B}c\u{e9}", false), "a&#x5C;b&#x200B;c\u{e9}");
+        assert_eq!(
+            protect_for_mrml("a\\b\u{200B}c\u{e9}", false),
+            "a&#x5C;b&#x200B;c\u{e9}"
+        );
         assert_eq!(
             protect_for_mrml("<a href=\"x\">C:\\dir\n</a>", true),
             "<a href=\"x\">C:&#x5C;dir\n</a>"

@@ -21,7 +21,8 @@ pub fn is_reserved_char(c: char) -> bool {
 }
 
 /// How reserved characters are described in messages.
-pub const RESERVED: &str = "the characters \u{27E6} and \u{27E7} (U+27E6, U+27E7) are reserved for placeholders";
+pub const RESERVED: &str =
+    "the characters \u{27E6} and \u{27E7} (U+27E6, U+27E7) are reserved for placeholders";
 
 /// What a placeholder stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

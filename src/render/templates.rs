@@ -112,7 +112,10 @@ impl Templates {
                 Ok((Origin::Bundled(name), bundled.to_string()))
             }
         };
-        Templates::new(pick(MJML_NAME, BUNDLED_MJML)?, pick(TEXT_NAME, BUNDLED_TEXT)?)
+        Templates::new(
+            pick(MJML_NAME, BUNDLED_MJML)?,
+            pick(TEXT_NAME, BUNDLED_TEXT)?,
+        )
     }
 
     /// `templates/` in the working directory if it exists, else bundled.
@@ -278,7 +281,10 @@ fn mj_tags(source: &str, filled: bool) -> Vec<TagAt<'_>> {
             let name = &source[name_start..name_start + name_len];
             if name == "mjml" || name.starts_with("mj-") {
                 let after = name_start + name_len;
-                let end = source[after..].find('>').map(|e| after + e).unwrap_or(source.len());
+                let end = source[after..]
+                    .find('>')
+                    .map(|e| after + e)
+                    .unwrap_or(source.len());
                 tags.push(TagAt {
                     name,
                     closing,
@@ -334,7 +340,10 @@ pub(crate) fn lint_mjml(origin: &Origin, source: &str, filled: bool) -> anyhow::
         match tag.name {
             "mj-html-attributes" | "mj-selector" | "mj-html-attribute" => at(
                 tag.offset,
-                format!("<{}> is not supported by the MJML compiler herald uses (mrml)", tag.name),
+                format!(
+                    "<{}> is not supported by the MJML compiler herald uses (mrml)",
+                    tag.name
+                ),
             ),
             "mj-include" => at(
                 tag.offset,
@@ -372,13 +381,16 @@ pub(crate) fn lint_mjml(origin: &Origin, source: &str, filled: bool) -> anyhow::
             _ => {}
         }
         for (name, value) in attributes(tag.attrs) {
-            if name.contains("padding") || name.contains("radius") || name == "border-width" {
-                if value.split_whitespace().any(|t| t == "0") {
-                    at(
-                        tag.offset,
-                        format!("<{}> {name}=\"{value}\": write 0px, not a bare 0 (mrml drops it)", tag.name),
-                    );
-                }
+            let sized =
+                name.contains("padding") || name.contains("radius") || name == "border-width";
+            if sized && value.split_whitespace().any(|t| t == "0") {
+                at(
+                    tag.offset,
+                    format!(
+                        "<{}> {name}=\"{value}\": write 0px, not a bare 0 (mrml drops it)",
+                        tag.name
+                    ),
+                );
             }
         }
     }
@@ -417,7 +429,8 @@ mod tests {
     use super::*;
 
     fn lint(src: &str) -> Result<(), String> {
-        lint_mjml(&Origin::File("templates/issue.mjml".into()), src, false).map_err(|e| e.to_string())
+        lint_mjml(&Origin::File("templates/issue.mjml".into()), src, false)
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -430,7 +443,10 @@ mod tests {
         let err = lint("<mjml>\n  <mj-body>\n    <mj-colum>\n").unwrap_err();
         assert_eq!(err, "templates/issue.mjml:3:5: unknown MJML tag <mj-colum>");
         let err = lint("<mjml><mj-head><mj-html-attributes>").unwrap_err();
-        assert!(err.contains("1:16: <mj-html-attributes> is not supported"), "{err}");
+        assert!(
+            err.contains("1:16: <mj-html-attributes> is not supported"),
+            "{err}"
+        );
         assert!(lint("<mjml><!-- <mj-nothing> --><mj-body></mj-body></mjml>").is_ok());
     }
 

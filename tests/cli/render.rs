@@ -140,9 +140,15 @@ fn issue_check_accepts_the_bundled_issue_with_the_built_in_templates() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let o = stdout(&out);
-    assert!(o.contains("ok: slug 2018-12-14-migration-news, 7 blocks"), "{o}");
+    assert!(
+        o.contains("ok: slug 2018-12-14-migration-news, 7 blocks"),
+        "{o}"
+    );
     assert!(o.contains("built-in templates/issue.mjml"), "{o}");
-    assert!(!env.path().join("herald.db").exists(), "check touches no database");
+    assert!(
+        !env.path().join("herald.db").exists(),
+        "check touches no database"
+    );
 }
 
 /// Unfold a header block and return the value of `name`.
@@ -229,8 +235,12 @@ fn issue_render_writes_html_text_and_a_multipart_alternative_sample_message() {
     assert_eq!(parts.len(), 2, "two alternatives");
     let (plain_head, plain_body) = parts[0].split_once("\r\n\r\n").unwrap();
     let (html_head, html_body) = parts[1].split_once("\r\n\r\n").unwrap();
-    assert!(header(plain_head, "Content-Type").unwrap().starts_with("text/plain"));
-    assert!(header(html_head, "Content-Type").unwrap().starts_with("text/html"));
+    assert!(header(plain_head, "Content-Type")
+        .unwrap()
+        .starts_with("text/plain"));
+    assert!(header(html_head, "Content-Type")
+        .unwrap()
+        .starts_with("text/html"));
     let plain = decode_qp(plain_body.trim_end());
     assert!(
         plain.contains(&format!("Unsubscribe: {unsubscribe_url}")),
@@ -386,7 +396,10 @@ fn a_date_with_a_time_or_as_text_is_exit_2() {
 #[test]
 fn a_line_break_in_the_subject_is_exit_2() {
     check_fails(
-        &VALID.replace("subject = \"Hello\"", "subject = \"Hello\\nBcc: x@example.org\""),
+        &VALID.replace(
+            "subject = \"Hello\"",
+            "subject = \"Hello\\nBcc: x@example.org\"",
+        ),
         &["issues/bad.toml:1: subject: must be one line of text"],
     );
 }
@@ -461,11 +474,8 @@ fn a_missing_issue_file_is_exit_2() {
 fn an_unknown_mjml_tag_in_an_operator_template_is_exit_2_naming_template_and_position() {
     let env = TestEnv::new();
     env.write("issues/ok.toml", VALID);
-    let layout = include_str!("../../templates/issue.mjml").replacen(
-        "<mj-divider />",
-        "<mj-devider />",
-        1,
-    );
+    let layout =
+        include_str!("../../templates/issue.mjml").replacen("<mj-divider />", "<mj-devider />", 1);
     let line = layout
         .lines()
         .position(|l| l.contains("<mj-devider"))
@@ -523,7 +533,11 @@ fn operator_templates_in_the_working_directory_win_over_the_built_in_ones() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).starts_with("CUSTOM Hello\n"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("CUSTOM Hello\n"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 // --- arbitrary valid content -------------------------------------------------
