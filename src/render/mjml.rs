@@ -7,12 +7,20 @@
 use mrml::prelude::parser::{Error as ParseError, Span};
 use mrml::prelude::render::RenderOptions;
 
-use super::placeholder::is_reserved_char;
+use super::placeholder::{self, Slot};
 use super::templates::{line_col, lint_mjml, Origin};
 use crate::bad_input;
 
-/// Compile filled MJML to HTML; returns the HTML and any warnings.
-pub fn compile(origin: &Origin, mjml: &str) -> anyhow::Result<(String, Vec<String>)> {
+/// Compiled HTML, mrml's warnings and the placeholders in the HTML.
+#[derive(Debug)]
+pub struct Output {
+    pub html: String,
+    pub warnings: Vec<String>,
+    pub slots: Vec<Slot>,
+}
+
+/// Compile filled MJML to HTML.
+pub fn compile(origin: &Origin, mjml: &str) -> anyhow::Result<Output> {
     let filled = || format!("{origin} (as filled)");
     lint_mjml(&Origin::File(filled()), mjml, true)?;
     let parsed = mrml::parse(mjml).map_err(|e| {
@@ -64,8 +72,12 @@ pub fn compile(origin: &Origin, mjml: &str) -> anyhow::Result<(String, Vec<Strin
         .element
         .render(&options)
         .map_err(|e| anyhow::anyhow!("{origin}: MJML render failed: {e}"))?;
-    check_placeholder_contexts(origin, &html)?;
-    Ok((html, warnings))
+    let slots = check_placeholder_contexts(origin, &html)?;
+    Ok(Output {
+        html,
+        warnings,
+        slots,
+    })
 }
 
 /// mrml writes attribute values with Rust's `{:?}` formatting, which turns
@@ -110,12 +122,54 @@ fn quote_line(source: &str, span: Span) -> String {
         .collect()
 }
 
+/// Byte ranges of `<style>` and `<script>` contents (raw text, not markup),
+/// tag names matched case-insensitively.
+fn raw_text_ranges(html: &str) -> Vec<std::ops::Range<usize>> {
+    let bytes = html.as_bytes();
+    let starts_tag = |at: usize, name: &[u8]| {
+        bytes
+            .get(at..at + name.len())
+            .is_some_and(|b| b.eq_ignore_ascii_case(name))
+    };
+    let mut ranges = Vec::new();
+    let mut i = 0;
+    while let Some(rel) = bytes[i..].iter().position(|&b| b == b'<') {
+        let at = i + rel;
+        let mut next = at + 1;
+        for name in [&b"style"[..], &b"script"[..]] {
+            if starts_tag(at + 1, name) {
+                let mut end = html.len();
+                let mut j = at + 1;
+                while let Some(r) = bytes[j..].iter().position(|&b| b == b'<') {
+                    let c = j + r;
+                    if bytes.get(c + 1) == Some(&b'/') && starts_tag(c + 2, name) {
+                        end = c;
+                        break;
+                    }
+                    j = c + 1;
+                }
+                ranges.push(at..end);
+                next = end;
+            }
+        }
+        i = next;
+        if i >= bytes.len() {
+            break;
+        }
+    }
+    ranges
+}
+
 /// A placeholder may stand in text, or inside a quoted href/src value,
 /// nowhere else (not in a tag name, another attribute, style or script).
-fn check_placeholder_contexts(origin: &Origin, html: &str) -> anyhow::Result<()> {
-    let lower = html.to_ascii_lowercase();
-    for (pos, _) in html.match_indices('\u{27E6}') {
-        let before = &lower[..pos];
+/// Returns the placeholders found, in order.
+fn check_placeholder_contexts(origin: &Origin, html: &str) -> anyhow::Result<Vec<Slot>> {
+    let mut raw: Option<Vec<std::ops::Range<usize>>> = None;
+    let mut slots = Vec::new();
+    for found in placeholder::scan(html) {
+        let pos = found.start;
+        let before = &html[..pos];
+        // Only the current tag matters.
         let last_open = before.rfind('<');
         let last_close = before.rfind('>');
         let in_tag = match (last_open, last_close) {
@@ -124,7 +178,7 @@ fn check_placeholder_contexts(origin: &Origin, html: &str) -> anyhow::Result<()>
             _ => false,
         };
         let ok = if in_tag {
-            let tag = &before[last_open.unwrap_or(0)..];
+            let tag = before[last_open.unwrap_or(0)..].to_ascii_lowercase();
             let quote_at = tag.rfind('"');
             let quotes = tag.matches('"').count();
             quotes % 2 == 1
@@ -133,26 +187,19 @@ fn check_placeholder_contexts(origin: &Origin, html: &str) -> anyhow::Result<()>
                     head.ends_with("href=") || head.ends_with("src=")
                 })
         } else {
-            let raw = ["<style", "<script"].iter().any(|t| {
-                let open = before.rfind(t);
-                let close = before.rfind(&format!("</{}", &t[1..]));
-                open.is_some() && open > close
-            });
-            !raw
+            let raw = raw.get_or_insert_with(|| raw_text_ranges(html));
+            !raw.iter().any(|r| r.contains(&pos))
         };
         if !ok {
             let (l, c) = line_col(html, pos);
-            let slot: String = html[pos..]
-                .chars()
-                .skip("\u{27E6}herald:".chars().count())
-                .take_while(|c| !is_reserved_char(*c) && *c != '|')
-                .collect();
             return Err(bad_input!(
-                "{origin}: placeholder `recipient.{slot}` at line {l}:{c} of the compiled HTML is not in text or an href/src value"
+                "{origin}: placeholder `recipient.{}` at line {l}:{c} of the compiled HTML is not in text or an href/src value",
+                found.slot.key()
             ));
         }
+        slots.push(found.slot);
     }
-    Ok(())
+    Ok(slots)
 }
 
 #[cfg(test)]
@@ -224,7 +271,7 @@ mod tests {
             protect_for_mrml("<a href=\"x\">C:\\dir\n</a>", true),
             "<a href=\"x\">C:&#x5C;dir\n</a>"
         );
-        let (html, _) = compile(
+        let Output { html, .. } = compile(
             &origin(),
             "<mjml><mj-body><mj-section><mj-column><mj-image src=\"https://example.org/a.jpg\" alt=\"a&#x5C;b &#x200B;\" /></mj-column></mj-section></mj-body></mjml>",
         )
@@ -234,7 +281,7 @@ mod tests {
 
     #[test]
     fn warnings_surface_with_position() {
-        let (_, warnings) = compile(
+        let Output { warnings, .. } = compile(
             &origin(),
             "<mjml\n owner=\"me\"><mj-body><mj-section><mj-column><mj-text>x</mj-text></mj-column></mj-section></mj-body></mjml>",
         )

@@ -66,15 +66,16 @@ pub fn compile_with(
     templates: &Templates,
 ) -> anyhow::Result<Compiled> {
     let mjml = templates.render_mjml(&context(issue, settings, Flavour::Html))?;
-    let (html, warnings) = mjml::compile(templates.mjml_origin(), &mjml)?;
+    let out = mjml::compile(templates.mjml_origin(), &mjml)?;
     let text = tidy_text(&templates.render_text(&context(issue, settings, Flavour::Text))?);
     let compiled = CompiledIssue {
         subject: issue.subject().to_string(),
-        html,
+        html: out.html,
         text,
     };
-    let (html_slots, text_slots) = compiled.prepare().slots();
-    if !html_slots.contains(&Slot::UnsubscribeUrl) {
+    let warnings = out.warnings;
+    let text_slots = placeholder::slots_in(&compiled.text);
+    if !out.slots.contains(&Slot::UnsubscribeUrl) {
         return Err(bad_input!(
             "{}: the layout must show a visible unsubscribe link ({{{{ recipient.unsubscribe_url }}}})",
             templates.mjml_origin()

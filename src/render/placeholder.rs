@@ -112,34 +112,62 @@ struct Split {
     literal_len: usize,
 }
 
+/// A placeholder found in a document: its slot, the byte range of the whole
+/// sentinel and of its fallback text.
+pub(crate) struct Found {
+    pub(crate) slot: Slot,
+    pub(crate) start: usize,
+    end: usize,
+    fallback: (usize, usize),
+}
+
+/// The well-formed placeholders of `doc`, in order. Unknown or malformed
+/// markers are not placeholders (they stay literal text).
+pub(crate) fn scan(doc: &str) -> impl Iterator<Item = Found> + '_ {
+    let mut pos = 0;
+    std::iter::from_fn(move || loop {
+        // A char search (memchr on one byte), then the rest of the marker.
+        let open = pos + doc[pos..].find('\u{27E6}')?;
+        if !doc[open..].starts_with(OPEN) {
+            pos = open + '\u{27E6}'.len_utf8();
+            continue;
+        }
+        let body_start = open + OPEN.len();
+        let close = body_start + doc[body_start..].find(CLOSE)?;
+        let body = &doc[body_start..close];
+        let (key, fallback) = match body.find(FALLBACK) {
+            Some(i) => (&body[..i], (body_start + i + FALLBACK.len_utf8(), close)),
+            None => (body, (close, close)),
+        };
+        pos = close + CLOSE.len_utf8();
+        if let Some(slot) = Slot::from_key(key).filter(|_| !body.contains('\u{27E6}')) {
+            return Some(Found {
+                slot,
+                start: open,
+                end: pos,
+                fallback,
+            });
+        }
+    })
+}
+
+/// The placeholders of a compiled document, in order.
+pub(crate) fn slots_in(doc: &str) -> Vec<Slot> {
+    scan(doc).map(|f| f.slot).collect()
+}
+
 impl Split {
     fn new(doc: &str) -> Split {
         let mut pieces = Vec::new();
         let mut literal_len = 0;
-        let mut pos = 0;
         let mut lit_start = 0;
-        while let Some(rel) = doc[pos..].find(OPEN) {
-            let open = pos + rel;
-            let body_start = open + OPEN.len();
-            let Some(close_rel) = doc[body_start..].find(CLOSE) else {
-                break;
-            };
-            let close = body_start + close_rel;
-            let body = &doc[body_start..close];
-            let (key, fb) = match body.find(FALLBACK) {
-                Some(i) => (&body[..i], (body_start + i + FALLBACK.len_utf8(), close)),
-                None => (body, (close, close)),
-            };
-            pos = close + CLOSE.len_utf8();
-            // An unknown or malformed placeholder stays literal text.
-            if let Some(slot) = Slot::from_key(key).filter(|_| !body.contains('\u{27E6}')) {
-                if lit_start < open {
-                    pieces.push(Piece::Literal(lit_start, open));
-                    literal_len += open - lit_start;
-                }
-                pieces.push(Piece::Slot(slot, fb.0, fb.1));
-                lit_start = pos;
+        for f in scan(doc) {
+            if lit_start < f.start {
+                pieces.push(Piece::Literal(lit_start, f.start));
+                literal_len += f.start - lit_start;
             }
+            pieces.push(Piece::Slot(f.slot, f.fallback.0, f.fallback.1));
+            lit_start = f.end;
         }
         if lit_start < doc.len() {
             pieces.push(Piece::Literal(lit_start, doc.len()));
@@ -167,13 +195,6 @@ impl Split {
                 },
             }
         }
-    }
-
-    fn slots(&self) -> impl Iterator<Item = Slot> + '_ {
-        self.pieces.iter().filter_map(|p| match p {
-            Piece::Slot(s, ..) => Some(*s),
-            Piece::Literal(..) => None,
-        })
     }
 }
 
@@ -215,11 +236,6 @@ impl Prepared {
         let mut text = String::new();
         self.personalise_into(r, &mut html, &mut text);
         (html, text)
-    }
-
-    /// Placeholders found in the HTML and the text, in document order.
-    pub fn slots(&self) -> (Vec<Slot>, Vec<Slot>) {
-        (self.html.slots().collect(), self.text.slots().collect())
     }
 }
 

@@ -151,8 +151,15 @@ impl Templates {
         env.set_formatter(|out, state, value| {
             if state.auto_escape() == AutoEscape::Html && !value.is_safe() {
                 if !value.is_none() && !value.is_undefined() {
-                    let s = value.to_string();
-                    let escaped = html_escape::encode_quoted_attribute(&s);
+                    let owned;
+                    let s = match value.as_str() {
+                        Some(s) => s,
+                        None => {
+                            owned = value.to_string();
+                            &owned
+                        }
+                    };
+                    let escaped = html_escape::encode_quoted_attribute(s);
                     out.write_str(&super::mjml::protect_for_mrml(&escaped, false))?;
                 }
                 Ok(())
@@ -295,7 +302,12 @@ fn mj_tags(source: &str, filled: bool) -> Vec<TagAt<'_>> {
                 continue;
             }
         }
-        i += rest.chars().next().map(char::len_utf8).unwrap_or(1);
+        // Jump to the next place anything can start (both are ASCII, so
+        // this lands on a char boundary).
+        i += 1 + bytes[i + 1..]
+            .iter()
+            .position(|&b| b == b'<' || (!filled && b == b'{'))
+            .unwrap_or(bytes.len() - i - 1);
     }
     tags
 }
