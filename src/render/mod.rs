@@ -65,6 +65,11 @@ pub fn compile_with(
     settings: &Settings,
     templates: &Templates,
 ) -> anyhow::Result<Compiled> {
+    if settings.newsletter.postal_address.trim().is_empty() {
+        return Err(bad_input!(
+            "invalid configuration: newsletter.postal_address: every issue's footer must show a postal address"
+        ));
+    }
     let mjml = templates.render_mjml(&context(issue, settings, Flavour::Html))?;
     let out = mjml::compile(templates.mjml_origin(), &mjml)?;
     let text = tidy_text(&templates.render_text(&context(issue, settings, Flavour::Text))?);

@@ -118,6 +118,24 @@ fn hostile_subscriber_names_come_out_escaped_in_html_and_verbatim_in_text() {
 }
 
 #[test]
+fn an_empty_postal_address_is_refused_before_compiling() {
+    let env = TestEnv::new();
+    env.write("issues/ok.toml", VALID);
+    let out = env
+        .herald()
+        .env("HERALD__NEWSLETTER__POSTAL_ADDRESS", " ")
+        .args(["issue", "check", "issues/ok.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("newsletter.postal_address"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn view_url_is_under_the_public_base_url() {
     let mut s = settings();
     s.http.public_base_url = "https://news.example.org/".into();
