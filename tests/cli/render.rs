@@ -118,6 +118,24 @@ fn hostile_subscriber_names_come_out_escaped_in_html_and_verbatim_in_text() {
 }
 
 #[test]
+fn the_name_fallback_is_escaped_once_in_html_and_verbatim_in_text() {
+    let source = VALID.replace(
+        "date = 2018-12-14\n",
+        "date = 2018-12-14\nname_fallback = \"O'Neil & <co>\"\n",
+    );
+    let issue = render::parse_issue("f.toml", Path::new("f.toml"), source.into_bytes()).unwrap();
+    let compiled = render::compile_with(&issue, &settings(), &Templates::bundled().unwrap())
+        .unwrap()
+        .compiled;
+    let (html, text) = compiled.prepare().personalise(&recipient(None));
+    assert!(
+        html.contains("Hello O&#x27;Neil &amp; &lt;co&gt;,"),
+        "{html}"
+    );
+    assert!(text.contains("Hello O'Neil & <co>,"), "{text}");
+}
+
+#[test]
 fn an_empty_postal_address_is_refused_before_compiling() {
     let env = TestEnv::new();
     env.write("issues/ok.toml", VALID);
