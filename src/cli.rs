@@ -59,6 +59,10 @@ pub enum Command {
     #[command(subcommand)]
     Subscribers(SubscribersCommand),
 
+    /// Author issues: validate, compile and preview them.
+    #[command(subcommand)]
+    Issue(IssueCommand),
+
     /// Send an issue: to test addresses, as a dry run, or live to every
     /// active subscriber. A live send records each recipient's outcome and
     /// resumes where it stopped when run again.
@@ -257,6 +261,36 @@ pub enum SubscribersCommand {
         /// Only subscribers with this status.
         #[arg(long, value_enum)]
         status: Option<SubscriberStatus>,
+    },
+}
+
+/// ISSUE is a path to an issue file (TOML). Templates come from `templates/`
+/// in the working directory when present, else the built-in ones.
+#[derive(Debug, Subcommand)]
+pub enum IssueCommand {
+    /// Compile an issue and write index.html, index.txt and sample.eml (a
+    /// complete message for a sample recipient) into DIR.
+    Render {
+        /// Issue file.
+        issue: PathBuf,
+        /// Output directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+
+    /// Validate an issue file and compile it, writing nothing.
+    Check {
+        /// Issue file.
+        issue: PathBuf,
+    },
+
+    /// Print a sample recipient's copy to stdout (the text twin, or --html).
+    Preview {
+        /// Issue file.
+        issue: PathBuf,
+        /// Print the HTML instead of the text.
+        #[arg(long)]
+        html: bool,
     },
 }
 

@@ -3,6 +3,7 @@
 
 mod demo;
 mod init;
+mod issue;
 mod schedule;
 pub mod send;
 mod subscribers;
@@ -17,6 +18,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Init => init::run(&settings).await,
+        Command::Issue(cmd) => issue::run(&settings, cmd),
         Command::Demo(args) => demo::run(&settings, args).await,
         command => {
             let store = open_store(&settings).await?;
@@ -36,7 +38,9 @@ async fn dispatch(settings: &Settings, store: &Store, command: Command) -> anyho
         Command::Resend(args) => send::resend(store, args).await,
         Command::Schedule(args) => schedule::run(settings, store, args).await,
         Command::RunDue(args) => schedule::run_due(settings, store, args).await,
-        Command::Init | Command::Demo(_) => unreachable!("handled before opening the store"),
+        Command::Init | Command::Demo(_) | Command::Issue(_) => {
+            unreachable!("handled before opening the store")
+        }
     }
 }
 

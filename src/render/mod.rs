@@ -1,186 +1,270 @@
-//! Issue rendering (interim minimal version; the full MJML renderer replaces
-//! this module): issue file → compiled subject/HTML/text with per-recipient
-//! placeholders, filled cheaply per recipient.
+//! Issue authoring and rendering: an operator's issue file (TOML, Markdown
+//! bodies) → validated [`Issue`] → MJML layout filled by minijinja → HTML by
+//! mrml, plus a plain-text twin from its own template — compiled ONCE per
+//! issue into a [`CompiledIssue`] holding per-recipient placeholders. A
+//! [`Prepared`] issue fills one recipient's escaped values in microseconds;
+//! nothing per recipient ever recompiles MJML.
+//!
+//! Submodules: `issue` (file model + validation), `markdown` (bodies to HTML
+//! and to text), `templates` (loading and linting the templates), `mjml`
+//! (mrml compile and its errors), `placeholder` (sentinels, split,
+//! personalise), `wrap` (text wrapping).
 
-use std::path::Path;
+mod issue;
+mod markdown;
+mod mjml;
+mod placeholder;
+mod templates;
+mod wrap;
 
-use serde::{Deserialize, Serialize};
+use minijinja::Value;
+use serde::Serialize;
+
+pub use issue::{
+    check_slug, check_url, load_issue, parse_issue, Block, Image, Issue, Link, News, NewsItem,
+    Promo, Quote, Story, TextBlock,
+};
+pub use markdown::Markdown;
+pub use placeholder::{CompiledIssue, Prepared, Recipient, Slot};
+pub use templates::{Origin, Templates};
 
 use crate::bad_input;
 use crate::config::Settings;
 
-pub struct Issue {
-    slug: String,
-    subject: String,
-    body: String,
-    source: Vec<u8>,
-}
-
-#[derive(Deserialize)]
-struct IssueFile {
-    slug: Option<String>,
-    subject: String,
-    body: String,
-}
-
-pub fn load_issue(path: &Path) -> anyhow::Result<Issue> {
-    let source =
-        std::fs::read(path).map_err(|e| bad_input!("{}: cannot read: {e}", path.display()))?;
-    let text = String::from_utf8(source.clone())
-        .map_err(|_| bad_input!("{}: not UTF-8", path.display()))?;
-    let file: IssueFile =
-        toml::from_str(&text).map_err(|e| bad_input!("{}: {e}", path.display()))?;
-    let slug = file.slug.unwrap_or_else(|| {
-        path.file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned()
-    });
-    Ok(Issue {
-        slug,
-        subject: file.subject,
-        body: file.body,
-        source,
-    })
-}
-
-impl Issue {
-    pub fn slug(&self) -> &str {
-        &self.slug
-    }
-    pub fn subject(&self) -> &str {
-        &self.subject
-    }
-    pub fn source_bytes(&self) -> &[u8] {
-        &self.source
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CompiledIssue {
-    pub subject: String,
-    pub html: String,
-    pub text: String,
-}
-
-const NAME: &str = "\u{1}NAME\u{1}";
-const EMAIL: &str = "\u{1}EMAIL\u{1}";
-const UNSUB: &str = "\u{1}UNSUB\u{1}";
-const VIEW: &str = "\u{1}VIEW\u{1}";
-
-pub fn compile(issue: &Issue, settings: &Settings) -> anyhow::Result<CompiledIssue> {
-    let body = html_escape::encode_text(&issue.body);
-    Ok(CompiledIssue {
-        subject: issue.subject.clone(),
-        html: format!(
-            "<!doctype html><html><body><p><a href=\"{VIEW}\">View in browser</a></p><p>Hello {NAME},</p><p>{body}</p>\
-             <p>{}</p><p><a href=\"{UNSUB}\">Unsubscribe</a> ({EMAIL})</p></body></html>",
-            html_escape::encode_text(&settings.newsletter.postal_address)
-        ),
-        text: format!(
-            "Hello {NAME},\n\n{}\n\n{}\nUnsubscribe: {UNSUB}\nView in browser: {VIEW}\n",
-            issue.body, settings.newsletter.postal_address
-        ),
-    })
-}
-
-pub struct Recipient<'a> {
-    pub email: &'a str,
-    pub name: Option<&'a str>,
-    pub unsubscribe_url: &'a str,
-    pub view_url: &'a str,
-}
-
-pub struct Prepared {
-    subject: String,
-    html: Vec<Piece>,
-    text: Vec<Piece>,
-}
-
-enum Piece {
-    Lit(String),
-    Name,
-    Email,
-    Unsub,
-    View,
-}
-
-fn split(s: &str) -> Vec<Piece> {
-    let mut out = Vec::new();
-    let mut rest = s;
-    while let Some(at) = rest.find('\u{1}') {
-        out.push(Piece::Lit(rest[..at].to_string()));
-        let tail = &rest[at..];
-        let (piece, len) = [
-            (NAME, Piece::Name),
-            (EMAIL, Piece::Email),
-            (UNSUB, Piece::Unsub),
-            (VIEW, Piece::View),
-        ]
-        .into_iter()
-        .find(|(p, _)| tail.starts_with(p))
-        .map(|(p, k)| (k, p.len()))
-        .unwrap_or((Piece::Lit("\u{1}".into()), 1));
-        out.push(piece);
-        rest = &tail[len..];
-    }
-    out.push(Piece::Lit(rest.to_string()));
-    out
-}
-
-impl CompiledIssue {
-    pub fn prepare(&self) -> Prepared {
-        Prepared {
-            subject: self.subject.clone(),
-            html: split(&self.html),
-            text: split(&self.text),
-        }
-    }
-}
-
-impl Prepared {
-    pub fn subject(&self) -> &str {
-        &self.subject
-    }
-
-    pub fn personalise_into(&self, r: &Recipient<'_>, html: &mut String, text: &mut String) {
-        html.clear();
-        text.clear();
-        let name = r.name.unwrap_or("reader");
-        for p in &self.html {
-            match p {
-                Piece::Lit(s) => html.push_str(s),
-                Piece::Name => html.push_str(&html_escape::encode_text(name)),
-                Piece::Email => html.push_str(&html_escape::encode_text(r.email)),
-                Piece::Unsub => html.push_str(&html_escape::encode_double_quoted_attribute(
-                    r.unsubscribe_url,
-                )),
-                Piece::View => {
-                    html.push_str(&html_escape::encode_double_quoted_attribute(r.view_url))
-                }
-            }
-        }
-        for p in &self.text {
-            match p {
-                Piece::Lit(s) => text.push_str(s),
-                Piece::Name => text.push_str(name),
-                Piece::Email => text.push_str(r.email),
-                Piece::Unsub => text.push_str(r.unsubscribe_url),
-                Piece::View => text.push_str(r.view_url),
-            }
-        }
-    }
-
-    pub fn personalise(&self, r: &Recipient<'_>) -> (String, String) {
-        let (mut h, mut t) = (String::new(), String::new());
-        self.personalise_into(r, &mut h, &mut t);
-        (h, t)
-    }
-}
-
+/// The public "view in browser" address of an issue.
 pub fn view_url(settings: &Settings, slug: &str) -> String {
     format!(
         "{}/issues/{slug}",
         settings.http.public_base_url.trim_end_matches('/')
     )
+}
+
+/// Compile an issue with the operator's templates (`templates/` in the
+/// working directory) or the bundled ones. mrml warnings are logged.
+pub fn compile(issue: &Issue, settings: &Settings) -> anyhow::Result<CompiledIssue> {
+    let templates = Templates::discover()?;
+    let out = compile_with(issue, settings, &templates)?;
+    for w in &out.warnings {
+        tracing::warn!(issue = issue.slug(), "MJML: {w}");
+    }
+    Ok(out.compiled)
+}
+
+/// A compiled issue and the MJML warnings met on the way.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub compiled: CompiledIssue,
+    pub warnings: Vec<String>,
+    /// The filled MJML, for tools that compare MJML compilers.
+    pub mjml: String,
+}
+
+/// Compile with the given templates.
+pub fn compile_with(
+    issue: &Issue,
+    settings: &Settings,
+    templates: &Templates,
+) -> anyhow::Result<Compiled> {
+    if settings.newsletter.postal_address.trim().is_empty() {
+        return Err(bad_input!(
+            "invalid configuration: newsletter.postal_address: every issue's footer must show a postal address"
+        ));
+    }
+    let mjml = templates.render_mjml(&context(issue, settings, Flavour::Html))?;
+    let out = mjml::compile(templates.mjml_origin(), &mjml)?;
+    let text = tidy_text(&templates.render_text(&context(issue, settings, Flavour::Text))?);
+    let compiled = CompiledIssue {
+        subject: issue.subject().to_string(),
+        html: out.html,
+        text,
+    };
+    let warnings = out.warnings;
+    let text_slots = placeholder::slots_in(&compiled.text);
+    if !out.slots.contains(&Slot::UnsubscribeUrl) {
+        return Err(bad_input!(
+            "{}: the layout must show a visible unsubscribe link ({{{{ recipient.unsubscribe_url }}}})",
+            templates.mjml_origin()
+        ));
+    }
+    if !text_slots.contains(&Slot::UnsubscribeUrl) {
+        return Err(bad_input!(
+            "{}: the text twin must show the unsubscribe link ({{{{ recipient.unsubscribe_url }}}})",
+            templates.text_origin()
+        ));
+    }
+    Ok(Compiled {
+        compiled,
+        warnings,
+        mjml,
+    })
+}
+
+/// Trailing spaces off every line, at most one blank line in a row, one
+/// final newline.
+fn tidy_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank = 0;
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            blank += 1;
+            if blank > 1 || out.is_empty() {
+                continue;
+            }
+        } else {
+            blank = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    let end = out.trim_end().len();
+    out.truncate(end);
+    out.push('\n');
+    out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavour {
+    Html,
+    Text,
+}
+
+#[derive(Serialize)]
+struct IssueView<'a> {
+    slug: &'a str,
+    subject: &'a str,
+    preheader: &'a str,
+    /// e.g. "14 December 2018".
+    date: String,
+    date_iso: String,
+    contact: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct NewsletterView<'a> {
+    name: &'a str,
+    postal_address: &'a str,
+    list_id: &'a str,
+    from_address: &'a str,
+    reply_to: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct RecipientView {
+    name: String,
+    email: String,
+    unsubscribe_url: String,
+    view_url: String,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum BlockView<'a> {
+    Story {
+        image: Option<&'a Image>,
+        headline: &'a str,
+        dateline: Option<&'a str>,
+        body: Value,
+        read_on: Option<&'a str>,
+        share: &'a [Link],
+    },
+    Quote {
+        text: &'a str,
+        who: &'a str,
+        place: Option<&'a str>,
+        image: Option<&'a Image>,
+        link: Option<&'a Link>,
+        share: &'a [Link],
+    },
+    Promo {
+        title: &'a str,
+        body: Option<Value>,
+        image: Option<&'a Image>,
+        button: &'a Link,
+    },
+    News {
+        title: &'a str,
+        items: &'a [NewsItem],
+    },
+    Text {
+        title: Option<&'a str>,
+        body: Value,
+    },
+}
+
+fn body(md: &Markdown, lead: Option<&str>, flavour: Flavour) -> Value {
+    match flavour {
+        Flavour::Html => {
+            Value::from_safe_string(mjml::protect_for_mrml(&md.to_html(lead), true).into_owned())
+        }
+        Flavour::Text => Value::from(md.to_text(lead)),
+    }
+}
+
+fn context(issue: &Issue, settings: &Settings, flavour: Flavour) -> Value {
+    let blocks: Vec<BlockView<'_>> = issue
+        .blocks()
+        .iter()
+        .map(|b| match b {
+            Block::Story(s) => BlockView::Story {
+                image: s.image.as_ref(),
+                headline: &s.headline,
+                dateline: s.dateline.as_deref(),
+                body: body(&s.body, s.dateline.as_deref(), flavour),
+                read_on: s.read_on.as_deref(),
+                share: &s.share,
+            },
+            Block::Quote(q) => BlockView::Quote {
+                text: &q.text,
+                who: &q.who,
+                place: q.place.as_deref(),
+                image: q.image.as_ref(),
+                link: q.link.as_ref(),
+                share: &q.share,
+            },
+            Block::Promo(p) => BlockView::Promo {
+                title: &p.title,
+                body: p.body.as_ref().map(|b| body(b, None, flavour)),
+                image: p.image.as_ref(),
+                button: &p.button,
+            },
+            Block::News(n) => BlockView::News {
+                title: &n.title,
+                items: &n.items,
+            },
+            Block::Text(t) => BlockView::Text {
+                title: t.title.as_deref(),
+                body: body(&t.body, None, flavour),
+            },
+        })
+        .collect();
+    let contact = issue
+        .contact
+        .as_deref()
+        .or(settings.sender.reply_to.as_deref())
+        .or(Some(settings.sender.from_address.as_str()));
+    minijinja::context! {
+        issue => Value::from_serialize(IssueView {
+            slug: issue.slug(),
+            subject: issue.subject(),
+            preheader: issue.preheader(),
+            date: issue.date().format("%-d %B %Y").to_string(),
+            date_iso: issue.date().format("%Y-%m-%d").to_string(),
+            contact,
+        }),
+        newsletter => Value::from_serialize(NewsletterView {
+            name: &settings.newsletter.name,
+            postal_address: &settings.newsletter.postal_address,
+            list_id: &settings.newsletter.list_id,
+            from_address: &settings.sender.from_address,
+            reply_to: settings.sender.reply_to.as_deref(),
+        }),
+        recipient => Value::from_serialize(RecipientView {
+            name: Slot::Name.sentinel(Some(&issue.name_fallback)),
+            email: Slot::Email.sentinel(None),
+            unsubscribe_url: Slot::UnsubscribeUrl.sentinel(None),
+            view_url: Slot::ViewUrl.sentinel(None),
+        }),
+        blocks => Value::from_serialize(&blocks),
+    }
 }

@@ -77,12 +77,25 @@ pub fn sample_subscribers() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sample-subscribers.csv")
 }
 
-/// Write a small valid issue file and return its path.
+/// The bundled example issue.
+pub fn bundled_issue() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("issues/2018-12-14-migration-news.toml")
+}
+
+/// Write a copy of the bundled issue with its own slug and the subject
+/// "Migration news — SLUG", and return its path.
 pub fn write_issue(env: &TestEnv, slug: &str) -> PathBuf {
-    env.write(
-        &format!("issues/{slug}.toml"),
-        format!("slug = \"{slug}\"\nsubject = \"Migration news — {slug}\"\nbody = \"Stories of people on the move.\"\n"),
-    )
+    let bundled = std::fs::read_to_string(bundled_issue()).unwrap();
+    let subject_line = bundled
+        .lines()
+        .find(|l| l.starts_with("subject = "))
+        .expect("the bundled issue has a subject");
+    let text = bundled.replacen(
+        subject_line,
+        &format!("slug = \"{slug}\"\nsubject = \"Migration news — {slug}\""),
+        1,
+    );
+    env.write(&format!("issues/{slug}.toml"), text)
 }
 
 /// Import `n` subscribers named user0001@example.org … into the database.

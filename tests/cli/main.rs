@@ -7,6 +7,7 @@ mod delivery;
 mod demo;
 mod helpers;
 mod interop;
+mod render;
 mod schedule;
 mod smtp_server;
 mod subscribers;

@@ -349,7 +349,7 @@ fn an_issue_whose_live_send_started_cannot_be_scheduled_again() {
         &issue,
         std::fs::read_to_string(&issue)
             .unwrap()
-            .replace("Stories", "More stories"),
+            .replace("Migration news", "Migration news, edited"),
     )
     .unwrap();
     let out = schedule(&env, &issue, AT, HOUR_BEFORE);

@@ -1,0 +1,146 @@
+//! `herald issue …`: check, render and preview an issue file. Nothing here
+//! touches the database or sends mail; `render` writes files for a sample
+//! recipient only.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::cli::IssueCommand;
+use crate::config::Settings;
+use crate::mailer::message::{build, MessageSpec};
+use crate::render::{self, Compiled, Issue, Recipient, Templates};
+use crate::token::{SigningKeys, TokenClaims};
+
+/// The sample recipient of `render` and `preview`.
+pub const SAMPLE_NAME: &str = "Ana Example";
+pub const SAMPLE_EMAIL: &str = "ana@example.org";
+/// Signs the sample's unsubscribe link only; it is not a secret and the
+/// link it makes is refused by a server with a real key.
+const SAMPLE_KEY: &str = "herald-sample-key-not-a-secret";
+
+pub fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
+    match cmd {
+        IssueCommand::Check { issue } => {
+            let (issue, compiled, templates) = compile(settings, &issue)?;
+            println!(
+                "{}: ok: slug {}, {} blocks, HTML {} bytes, text {} bytes",
+                issue.file(),
+                issue.slug(),
+                issue.blocks().len(),
+                compiled.compiled.html.len(),
+                compiled.compiled.text.len(),
+            );
+            println!(
+                "templates: {}, {}",
+                templates.mjml_origin(),
+                templates.text_origin()
+            );
+            Ok(0)
+        }
+        IssueCommand::Render { issue, out } => {
+            let (issue, compiled, _) = compile(settings, &issue)?;
+            let sample = Sample::new(settings, &issue);
+            let (html, text) = compiled.compiled.prepare().personalise(&sample.recipient());
+            let eml = sample.message(settings, &issue, html.clone(), text.clone())?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            for (name, bytes) in [
+                ("index.html", html.as_bytes()),
+                ("index.txt", text.as_bytes()),
+                ("sample.eml", eml.as_slice()),
+            ] {
+                write(&out.join(name), bytes)?;
+            }
+            println!(
+                "{}: wrote index.html, index.txt and sample.eml to {} (sample recipient {SAMPLE_NAME} <{SAMPLE_EMAIL}>)",
+                issue.file(),
+                out.display()
+            );
+            Ok(0)
+        }
+        IssueCommand::Preview { issue, html } => {
+            let (issue, compiled, _) = compile(settings, &issue)?;
+            let sample = Sample::new(settings, &issue);
+            let (h, t) = compiled.compiled.prepare().personalise(&sample.recipient());
+            print!("{}", if html { h } else { t });
+            Ok(0)
+        }
+    }
+}
+
+/// Load, validate and compile; mrml warnings go to stderr.
+fn compile(settings: &Settings, path: &Path) -> anyhow::Result<(Issue, Compiled, Templates)> {
+    let issue = render::load_issue(path)?;
+    let templates = Templates::discover()?;
+    let compiled = render::compile_with(&issue, settings, &templates)?;
+    for w in &compiled.warnings {
+        eprintln!("herald: warning: {w}");
+    }
+    Ok((issue, compiled, templates))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The sample recipient's per-recipient values.
+struct Sample {
+    unsubscribe_url: String,
+    view_url: String,
+}
+
+impl Sample {
+    fn new(settings: &Settings, issue: &Issue) -> Sample {
+        let keys = SigningKeys::new(SAMPLE_KEY.into(), None);
+        let token = keys.sign(TokenClaims {
+            subscriber_id: 1,
+            issue_id: None,
+        });
+        Sample {
+            unsubscribe_url: format!(
+                "{}/unsubscribe/{token}",
+                settings.http.public_base_url.trim_end_matches('/')
+            ),
+            view_url: render::view_url(settings, issue.slug()),
+        }
+    }
+
+    fn recipient(&self) -> Recipient<'_> {
+        Recipient {
+            email: SAMPLE_EMAIL,
+            name: Some(SAMPLE_NAME),
+            unsubscribe_url: &self.unsubscribe_url,
+            view_url: &self.view_url,
+        }
+    }
+
+    fn message(
+        &self,
+        settings: &Settings,
+        issue: &Issue,
+        html: String,
+        text: String,
+    ) -> anyhow::Result<Vec<u8>> {
+        let message_id = format!("{}.sample@{}", issue.slug(), settings.sending_domain());
+        let list_id = format!(
+            "{} <{}>",
+            settings.newsletter.name, settings.newsletter.list_id
+        );
+        let message = build(MessageSpec {
+            from_name: &settings.sender.from_name,
+            from_address: &settings.sender.from_address,
+            to_address: SAMPLE_EMAIL,
+            to_name: Some(SAMPLE_NAME),
+            reply_to: settings.sender.reply_to.as_deref(),
+            subject: issue.subject(),
+            message_id: &message_id,
+            unsubscribe_url: &self.unsubscribe_url,
+            unsubscribe_mailto: None,
+            list_id: &list_id,
+            feedback_id: settings.sender.feedback_id.as_deref(),
+            text,
+            html,
+        })?;
+        Ok(message.formatted().to_vec())
+    }
+}

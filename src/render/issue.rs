@@ -1,0 +1,817 @@
+//! The issue file: its TOML shape, and validation into an [`Issue`] whose
+//! fields are known good. Every error names the file, the line and the field
+//! (`issues/x.toml:14: blocks[2].headline: missing`); all errors of a file
+//! are reported at once. Block numbers count from 1, in file order.
+
+use std::ops::Range;
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::markdown::Markdown;
+use super::placeholder;
+use crate::bad_input;
+
+/// A parsed, validated issue file.
+#[derive(Debug, Clone)]
+pub struct Issue {
+    pub(crate) file: String,
+    source: Vec<u8>,
+    slug: String,
+    pub(crate) subject: String,
+    pub(crate) preheader: String,
+    pub(crate) date: NaiveDate,
+    pub(crate) contact: Option<String>,
+    pub(crate) name_fallback: String,
+    pub(crate) blocks: Vec<Block>,
+}
+
+impl Issue {
+    /// From the file's `slug` key, else its file stem; `[a-z0-9-]` only.
+    pub fn slug(&self) -> &str {
+        &self.slug
+    }
+
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The exact bytes of the issue file.
+    pub fn source_bytes(&self) -> &[u8] {
+        &self.source
+    }
+
+    /// The file name as given, for messages.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    pub fn preheader(&self) -> &str {
+        &self.preheader
+    }
+
+    pub fn date(&self) -> NaiveDate {
+        self.date
+    }
+
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+}
+
+/// One content block, in reading order.
+#[derive(Debug, Clone)]
+pub enum Block {
+    Story(Story),
+    Quote(Quote),
+    Promo(Promo),
+    News(News),
+    Text(TextBlock),
+}
+
+impl Block {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Block::Story(_) => "story",
+            Block::Quote(_) => "quote",
+            Block::Promo(_) => "promo",
+            Block::News(_) => "news",
+            Block::Text(_) => "text",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Image {
+    pub src: String,
+    pub alt: String,
+    pub credit: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Link {
+    pub label: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Story {
+    pub image: Option<Image>,
+    pub headline: String,
+    pub dateline: Option<String>,
+    pub body: Markdown,
+    pub read_on: Option<String>,
+    pub share: Vec<Link>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Quote {
+    pub text: String,
+    pub who: String,
+    pub place: Option<String>,
+    pub image: Option<Image>,
+    pub link: Option<Link>,
+    pub share: Vec<Link>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Promo {
+    pub title: String,
+    pub body: Option<Markdown>,
+    pub image: Option<Image>,
+    pub button: Link,
+}
+
+#[derive(Debug, Clone)]
+pub struct News {
+    pub title: String,
+    pub items: Vec<NewsItem>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NewsItem {
+    pub source: String,
+    pub text: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TextBlock {
+    pub title: Option<String>,
+    pub body: Markdown,
+}
+
+// ---------------------------------------------------------------------------
+// The file as TOML gives it: everything optional and spanned, so validation
+// (not serde) decides what is missing and can say where.
+
+type S<T> = Option<Spanned<T>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIssue {
+    slug: S<String>,
+    subject: S<String>,
+    preheader: S<String>,
+    date: S<toml::value::Datetime>,
+    contact: S<String>,
+    name_fallback: S<String>,
+    blocks: S<Vec<Spanned<RawBlock>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBlock {
+    #[serde(rename = "type")]
+    kind: S<String>,
+    image: S<String>,
+    image_alt: S<String>,
+    photo_credit: S<String>,
+    headline: S<String>,
+    dateline: S<String>,
+    body: S<String>,
+    read_on: S<String>,
+    share: S<Vec<Spanned<RawLink>>>,
+    text: S<String>,
+    who: S<String>,
+    #[serde(rename = "where")]
+    place: S<String>,
+    link: S<String>,
+    link_label: S<String>,
+    title: S<String>,
+    button_label: S<String>,
+    button_url: S<String>,
+    items: S<Vec<Spanned<RawItem>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLink {
+    label: S<String>,
+    url: S<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawItem {
+    source: S<String>,
+    text: S<String>,
+    url: S<String>,
+}
+
+/// Which keys each block type takes (besides `type`).
+const STORY_KEYS: &[&str] = &[
+    "image",
+    "image_alt",
+    "photo_credit",
+    "headline",
+    "dateline",
+    "body",
+    "read_on",
+    "share",
+];
+const QUOTE_KEYS: &[&str] = &[
+    "text",
+    "who",
+    "where",
+    "image",
+    "image_alt",
+    "photo_credit",
+    "link",
+    "link_label",
+    "share",
+];
+const PROMO_KEYS: &[&str] = &[
+    "title",
+    "body",
+    "image",
+    "image_alt",
+    "photo_credit",
+    "button_label",
+    "button_url",
+];
+const NEWS_KEYS: &[&str] = &["title", "items"];
+const TEXT_KEYS: &[&str] = &["title", "body"];
+
+const BLOCK_TYPES: &str = "story, quote, promo, news or text";
+
+/// Read, parse and validate an issue file.
+pub fn load_issue(path: &Path) -> anyhow::Result<Issue> {
+    let source = std::fs::read(path)
+        .with_context(|| format!("reading issue file {}", path.display()))
+        .map_err(|e| bad_input!("{e:#}"))?;
+    parse_issue(&path.display().to_string(), path, source)
+}
+
+/// Validate issue-file bytes; `file` names it in messages, `path` gives the
+/// default slug (its stem).
+pub fn parse_issue(file: &str, path: &Path, source: Vec<u8>) -> anyhow::Result<Issue> {
+    let text = std::str::from_utf8(&source).map_err(|e| {
+        let line = line_of(&source, e.valid_up_to());
+        bad_input!("{file}:{line}: issue file is not valid UTF-8")
+    })?;
+    let mut v = Validator {
+        file,
+        source: text,
+        errors: Vec::new(),
+    };
+    if let Some(pos) = text.find(placeholder::is_reserved_char) {
+        v.error(pos, "issue", placeholder::RESERVED);
+        return Err(v.finish());
+    }
+    let raw: RawIssue = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let at = e.span().map(|s| s.start).unwrap_or(0);
+            let field = field_at(text, at);
+            v.error(at, &field, e.message().trim());
+            return Err(v.finish());
+        }
+    };
+    let issue = v.issue(raw, path, source.clone());
+    if v.errors.is_empty() {
+        Ok(issue.expect("an issue when there is no error"))
+    } else {
+        Err(v.finish())
+    }
+}
+
+/// Line number (1-based) of a byte offset.
+pub(crate) fn line_of(source: &[u8], offset: usize) -> usize {
+    let end = offset.min(source.len());
+    source[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// Best-effort field name at a byte offset for a TOML parse error: the
+/// `[[blocks]]` it falls in, and the key on that line if any.
+fn field_at(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let block = before
+        .lines()
+        .filter(|l| l.trim_start().starts_with("[[blocks]]"))
+        .count();
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && !k.starts_with('[') && !k.starts_with('#'));
+    match (block, key) {
+        (0, Some(k)) => k.to_string(),
+        (0, None) => "issue".to_string(),
+        (n, Some(k)) => format!("blocks[{n}].{k}"),
+        (n, None) => format!("blocks[{n}]"),
+    }
+}
+
+struct Validator<'a> {
+    file: &'a str,
+    source: &'a str,
+    errors: Vec<(usize, String)>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, offset: usize, field: &str, message: &str) {
+        let line = line_of(self.source.as_bytes(), offset);
+        self.errors
+            .push((line, format!("{}:{line}: {field}: {message}", self.file)));
+    }
+
+    fn finish(&mut self) -> anyhow::Error {
+        let mut errors = std::mem::take(&mut self.errors);
+        errors.sort_by_key(|(line, _)| *line);
+        let lines: Vec<String> = errors.into_iter().map(|(_, m)| m).collect();
+        bad_input!("{}", lines.join("\n"))
+    }
+
+    /// A required one-line text field.
+    fn line(&mut self, value: &S<String>, field: &str, at: usize) -> Option<String> {
+        match value {
+            None => {
+                self.error(at, field, "missing");
+                None
+            }
+            Some(v) => self.opt_line_value(v, field),
+        }
+    }
+
+    fn opt_line(&mut self, value: &S<String>, field: &str) -> Option<String> {
+        value.as_ref().and_then(|v| self.opt_line_value(v, field))
+    }
+
+    fn opt_line_value(&mut self, v: &Spanned<String>, field: &str) -> Option<String> {
+        let s = v.get_ref().trim();
+        if s.is_empty() {
+            self.error(v.span().start, field, "is empty");
+            None
+        } else if s.chars().any(char::is_control) {
+            self.error(
+                v.span().start,
+                field,
+                "must be one line of text (no line breaks or control characters)",
+            );
+            None
+        } else {
+            Some(s.to_string())
+        }
+    }
+
+    /// An absolute http(s) URL (or mailto: where `mailto` allows it).
+    fn url(&mut self, value: &S<String>, field: &str, at: usize, mailto: bool) -> Option<String> {
+        match value {
+            None => {
+                self.error(at, field, "missing");
+                None
+            }
+            Some(v) => self.url_value(v, field, mailto),
+        }
+    }
+
+    fn opt_url(&mut self, value: &S<String>, field: &str, mailto: bool) -> Option<String> {
+        value
+            .as_ref()
+            .and_then(|v| self.url_value(v, field, mailto))
+    }
+
+    fn url_value(&mut self, v: &Spanned<String>, field: &str, mailto: bool) -> Option<String> {
+        let s = v.get_ref().trim();
+        match check_url(s, mailto) {
+            Ok(()) => Some(s.to_string()),
+            Err(why) => {
+                self.error(v.span().start, field, &format!("`{s}` {why}"));
+                None
+            }
+        }
+    }
+
+    fn markdown(&mut self, value: &S<String>, field: &str, at: usize) -> Option<Markdown> {
+        match value {
+            None => {
+                self.error(at, field, "missing");
+                None
+            }
+            Some(v) => self.markdown_value(v, field),
+        }
+    }
+
+    fn markdown_value(&mut self, v: &Spanned<String>, field: &str) -> Option<Markdown> {
+        if v.get_ref().trim().is_empty() {
+            self.error(v.span().start, field, "is empty");
+            return None;
+        }
+        match Markdown::parse(v.get_ref()) {
+            Ok(md) => Some(md),
+            Err(bad) => {
+                // Lines inside a multi-line string: TOML drops the newline
+                // right after the opening quotes.
+                let start = v.span().start;
+                let opening = &self.source[start..];
+                let skip = usize::from(
+                    (opening.starts_with("\"\"\"") || opening.starts_with("'''"))
+                        && opening[3..].starts_with(['\n', '\r']),
+                );
+                let line_in_value = v.get_ref()[..bad.offset.min(v.get_ref().len())]
+                    .matches('\n')
+                    .count();
+                let line = line_of(self.source.as_bytes(), start) + skip + line_in_value;
+                self.errors.push((
+                    line,
+                    format!("{}:{line}: {field}: {}", self.file, bad.message),
+                ));
+                None
+            }
+        }
+    }
+
+    fn image(&mut self, b: &RawBlock, prefix: &str, at: usize) -> Option<Image> {
+        let src = self.opt_url(&b.image, &format!("{prefix}.image"), false)?;
+        let alt = self.line(
+            &b.image_alt,
+            &format!("{prefix}.image_alt"),
+            b.image.as_ref().map(|s| s.span().start).unwrap_or(at),
+        );
+        let credit = self.opt_line(&b.photo_credit, &format!("{prefix}.photo_credit"));
+        Some(Image {
+            src,
+            alt: alt?,
+            credit,
+        })
+    }
+
+    fn links(&mut self, value: &S<Vec<Spanned<RawLink>>>, field: &str) -> Vec<Link> {
+        let mut out = Vec::new();
+        for (i, raw) in value.iter().flat_map(|v| v.get_ref()).enumerate() {
+            let name = format!("{field}[{}]", i + 1);
+            let at = raw.span().start;
+            let label = self.line(&raw.get_ref().label, &format!("{name}.label"), at);
+            let url = self.url(&raw.get_ref().url, &format!("{name}.url"), at, true);
+            if let (Some(label), Some(url)) = (label, url) {
+                out.push(Link { label, url });
+            }
+        }
+        out
+    }
+
+    fn issue(&mut self, raw: RawIssue, path: &Path, source: Vec<u8>) -> Option<Issue> {
+        let slug = match &raw.slug {
+            Some(s) => {
+                let v = s.get_ref().trim();
+                if let Err(why) = check_slug(v) {
+                    self.error(s.span().start, "slug", &format!("`{v}` {why}"));
+                }
+                v.to_string()
+            }
+            None => {
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if let Err(why) = check_slug(&stem) {
+                    self.error(
+                        0,
+                        "slug",
+                        &format!("the file name `{stem}` {why}; add a `slug = \"...\"` key"),
+                    );
+                }
+                stem
+            }
+        };
+        let subject = self.line(&raw.subject, "subject", 0);
+        if let (Some(s), Some(raw)) = (&subject, &raw.subject) {
+            if s.chars().count() > 250 {
+                self.error(raw.span().start, "subject", "is longer than 250 characters");
+            }
+        }
+        let preheader = self.line(&raw.preheader, "preheader", 0);
+        let date = match &raw.date {
+            None => {
+                self.error(0, "date", "missing (write e.g. date = 2018-12-14)");
+                None
+            }
+            Some(d) => match (d.get_ref().date, d.get_ref().time) {
+                (Some(date), None) => {
+                    let parsed = NaiveDate::from_ymd_opt(
+                        date.year.into(),
+                        date.month.into(),
+                        date.day.into(),
+                    );
+                    if parsed.is_none() {
+                        self.error(d.span().start, "date", "is not a calendar date");
+                    }
+                    parsed
+                }
+                _ => {
+                    self.error(
+                        d.span().start,
+                        "date",
+                        "must be a plain date without time (e.g. date = 2018-12-14)",
+                    );
+                    None
+                }
+            },
+        };
+        let contact = raw.contact.as_ref().and_then(|c| {
+            let v = c.get_ref().trim();
+            match crate::domain::SubscriberEmail::parse(v) {
+                Ok(_) => Some(v.to_string()),
+                Err(e) => {
+                    self.error(c.span().start, "contact", &format!("`{v}`: {e}"));
+                    None
+                }
+            }
+        });
+        let name_fallback = self
+            .opt_line(&raw.name_fallback, "name_fallback")
+            .unwrap_or_else(|| "reader".to_string());
+
+        let mut blocks = Vec::new();
+        match &raw.blocks {
+            None => self.error(
+                self.source.len(),
+                "blocks",
+                "an issue needs at least one [[blocks]] entry",
+            ),
+            Some(list) if list.get_ref().is_empty() => self.error(
+                list.span().start,
+                "blocks",
+                "an issue needs at least one [[blocks]] entry",
+            ),
+            Some(list) => {
+                for (i, b) in list.get_ref().iter().enumerate() {
+                    if let Some(block) = self.block(b.get_ref(), b.span(), i + 1) {
+                        blocks.push(block);
+                    }
+                }
+            }
+        }
+        Some(Issue {
+            file: self.file.to_string(),
+            source,
+            slug,
+            subject: subject?,
+            preheader: preheader?,
+            date: date?,
+            contact,
+            name_fallback,
+            blocks,
+        })
+    }
+
+    fn block(&mut self, b: &RawBlock, span: Range<usize>, n: usize) -> Option<Block> {
+        let prefix = format!("blocks[{n}]");
+        let at = span.start;
+        let Some(kind) = &b.kind else {
+            self.error(
+                at,
+                &format!("{prefix}.type"),
+                &format!("missing (one of {BLOCK_TYPES})"),
+            );
+            return None;
+        };
+        let allowed = match kind.get_ref().as_str() {
+            "story" => STORY_KEYS,
+            "quote" => QUOTE_KEYS,
+            "promo" => PROMO_KEYS,
+            "news" => NEWS_KEYS,
+            "text" => TEXT_KEYS,
+            other => {
+                self.error(
+                    kind.span().start,
+                    &format!("{prefix}.type"),
+                    &format!("unknown block type `{other}` (expected {BLOCK_TYPES})"),
+                );
+                return None;
+            }
+        };
+        for (key, offset) in present_keys(b) {
+            if !allowed.contains(&key) {
+                self.error(
+                    offset,
+                    &format!("{prefix}.{key}"),
+                    &format!("is not used by a `{}` block", kind.get_ref()),
+                );
+            }
+        }
+        let f = |name: &str| format!("{prefix}.{name}");
+        match kind.get_ref().as_str() {
+            "story" => {
+                let image = self.image(b, &prefix, at);
+                let headline = self.line(&b.headline, &f("headline"), at);
+                let dateline = self.opt_line(&b.dateline, &f("dateline"));
+                let body = self.markdown(&b.body, &f("body"), at);
+                let read_on = self.opt_url(&b.read_on, &f("read_on"), false);
+                let share = self.links(&b.share, &f("share"));
+                Some(Block::Story(Story {
+                    image,
+                    headline: headline?,
+                    dateline,
+                    body: body?,
+                    read_on,
+                    share,
+                }))
+            }
+            "quote" => {
+                let text = self.line(&b.text, &f("text"), at);
+                let who = self.line(&b.who, &f("who"), at);
+                let place = self.opt_line(&b.place, &f("where"));
+                let image = self.image(b, &prefix, at);
+                let link = match (&b.link, &b.link_label) {
+                    (None, None) => None,
+                    (link, label) => {
+                        let at = link
+                            .as_ref()
+                            .or(label.as_ref())
+                            .map(|s| s.span().start)
+                            .unwrap_or(at);
+                        let url = self.url(link, &f("link"), at, true);
+                        let label = self.line(label, &f("link_label"), at);
+                        Some(Link {
+                            label: label?,
+                            url: url?,
+                        })
+                    }
+                };
+                let share = self.links(&b.share, &f("share"));
+                Some(Block::Quote(Quote {
+                    text: text?,
+                    who: who?,
+                    place,
+                    image,
+                    link,
+                    share,
+                }))
+            }
+            "promo" => {
+                let title = self.line(&b.title, &f("title"), at);
+                let body = b
+                    .body
+                    .as_ref()
+                    .and_then(|v| self.markdown_value(v, &f("body")));
+                let image = self.image(b, &prefix, at);
+                let label = self.line(&b.button_label, &f("button_label"), at);
+                let url = self.url(&b.button_url, &f("button_url"), at, true);
+                Some(Block::Promo(Promo {
+                    title: title?,
+                    body,
+                    image,
+                    button: Link {
+                        label: label?,
+                        url: url?,
+                    },
+                }))
+            }
+            "news" => {
+                let title = self
+                    .opt_line(&b.title, &f("title"))
+                    .unwrap_or_else(|| "In the news".to_string());
+                let mut items = Vec::new();
+                match &b.items {
+                    None => self.error(at, &f("items"), "missing (add [[blocks.items]] entries)"),
+                    Some(list) if list.get_ref().is_empty() => {
+                        self.error(list.span().start, &f("items"), "is empty")
+                    }
+                    Some(list) => {
+                        for (i, item) in list.get_ref().iter().enumerate() {
+                            let name = f(&format!("items[{}]", i + 1));
+                            let at = item.span().start;
+                            let it = item.get_ref();
+                            let source = self.line(&it.source, &format!("{name}.source"), at);
+                            let text = self.line(&it.text, &format!("{name}.text"), at);
+                            let url = self.url(&it.url, &format!("{name}.url"), at, false);
+                            if let (Some(source), Some(text), Some(url)) = (source, text, url) {
+                                items.push(NewsItem { source, text, url });
+                            }
+                        }
+                    }
+                }
+                Some(Block::News(News { title, items }))
+            }
+            "text" => {
+                let title = self.opt_line(&b.title, &f("title"));
+                let body = self.markdown(&b.body, &f("body"), at);
+                Some(Block::Text(TextBlock { title, body: body? }))
+            }
+            _ => unreachable!("block type checked above"),
+        }
+    }
+}
+
+/// The keys present in a raw block (except `type`) with their offsets.
+fn present_keys(b: &RawBlock) -> Vec<(&'static str, usize)> {
+    fn at<T>(v: &S<T>) -> Option<usize> {
+        v.as_ref().map(|s| s.span().start)
+    }
+    [
+        ("image", at(&b.image)),
+        ("image_alt", at(&b.image_alt)),
+        ("photo_credit", at(&b.photo_credit)),
+        ("headline", at(&b.headline)),
+        ("dateline", at(&b.dateline)),
+        ("body", at(&b.body)),
+        ("read_on", at(&b.read_on)),
+        ("share", at(&b.share)),
+        ("text", at(&b.text)),
+        ("who", at(&b.who)),
+        ("where", at(&b.place)),
+        ("link", at(&b.link)),
+        ("link_label", at(&b.link_label)),
+        ("title", at(&b.title)),
+        ("button_label", at(&b.button_label)),
+        ("button_url", at(&b.button_url)),
+        ("items", at(&b.items)),
+    ]
+    .into_iter()
+    .filter_map(|(k, o)| o.map(|o| (k, o)))
+    .collect()
+}
+
+/// `[a-z0-9-]`, 1..=100 characters, no leading or trailing hyphen.
+pub fn check_slug(s: &str) -> Result<(), &'static str> {
+    if s.is_empty() || s.len() > 100 {
+        return Err("must be 1 to 100 characters");
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err("may only contain a-z, 0-9 and -");
+    }
+    if s.starts_with('-') || s.ends_with('-') {
+        return Err("may not start or end with -");
+    }
+    Ok(())
+}
+
+/// An absolute http(s) URL with a host, no spaces or control characters;
+/// `mailto:` too where `mailto` is true.
+pub fn check_url(s: &str, mailto: bool) -> Result<(), &'static str> {
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("contains spaces or control characters");
+    }
+    if s.contains(['"', '<', '>', '\\']) {
+        return Err("contains a character not allowed in a URL (\" < > \\)");
+    }
+    if mailto {
+        if let Some(rest) = s.strip_prefix("mailto:") {
+            return if rest.is_empty() {
+                Err("is an empty mailto: link")
+            } else {
+                Ok(())
+            };
+        }
+    }
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    match rest {
+        None => Err(if mailto {
+            "is not an absolute http(s):// or mailto: URL"
+        } else {
+            "is not an absolute http(s):// URL"
+        }),
+        Some(rest) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            if host.is_empty() || host.starts_with('.') || host.starts_with(':') {
+                Err("has no host")
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Markdown's link checks reuse the same rule.
+pub(crate) fn markdown_link_ok(url: &str) -> bool {
+    check_url(url, true).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_absolute_http_or_mailto() {
+        assert!(check_url("https://example.org/a.jpg", false).is_ok());
+        assert!(check_url("http://example.org", false).is_ok());
+        assert!(check_url("images/a.jpg", false).is_err());
+        assert!(check_url("//example.org/a.jpg", false).is_err());
+        assert!(check_url("javascript:alert(1)", true).is_err());
+        assert!(check_url("mailto:editor@example.org", true).is_ok());
+        assert!(check_url("mailto:editor@example.org", false).is_err());
+        assert!(check_url("https:///path", false).is_err());
+        assert!(check_url("https://example.org/a b", false).is_err());
+    }
+
+    #[test]
+    fn slugs_are_lowercase_ascii_words() {
+        assert!(check_slug("2018-12-14-migration-news").is_ok());
+        assert!(check_slug("Migration").is_err());
+        assert!(check_slug("-x").is_err());
+        assert!(check_slug("").is_err());
+        assert!(check_slug("a/b").is_err());
+    }
+}

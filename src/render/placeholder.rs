@@ -1,0 +1,317 @@
+//! Per-recipient placeholders. Templates write `{{ recipient.name }}` etc.;
+//! compilation leaves a sentinel `⟦herald:KEY⟧` (`⟦herald:name|fallback⟧`
+//! for the name) in the documents. The brackets are U+27E6/U+27E7, which no
+//! template syntax, MJML or HTML uses and which issue files and templates may
+//! not contain (they are refused), so content can never forge or break a
+//! placeholder. They are printable, so mrml copies them unchanged into
+//! attribute values (it escapes non-printable characters there).
+//! [`CompiledIssue::prepare`] splits the compiled documents at the sentinels
+//! once; [`Prepared::personalise_into`] then only copies slices and escaped
+//! values, never recompiling anything.
+
+use serde::{Deserialize, Serialize};
+
+const OPEN: &str = "\u{27E6}herald:";
+const CLOSE: char = '\u{27E7}';
+const FALLBACK: char = '|';
+
+/// Characters reserved for placeholders (⟦ and ⟧).
+pub fn is_reserved_char(c: char) -> bool {
+    matches!(c, '\u{27E6}' | CLOSE)
+}
+
+/// How reserved characters are described in messages.
+pub const RESERVED: &str =
+    "the characters \u{27E6} and \u{27E7} (U+27E6, U+27E7) are reserved for placeholders";
+
+/// What a placeholder stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// The subscriber's name, or the fallback text when they have none.
+    Name,
+    Email,
+    UnsubscribeUrl,
+    ViewUrl,
+}
+
+impl Slot {
+    pub const ALL: [Slot; 4] = [Slot::Name, Slot::Email, Slot::UnsubscribeUrl, Slot::ViewUrl];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Slot::Name => "name",
+            Slot::Email => "email",
+            Slot::UnsubscribeUrl => "unsubscribe_url",
+            Slot::ViewUrl => "view_url",
+        }
+    }
+
+    fn from_key(key: &str) -> Option<Slot> {
+        Slot::ALL.into_iter().find(|s| s.key() == key)
+    }
+
+    /// The sentinel a template puts in the document (`fallback` only for
+    /// [`Slot::Name`]).
+    pub fn sentinel(self, fallback: Option<&str>) -> String {
+        let mut s = String::new();
+        s.push_str(OPEN);
+        s.push_str(self.key());
+        if let Some(f) = fallback {
+            s.push(FALLBACK);
+            s.push_str(f);
+        }
+        s.push(CLOSE);
+        s
+    }
+}
+
+/// The compiled issue: subject, HTML and text, the last two still holding
+/// placeholders. Compiled once per issue; stored as is to resume a send
+/// byte-identically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompiledIssue {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+/// Per-recipient values, all plain text; escaping is done here.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipient<'a> {
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+    pub unsubscribe_url: &'a str,
+    pub view_url: &'a str,
+}
+
+impl Recipient<'_> {
+    fn value(&self, slot: Slot) -> Option<&str> {
+        match slot {
+            Slot::Name => self.name.filter(|n| !n.trim().is_empty()),
+            Slot::Email => Some(self.email),
+            Slot::UnsubscribeUrl => Some(self.unsubscribe_url),
+            Slot::ViewUrl => Some(self.view_url),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Piece {
+    /// A byte range of the document.
+    Literal(usize, usize),
+    /// A placeholder; the range is its fallback text (already in the
+    /// document's own escaping).
+    Slot(Slot, usize, usize),
+}
+
+#[derive(Debug, Clone)]
+struct Split {
+    doc: String,
+    pieces: Vec<Piece>,
+    /// Bytes of literal text, to reserve once per copy.
+    literal_len: usize,
+}
+
+/// A placeholder found in a document: its slot, the byte range of the whole
+/// sentinel and of its fallback text.
+pub(crate) struct Found {
+    pub(crate) slot: Slot,
+    pub(crate) start: usize,
+    end: usize,
+    fallback: (usize, usize),
+}
+
+/// The well-formed placeholders of `doc`, in order. Unknown or malformed
+/// markers are not placeholders (they stay literal text).
+pub(crate) fn scan(doc: &str) -> impl Iterator<Item = Found> + '_ {
+    let mut pos = 0;
+    std::iter::from_fn(move || loop {
+        // A char search (memchr on one byte), then the rest of the marker.
+        let open = pos + doc[pos..].find('\u{27E6}')?;
+        if !doc[open..].starts_with(OPEN) {
+            pos = open + '\u{27E6}'.len_utf8();
+            continue;
+        }
+        let body_start = open + OPEN.len();
+        let close = body_start + doc[body_start..].find(CLOSE)?;
+        let body = &doc[body_start..close];
+        let (key, fallback) = match body.find(FALLBACK) {
+            Some(i) => (&body[..i], (body_start + i + FALLBACK.len_utf8(), close)),
+            None => (body, (close, close)),
+        };
+        pos = close + CLOSE.len_utf8();
+        if let Some(slot) = Slot::from_key(key).filter(|_| !body.contains('\u{27E6}')) {
+            return Some(Found {
+                slot,
+                start: open,
+                end: pos,
+                fallback,
+            });
+        }
+    })
+}
+
+/// The placeholders of a compiled document, in order.
+pub(crate) fn slots_in(doc: &str) -> Vec<Slot> {
+    scan(doc).map(|f| f.slot).collect()
+}
+
+impl Split {
+    fn new(doc: &str) -> Split {
+        let mut pieces = Vec::new();
+        let mut literal_len = 0;
+        let mut lit_start = 0;
+        for f in scan(doc) {
+            if lit_start < f.start {
+                pieces.push(Piece::Literal(lit_start, f.start));
+                literal_len += f.start - lit_start;
+            }
+            pieces.push(Piece::Slot(f.slot, f.fallback.0, f.fallback.1));
+            lit_start = f.end;
+        }
+        if lit_start < doc.len() {
+            pieces.push(Piece::Literal(lit_start, doc.len()));
+            literal_len += doc.len() - lit_start;
+        }
+        Split {
+            doc: doc.to_string(),
+            pieces,
+            literal_len,
+        }
+    }
+
+    fn fill(&self, r: &Recipient<'_>, out: &mut String, html: bool) {
+        out.clear();
+        out.reserve(self.literal_len + 256);
+        for piece in &self.pieces {
+            match *piece {
+                Piece::Literal(a, b) => out.push_str(&self.doc[a..b]),
+                Piece::Slot(slot, a, b) => match r.value(slot) {
+                    Some(v) if html => {
+                        html_escape::encode_quoted_attribute_to_string(v, out);
+                    }
+                    Some(v) => out.push_str(v),
+                    None => out.push_str(&self.doc[a..b]),
+                },
+            }
+        }
+    }
+}
+
+/// A compiled issue split at its placeholders, ready for cheap per-recipient
+/// fills.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    subject: String,
+    html: Split,
+    text: Split,
+}
+
+impl CompiledIssue {
+    pub fn prepare(&self) -> Prepared {
+        Prepared {
+            subject: self.subject.clone(),
+            html: Split::new(&self.html),
+            text: Split::new(&self.text),
+        }
+    }
+}
+
+impl Prepared {
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// Fill one recipient's values into `html` and `text` (both cleared
+    /// first). Values are HTML-escaped in the HTML; the text gets them as
+    /// they are.
+    pub fn personalise_into(&self, r: &Recipient<'_>, html: &mut String, text: &mut String) {
+        self.html.fill(r, html, true);
+        self.text.fill(r, text, false);
+    }
+
+    /// `(html, text)` for one recipient.
+    pub fn personalise(&self, r: &Recipient<'_>) -> (String, String) {
+        let mut html = String::new();
+        let mut text = String::new();
+        self.personalise_into(r, &mut html, &mut text);
+        (html, text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipient<'a>(name: Option<&'a str>) -> Recipient<'a> {
+        Recipient {
+            email: "ana@example.org",
+            name,
+            unsubscribe_url: "https://news.example.org/unsubscribe/T?a=1&b=2",
+            view_url: "https://news.example.org/issues/x",
+        }
+    }
+
+    fn compiled() -> CompiledIssue {
+        CompiledIssue {
+            subject: "S".into(),
+            html: format!(
+                "<p>Hello {}</p><a href=\"{}\">x</a>{}",
+                Slot::Name.sentinel(Some("reader")),
+                Slot::UnsubscribeUrl.sentinel(None),
+                Slot::Email.sentinel(None)
+            ),
+            text: format!(
+                "Hello {}\n{}\n",
+                Slot::Name.sentinel(Some("reader")),
+                Slot::UnsubscribeUrl.sentinel(None)
+            ),
+        }
+    }
+
+    #[test]
+    fn fills_values_escaped_in_html_and_plain_in_text() {
+        let p = compiled().prepare();
+        let (html, text) = p.personalise(&recipient(Some("\"><img src=x>")));
+        assert_eq!(
+            html,
+            "<p>Hello &quot;&gt;&lt;img src=x&gt;</p><a href=\"https://news.example.org/unsubscribe/T?a=1&amp;b=2\">x</a>ana@example.org"
+        );
+        assert_eq!(
+            text,
+            "Hello \"><img src=x>\nhttps://news.example.org/unsubscribe/T?a=1&b=2\n"
+        );
+    }
+
+    #[test]
+    fn missing_or_blank_name_gets_the_fallback() {
+        let p = compiled().prepare();
+        for name in [None, Some("  ")] {
+            let (html, text) = p.personalise(&recipient(name));
+            assert!(html.starts_with("<p>Hello reader</p>"), "{html}");
+            assert!(text.starts_with("Hello reader\n"), "{text}");
+        }
+    }
+
+    #[test]
+    fn buffers_are_cleared_and_reused() {
+        let p = compiled().prepare();
+        let (mut h, mut t) = (String::from("old"), String::from("old"));
+        p.personalise_into(&recipient(Some("A")), &mut h, &mut t);
+        p.personalise_into(&recipient(Some("B")), &mut h, &mut t);
+        assert!(h.starts_with("<p>Hello B</p>"));
+        assert!(t.starts_with("Hello B\n"));
+    }
+
+    #[test]
+    fn unknown_or_unterminated_markers_stay_literal() {
+        let doc = "a\u{27E6}herald:nope\u{27E7}b\u{27E6}herald:email".to_string();
+        let c = CompiledIssue {
+            subject: String::new(),
+            html: doc.clone(),
+            text: doc.clone(),
+        };
+        let (html, _) = c.prepare().personalise(&recipient(None));
+        assert_eq!(html, doc);
+    }
+}
