@@ -8,8 +8,8 @@ use anyhow::Context;
 
 use crate::cli::IssueCommand;
 use crate::config::Settings;
-use crate::mailer::message::{build, MessageSpec};
-use crate::render::{self, Compiled, Issue, Recipient, Templates};
+use crate::delivery::compose::{Addressee, Composer};
+use crate::render::{self, Compiled, CompiledIssue, Issue, Recipient, Templates};
 use crate::token::{SigningKeys, TokenClaims};
 
 /// The sample recipient of `render` and `preview`.
@@ -18,6 +18,7 @@ pub const SAMPLE_EMAIL: &str = "ana@example.org";
 /// Signs the sample's unsubscribe link only; it is not a secret and the
 /// link it makes is refused by a server with a real key.
 const SAMPLE_KEY: &str = "herald-sample-key-not-a-secret";
+const SAMPLE_SUBSCRIBER: i64 = 1;
 
 pub fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
     match cmd {
@@ -42,7 +43,7 @@ pub fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
             let (issue, compiled, _) = compile(settings, &issue)?;
             let sample = Sample::new(settings, &issue);
             let (html, text) = compiled.compiled.prepare().personalise(&sample.recipient());
-            let eml = sample.message(settings, &issue, html.clone(), text.clone())?;
+            let eml = sample.message(settings, &issue, &compiled.compiled)?;
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             for (name, bytes) in [
                 ("index.html", html.as_bytes()),
@@ -93,7 +94,7 @@ impl Sample {
     fn new(settings: &Settings, issue: &Issue) -> Sample {
         let keys = SigningKeys::new(SAMPLE_KEY.into(), None);
         let token = keys.sign(TokenClaims {
-            subscriber_id: 1,
+            subscriber_id: SAMPLE_SUBSCRIBER,
             issue_id: None,
         });
         Sample {
@@ -114,32 +115,29 @@ impl Sample {
         }
     }
 
+    /// The complete message the sample recipient would get, built by the
+    /// same composer as a live send.
     fn message(
         &self,
         settings: &Settings,
         issue: &Issue,
-        html: String,
-        text: String,
+        compiled: &CompiledIssue,
     ) -> anyhow::Result<Vec<u8>> {
-        let message_id = format!("{}.sample@{}", issue.slug(), settings.sending_domain());
-        let list_id = format!(
-            "{} <{}>",
-            settings.newsletter.name, settings.newsletter.list_id
+        let composer = Composer::new(
+            settings,
+            compiled.prepare(),
+            issue.slug(),
+            None,
+            SigningKeys::new(SAMPLE_KEY.into(), None),
+            None,
+            "",
         );
-        let message = build(MessageSpec {
-            from_name: &settings.sender.from_name,
-            from_address: &settings.sender.from_address,
-            to_address: SAMPLE_EMAIL,
-            to_name: Some(SAMPLE_NAME),
-            reply_to: settings.sender.reply_to.as_deref(),
-            subject: issue.subject(),
+        let message_id = format!("{}.sample@{}", issue.slug(), settings.sending_domain());
+        let message = composer.compose(&Addressee {
+            subscriber_id: SAMPLE_SUBSCRIBER,
+            email: SAMPLE_EMAIL,
+            name: Some(SAMPLE_NAME),
             message_id: &message_id,
-            unsubscribe_url: &self.unsubscribe_url,
-            unsubscribe_mailto: None,
-            list_id: &list_id,
-            feedback_id: settings.sender.feedback_id.as_deref(),
-            text,
-            html,
         })?;
         Ok(message.formatted().to_vec())
     }

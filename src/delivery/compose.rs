@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::mailer::dkim::Signer;
-use crate::mailer::message::{self, MessageSpec, OutgoingMessage};
-use crate::render::{Prepared, Recipient};
+use crate::mailer::message::{self, Bodies, MessageSpec, OutgoingMessage};
+use crate::mailer::qp::{encode_piece, PieceCache};
+use crate::render::{Chunk, Prepared, Recipient};
 use crate::token::{SigningKeys, TokenClaims};
 
 /// Everything needed to build any recipient's copy of one issue.
@@ -24,6 +25,10 @@ pub struct Composer {
     base_url: String,
     view_url: String,
     signer: Option<Arc<Signer>>,
+    /// Quoted-printable encodings of the issue's static HTML and text,
+    /// made once and shared by every message.
+    html_cache: PieceCache,
+    text_cache: PieceCache,
 }
 
 /// One recipient, as the ledger or a test send knows them.
@@ -65,6 +70,8 @@ impl Composer {
                 .to_string(),
             view_url: crate::render::view_url(settings, slug),
             signer,
+            html_cache: PieceCache::new(prepared.html_pieces()),
+            text_cache: PieceCache::new(prepared.text_pieces()),
             prepared,
         }
     }
@@ -81,11 +88,19 @@ impl Composer {
     /// Build one recipient's complete message.
     pub fn compose(&self, to: &Addressee<'_>) -> anyhow::Result<OutgoingMessage> {
         let unsubscribe_url = self.unsubscribe_url(to.subscriber_id);
-        let (html, text) = self.prepared.personalise(&Recipient {
+        let recipient = Recipient {
             email: to.email,
             name: to.name,
             unsubscribe_url: &unsubscribe_url,
             view_url: &self.view_url,
+        };
+        let mut html = Vec::with_capacity(48 * 1024);
+        self.prepared.html_chunks(&recipient, &mut |c| {
+            encode_chunk(&self.html_cache, &mut html, c)
+        });
+        let mut text = Vec::with_capacity(8 * 1024);
+        self.prepared.text_chunks(&recipient, &mut |c| {
+            encode_chunk(&self.text_cache, &mut text, c)
         });
         let mut message = message::build(MessageSpec {
             from_name: &self.from_name,
@@ -99,12 +114,20 @@ impl Composer {
             unsubscribe_mailto: None,
             list_id: &self.list_id,
             feedback_id: self.feedback_id.as_deref(),
-            text,
-            html,
+            body: Bodies::QuotedPrintable { text, html },
         })?;
         if let Some(signer) = &self.signer {
             message.sign(signer);
         }
         Ok(message)
+    }
+}
+
+/// Append one chunk of a recipient's copy, quoted-printable encoded: static
+/// chunks from the per-issue cache, values freshly.
+fn encode_chunk(cache: &PieceCache, out: &mut Vec<u8>, chunk: Chunk<'_>) {
+    match chunk {
+        Chunk::Static(id, text) => cache.append_static(id, text, out),
+        Chunk::Value(value) => encode_piece(value, out),
     }
 }

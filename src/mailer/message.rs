@@ -1,8 +1,8 @@
 //! One recipient's MIME message: the headers a bulk sender must carry and a
 //! multipart/alternative body (text/plain first, text/html last).
 
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 
 use crate::bad_input;
@@ -25,8 +25,17 @@ pub struct MessageSpec<'a> {
     /// `List-Id` value, e.g. `Newsletter <news.example.org>`.
     pub list_id: &'a str,
     pub feedback_id: Option<&'a str>,
-    pub text: String,
-    pub html: String,
+    pub body: Bodies,
+}
+
+/// The two alternative bodies of a message.
+#[derive(Debug, Clone)]
+pub enum Bodies {
+    /// Plain strings; lettre picks and applies the transfer encoding.
+    Plain { text: String, html: String },
+    /// Already quoted-printable encoded (CRLF line ends, lines ≤ 76), as
+    /// [`super::qp`] assembles them.
+    QuotedPrintable { text: Vec<u8>, html: Vec<u8> },
 }
 
 /// A built message and its envelope, ready for a transport.
@@ -94,8 +103,25 @@ pub fn build(spec: MessageSpec<'_>) -> anyhow::Result<OutgoingMessage> {
     if let Some(feedback_id) = spec.feedback_id {
         builder = builder.raw_header(raw_header("Feedback-ID", feedback_id.to_string()));
     }
+    let body = match spec.body {
+        Bodies::Plain { text, html } => MultiPart::alternative_plain_html(text, html),
+        Bodies::QuotedPrintable { text, html } => {
+            let part = |content_type: ContentType, bytes: Vec<u8>| {
+                SinglePart::builder()
+                    .header(content_type)
+                    .header(ContentTransferEncoding::QuotedPrintable)
+                    .body(Body::dangerous_pre_encoded(
+                        bytes,
+                        ContentTransferEncoding::QuotedPrintable,
+                    ))
+            };
+            MultiPart::alternative()
+                .singlepart(part(ContentType::TEXT_PLAIN, text))
+                .singlepart(part(ContentType::TEXT_HTML, html))
+        }
+    };
     let message = builder
-        .multipart(MultiPart::alternative_plain_html(spec.text, spec.html))
+        .multipart(body)
         .map_err(|e| anyhow::anyhow!("building the message: {e}"))?;
     Ok(OutgoingMessage {
         message,

@@ -3,6 +3,7 @@
 
 pub mod dkim;
 pub mod message;
+pub mod qp;
 pub mod transport;
 
 pub use message::{MessageSpec, OutgoingMessage};

@@ -255,7 +255,13 @@ async fn smtp_send(
         }
         Ok(Ok(_)) => {}
     }
-    match tokio::time::timeout(timeout, conn.message(bytes)).await {
+    let payload = async {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => conn.command(DataPayload(text)).await,
+            Err(_) => conn.message(bytes).await,
+        }
+    };
+    match tokio::time::timeout(timeout, payload).await {
         Err(_) => SendResult::Lost {
             stage: Stage::Body,
             detail: format!("no reply to the message within {}s", timeout.as_secs()),
@@ -265,6 +271,35 @@ async fn smtp_send(
             code: u16::from(response.code()),
             reply: response.message().collect::<Vec<_>>().join(" "),
         },
+    }
+}
+
+/// The message content of a DATA transaction, dot-stuffed and terminated by
+/// `CRLF . CRLF`, written with a few large copies. lettre's own codec
+/// (`message`) pushes byte by byte and took a quarter of the sending CPU;
+/// `command` writes any `Display` as one buffer, so the content goes
+/// through it instead. (Messages are ASCII: headers are RFC 2047 encoded,
+/// bodies quoted-printable.)
+struct DataPayload<'a>(&'a str);
+
+impl std::fmt::Display for DataPayload<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0;
+        if text.starts_with('.') {
+            f.write_str(".")?;
+        }
+        let mut rest = text;
+        while let Some(at) = rest.find("\r\n.") {
+            // Up to and including the dot, then the stuffed second dot.
+            f.write_str(&rest[..at + 3])?;
+            f.write_str(".")?;
+            rest = &rest[at + 3..];
+        }
+        f.write_str(rest)?;
+        if !text.ends_with("\r\n") {
+            f.write_str("\r\n")?;
+        }
+        f.write_str(".\r\n")
     }
 }
 
@@ -300,5 +335,20 @@ async fn write_outbox(
             stage: Stage::Envelope,
             detail: format!("writing {}: {e}", path.display()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DataPayload;
+
+    #[test]
+    fn data_payload_is_dot_stuffed_and_terminated() {
+        assert_eq!(
+            DataPayload("a\r\n.b\r\n..c\r\n").to_string(),
+            "a\r\n..b\r\n...c\r\n.\r\n"
+        );
+        assert_eq!(DataPayload(".x").to_string(), "..x\r\n.\r\n");
+        assert_eq!(DataPayload("x\r\n.").to_string(), "x\r\n..\r\n.\r\n");
     }
 }

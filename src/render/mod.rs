@@ -25,7 +25,7 @@ pub use issue::{
     Promo, Quote, Story, TextBlock,
 };
 pub use markdown::Markdown;
-pub use placeholder::{CompiledIssue, Prepared, Recipient, Slot};
+pub use placeholder::{Chunk, CompiledIssue, Prepared, Recipient, Slot};
 pub use templates::{Origin, Templates};
 
 use crate::bad_input;

@@ -180,6 +180,32 @@ impl Split {
         }
     }
 
+    /// Walk one recipient's document as chunks: static text (identified by
+    /// piece index, the same for every recipient) and filled values.
+    fn chunks(
+        &self,
+        r: &Recipient<'_>,
+        html: bool,
+        scratch: &mut String,
+        f: &mut dyn FnMut(Chunk<'_>),
+    ) {
+        for (i, piece) in self.pieces.iter().enumerate() {
+            match *piece {
+                Piece::Literal(a, b) => f(Chunk::Static(i, &self.doc[a..b])),
+                Piece::Slot(slot, a, b) => match r.value(slot) {
+                    Some(v) if html => {
+                        scratch.clear();
+                        html_escape::encode_quoted_attribute_to_string(v, scratch);
+                        f(Chunk::Value(scratch));
+                    }
+                    Some(v) => f(Chunk::Value(v)),
+                    None if a < b => f(Chunk::Static(i, &self.doc[a..b])),
+                    None => {}
+                },
+            }
+        }
+    }
+
     fn fill(&self, r: &Recipient<'_>, out: &mut String, html: bool) {
         out.clear();
         out.reserve(self.literal_len + 256);
@@ -196,6 +222,18 @@ impl Split {
             }
         }
     }
+}
+
+/// A piece of one recipient's copy, as [`Prepared::html_chunks`] and
+/// [`Prepared::text_chunks`] yield them.
+#[derive(Debug, Clone, Copy)]
+pub enum Chunk<'a> {
+    /// Text that is the same for every recipient; `usize` identifies it
+    /// (below [`Prepared::html_pieces`] / [`Prepared::text_pieces`]), so a
+    /// caller can cache work done on it.
+    Static(usize, &'a str),
+    /// A recipient's value, already escaped for the document.
+    Value(&'a str),
 }
 
 /// A compiled issue split at its placeholders, ready for cheap per-recipient
@@ -230,6 +268,29 @@ impl Prepared {
         self.text.fill(r, text, false);
     }
 
+    /// One recipient's HTML as chunks, in order (concatenated, they equal
+    /// the HTML [`Prepared::personalise_into`] builds).
+    pub fn html_chunks(&self, r: &Recipient<'_>, f: &mut dyn FnMut(Chunk<'_>)) {
+        let mut scratch = String::new();
+        self.html.chunks(r, true, &mut scratch, f);
+    }
+
+    /// One recipient's plain text as chunks, in order.
+    pub fn text_chunks(&self, r: &Recipient<'_>, f: &mut dyn FnMut(Chunk<'_>)) {
+        let mut scratch = String::new();
+        self.text.chunks(r, false, &mut scratch, f);
+    }
+
+    /// Number of distinct static chunk ids of the HTML.
+    pub fn html_pieces(&self) -> usize {
+        self.html.pieces.len()
+    }
+
+    /// Number of distinct static chunk ids of the text.
+    pub fn text_pieces(&self) -> usize {
+        self.text.pieces.len()
+    }
+
     /// `(html, text)` for one recipient.
     pub fn personalise(&self, r: &Recipient<'_>) -> (String, String) {
         let mut html = String::new();
@@ -242,6 +303,29 @@ impl Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_concatenate_to_the_personalised_copy() {
+        let p = compiled().prepare();
+        for name in [Some("Zoë <b>&"), None] {
+            let r = recipient(name);
+            let (html, text) = p.personalise(&r);
+            let mut h = String::new();
+            p.html_chunks(&r, &mut |c| match c {
+                Chunk::Static(i, s) => {
+                    assert!(i < p.html_pieces());
+                    h.push_str(s)
+                }
+                Chunk::Value(v) => h.push_str(v),
+            });
+            let mut t = String::new();
+            p.text_chunks(&r, &mut |c| match c {
+                Chunk::Static(_, s) | Chunk::Value(s) => t.push_str(s),
+            });
+            assert_eq!(h, html);
+            assert_eq!(t, text);
+        }
+    }
 
     fn recipient<'a>(name: Option<&'a str>) -> Recipient<'a> {
         Recipient {
