@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod http;
 pub mod import;
 pub mod mailer;
 pub mod secrets;

@@ -3,6 +3,7 @@
 
 mod demo;
 mod init;
+mod serve;
 mod subscribers;
 
 use crate::cli::{Cli, Command};
@@ -17,11 +18,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Init => init::run(&settings).await,
         Command::Subscribers(cmd) => {
             let store = open_store(&settings).await?;
-            let code = subscribers::run(&store, cmd).await;
+            let code = subscribers::run(&store, &settings, cmd).await;
             store.close().await;
             code
         }
         Command::Demo(args) => demo::run(&settings, args).await,
+        Command::Serve { bind } => serve::run(&settings, bind.as_deref()).await,
     }
 }
 

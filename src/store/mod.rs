@@ -3,6 +3,7 @@
 
 pub mod meta;
 pub mod subscribers;
+pub mod unsubscribe;
 
 use std::str::FromStr;
 use std::time::Duration;
