@@ -4,4 +4,5 @@
 
 mod config;
 mod helpers;
+mod http;
 mod subscribers;
