@@ -141,16 +141,27 @@ pub fn confirm(newsletter: &str, masked: &str, unsubscribe_path: &str) -> Respon
     )
 }
 
-/// The address receives no more issues. `resubscribe_path` offers an undo.
-pub fn unsubscribed(newsletter: &str, masked: &str, resubscribe_path: Option<&str>) -> Response {
-    let undo = resubscribe_path
-        .map(|path| {
-            format!(
-                "{}<p class=\"note\">Unsubscribed by mistake? You can undo it here for a while.</p>\n",
-                button_form(path, None, "Resubscribe", true)
-            )
-        })
-        .unwrap_or_default();
+/// An offer to undo an unsubscribe: where to POST, and for how long it
+/// stays open after unsubscribing.
+pub struct Undo<'a> {
+    pub path: &'a str,
+    pub window_minutes: u64,
+}
+
+/// The address receives no more issues; `undo` offers to take it back.
+pub fn unsubscribed(newsletter: &str, masked: &str, undo: Option<Undo<'_>>) -> Response {
+    let undo = match undo {
+        Some(Undo {
+            path,
+            window_minutes,
+        }) => format!(
+            "{}<p class=\"note\">Unsubscribed by mistake? The button works for \
+             {window_minutes} minutes after unsubscribing.</p>\n",
+            button_form(path, None, "Resubscribe", true)
+        ),
+        None => "<p class=\"note\">There is nothing else to do; you can close this page.</p>\n"
+            .to_string(),
+    };
     let body = format!(
         "{head}<p><span class=\"addr\">{addr}</span> will not receive {name} any more.</p>\n{undo}",
         head = heading(newsletter, "You are unsubscribed"),

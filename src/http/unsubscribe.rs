@@ -205,8 +205,12 @@ async fn resolve(
 /// with the undo button while the window is open.
 fn unsubscribed_page(state: &AppState, sub: &LinkSubscriber, token: &str) -> Response {
     let masked = pages::mask_email(&sub.email);
-    let undo = undo_open(sub, Utc::now()).then(|| link_path(state, "resubscribe", token));
-    pages::unsubscribed(state.newsletter_name(), &masked, undo.as_deref())
+    let undo_path = undo_open(sub, Utc::now()).then(|| link_path(state, "resubscribe", token));
+    let undo = undo_path.as_deref().map(|path| pages::Undo {
+        path,
+        window_minutes: RESUBSCRIBE_WINDOW.as_secs() / 60,
+    });
+    pages::unsubscribed(state.newsletter_name(), &masked, undo)
 }
 
 /// Is the undo window for this subscriber's unsubscribe still open?
