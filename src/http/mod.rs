@@ -11,8 +11,10 @@
 //! - `pages`: the HTML pages and their response headers.
 //! - `metrics`: Prometheus metrics and the request-logging middleware.
 //! - `health`: `/healthz`.
+//! - `lookup`: batches the subscriber reads of concurrent requests.
 
 pub mod health;
+pub mod lookup;
 pub mod metrics;
 pub mod pages;
 pub mod server;
@@ -49,6 +51,7 @@ pub struct AppState {
 
 struct Inner {
     store: Store,
+    lookups: lookup::Lookups,
     keys: SigningKeys,
     newsletter_name: String,
     base_path: String,
@@ -58,6 +61,7 @@ struct Inner {
 impl AppState {
     /// `public_base_url` is `http.public_base_url`: when it has a path
     /// (`https://example.org/news`), every route is served under that path.
+    /// Call inside a tokio runtime (it starts the lookup task).
     pub fn new(
         store: Store,
         keys: SigningKeys,
@@ -66,6 +70,7 @@ impl AppState {
     ) -> Result<AppState, BadInput> {
         Ok(AppState {
             inner: Arc::new(Inner {
+                lookups: lookup::Lookups::spawn(store.clone()),
                 store,
                 keys,
                 newsletter_name: newsletter_name.into(),
@@ -77,6 +82,11 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Batched reads of the subscriber a link names.
+    pub fn lookups(&self) -> &lookup::Lookups {
+        &self.inner.lookups
     }
 
     pub fn keys(&self) -> &SigningKeys {

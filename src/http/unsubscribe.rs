@@ -194,8 +194,8 @@ async fn resolve(
     };
     let claims = state.keys().verify(&token).ok_or(LinkError::NotFound)?;
     let sub = state
-        .store()
-        .link_subscriber(claims.subscriber_id)
+        .lookups()
+        .get(claims.subscriber_id)
         .await?
         .ok_or(LinkError::NotFound)?;
     Ok((claims, sub, token))

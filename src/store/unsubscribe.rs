@@ -17,26 +17,43 @@ pub struct LinkSubscriber {
     pub unsubscribed_at: Option<String>,
 }
 
+fn link_from_row(row: sqlx::sqlite::SqliteRow) -> sqlx::Result<LinkSubscriber> {
+    let status: String = row.try_get("status")?;
+    Ok(LinkSubscriber {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        status: status
+            .parse()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+        unsubscribed_at: row.try_get("unsubscribed_at")?,
+    })
+}
+
 impl Store {
     /// The subscriber a link points at, without names or attributes.
     pub async fn link_subscriber(&self, id: i64) -> sqlx::Result<Option<LinkSubscriber>> {
-        let Some(row) =
-            sqlx::query("SELECT email, status, unsubscribed_at FROM subscribers WHERE id = ?")
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?
-        else {
-            return Ok(None);
-        };
-        let status: String = row.try_get("status")?;
-        Ok(Some(LinkSubscriber {
-            id,
-            email: row.try_get("email")?,
-            status: status
-                .parse()
-                .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
-            unsubscribed_at: row.try_get("unsubscribed_at")?,
-        }))
+        sqlx::query("SELECT id, email, status, unsubscribed_at FROM subscribers WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .map(link_from_row)
+            .transpose()
+    }
+
+    /// The subscribers with these ids (those that exist, in no particular
+    /// order), in one query: the HTTP side batches concurrent lookups.
+    pub async fn link_subscribers(&self, ids: &[i64]) -> sqlx::Result<Vec<LinkSubscriber>> {
+        let ids = serde_json::to_string(ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        sqlx::query(
+            "SELECT id, email, status, unsubscribed_at FROM subscribers \
+             WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(ids)
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .map(link_from_row)
+        .collect()
     }
 
     /// Move an `active` subscriber to `unsubscribed`, stamping

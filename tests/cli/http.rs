@@ -466,6 +466,40 @@ async fn metrics_count_subscribers_unsubscribes_and_requests_by_route_template()
     assert!(!m.contains("garbage"));
 }
 
+#[tokio::test]
+async fn concurrent_lookups_are_batched_and_each_gets_its_own_answer() {
+    let f = Fixture::new().await;
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        ids.push(f.add(&format!("reader{i}@example.org")).await);
+    }
+    let lookups = f.state.lookups().clone();
+    let mut tasks = tokio::task::JoinSet::new();
+    for round in 0..4 {
+        for &id in &ids {
+            let lookups = lookups.clone();
+            tasks.spawn(async move { (id, lookups.get(id).await.unwrap()) });
+        }
+        let missing = 10_000 + round;
+        let lookups = lookups.clone();
+        tasks.spawn(async move { (missing, lookups.get(missing).await.unwrap()) });
+    }
+    let mut answered = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (id, found) = joined.unwrap();
+        answered += 1;
+        if id >= 10_000 {
+            assert_eq!(found, None);
+        } else {
+            let sub = found.expect("existing subscriber found");
+            assert_eq!(sub.id, id);
+            let n = ids.iter().position(|&x| x == id).unwrap();
+            assert_eq!(sub.email, format!("reader{n}@example.org"));
+        }
+    }
+    assert_eq!(answered, 4 * 51);
+}
+
 // ----- over a real socket -------------------------------------------------
 
 /// A server on a loopback port, stopped (gracefully) by `stop`.
