@@ -12,7 +12,7 @@
 # Needs: wrk (apt-get install wrk), cargo.
 #
 #   bash benches/http-load.sh [--strict]
-# Tunables (environment): DURATION (10s), CONNECTIONS (64), THREADS (1),
+# Tunables (environment): DURATION (10s), CONNECTIONS (32), THREADS (1),
 # SUBSCRIBERS (20000), HERALD_LOG (herald=info: one log line per request,
 # as in production).
 set -euo pipefail
@@ -23,7 +23,7 @@ strict=0
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 DURATION=${DURATION:-10s}
-CONNECTIONS=${CONNECTIONS:-64}
+CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 SUBSCRIBERS=${SUBSCRIBERS:-20000}
 export HERALD_LOG=${HERALD_LOG:-herald=info,warn}
