@@ -80,15 +80,28 @@ fn respond(status: StatusCode, html: String) -> Response {
     res
 }
 
-/// The page frame. `title` is plain text; `body` is already-escaped HTML.
-fn layout(title: &str, body: &str) -> String {
+/// Everything before the title: the same on every page, built once.
+static HEAD: LazyLock<String> = LazyLock::new(|| {
     format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"robots\" content=\"noindex, nofollow\">\n\
-         <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
-        title = text(title),
+         <meta name=\"robots\" content=\"noindex, nofollow\">\n<style>{STYLE}</style>\n<title>"
     )
+});
+
+/// The page frame. `title` is plain text; `body` is already-escaped HTML.
+fn layout(title: &str, body: &str) -> String {
+    const MIDDLE: &str = "</title>\n</head>\n<body>\n<main>\n";
+    const END: &str = "</main>\n</body>\n</html>\n";
+    let title = text(title);
+    let mut page =
+        String::with_capacity(HEAD.len() + title.len() + MIDDLE.len() + body.len() + END.len());
+    page.push_str(&HEAD);
+    page.push_str(&title);
+    page.push_str(MIDDLE);
+    page.push_str(body);
+    page.push_str(END);
+    page
 }
 
 /// A form with one button that POSTs to `action` (a path on this server).
