@@ -41,19 +41,32 @@ impl Store {
     }
 
     /// The subscribers with these ids (those that exist, in no particular
-    /// order), in one query: the HTTP side batches concurrent lookups.
+    /// order), in one query: the HTTP side batches concurrent lookups. The
+    /// rows come back aggregated into one JSON value, because sqlx's SQLite
+    /// driver hands each result row across threads separately.
     pub async fn link_subscribers(&self, ids: &[i64]) -> sqlx::Result<Vec<LinkSubscriber>> {
         let ids = serde_json::to_string(ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        sqlx::query(
-            "SELECT id, email, status, unsubscribed_at FROM subscribers \
-             WHERE id IN (SELECT value FROM json_each(?))",
+        let json: String = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(id, email, status, unsubscribed_at)) \
+             FROM subscribers WHERE id IN (SELECT value FROM json_each(?))",
         )
         .bind(ids)
-        .fetch_all(self.pool())
-        .await?
-        .into_iter()
-        .map(link_from_row)
-        .collect()
+        .fetch_one(self.pool())
+        .await?;
+        let rows: Vec<(i64, String, String, Option<String>)> =
+            serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))?;
+        rows.into_iter()
+            .map(|(id, email, status, unsubscribed_at)| {
+                Ok(LinkSubscriber {
+                    id,
+                    email,
+                    status: status
+                        .parse()
+                        .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+                    unsubscribed_at,
+                })
+            })
+            .collect()
     }
 
     /// Move an `active` subscriber to `unsubscribed`, stamping

@@ -473,7 +473,11 @@ async fn concurrent_lookups_are_batched_and_each_gets_its_own_answer() {
     for i in 0..50 {
         ids.push(f.add(&format!("reader{i}@example.org")).await);
     }
+    let stamp = f.store.unsubscribe_if_active(ids[7]).await.unwrap();
     let lookups = f.state.lookups().clone();
+    let seventh = lookups.get(ids[7]).await.unwrap().unwrap();
+    assert_eq!(seventh.status, SubscriberStatus::Unsubscribed);
+    assert_eq!(seventh.unsubscribed_at, stamp);
     let mut tasks = tokio::task::JoinSet::new();
     for round in 0..4 {
         for &id in &ids {
