@@ -11,10 +11,10 @@
 //! - `pages`: the HTML pages and their response headers.
 //! - `metrics`: Prometheus metrics and the request-logging middleware.
 //! - `health`: `/healthz`.
-//! - `lookup`: batches the subscriber reads of concurrent requests.
+//! - `batch`: batches the subscriber reads and writes of concurrent requests.
 
+pub mod batch;
 pub mod health;
-pub mod lookup;
 pub mod metrics;
 pub mod pages;
 pub mod server;
@@ -51,7 +51,8 @@ pub struct AppState {
 
 struct Inner {
     store: Store,
-    lookups: lookup::Lookups,
+    lookups: batch::Lookups,
+    unsubscribes: batch::Unsubscribes,
     keys: SigningKeys,
     newsletter_name: String,
     base_path: String,
@@ -61,7 +62,7 @@ struct Inner {
 impl AppState {
     /// `public_base_url` is `http.public_base_url`: when it has a path
     /// (`https://example.org/news`), every route is served under that path.
-    /// Call inside a tokio runtime (it starts the lookup task).
+    /// Call inside a tokio runtime (it starts the batching tasks).
     pub fn new(
         store: Store,
         keys: SigningKeys,
@@ -70,7 +71,8 @@ impl AppState {
     ) -> Result<AppState, BadInput> {
         Ok(AppState {
             inner: Arc::new(Inner {
-                lookups: lookup::Lookups::spawn(store.clone()),
+                lookups: batch::lookups(store.clone()),
+                unsubscribes: batch::unsubscribes(store.clone()),
                 store,
                 keys,
                 newsletter_name: newsletter_name.into(),
@@ -85,8 +87,13 @@ impl AppState {
     }
 
     /// Batched reads of the subscriber a link names.
-    pub fn lookups(&self) -> &lookup::Lookups {
+    pub fn lookups(&self) -> &batch::Lookups {
         &self.inner.lookups
+    }
+
+    /// Batched unsubscribes (group commit).
+    pub fn unsubscribes(&self) -> &batch::Unsubscribes {
+        &self.inner.unsubscribes
     }
 
     pub fn keys(&self) -> &SigningKeys {

@@ -112,7 +112,7 @@ pub async fn unsubscribe(
     let via = classify(&headers, body).await;
     let changed = if sub.status == SubscriberStatus::Active {
         // Only an active subscriber costs a write; a repeat is a read.
-        match state.store().unsubscribe_if_active(sub.id).await? {
+        match state.unsubscribes().get(sub.id).await? {
             Some(stamp) => {
                 sub.status = SubscriberStatus::Unsubscribed;
                 sub.unsubscribed_at = Some(stamp);

@@ -86,6 +86,24 @@ impl Store {
         Ok((done.rows_affected() == 1).then_some(now))
     }
 
+    /// [`Store::unsubscribe_if_active`] for many subscribers in one
+    /// statement (one transaction). Returns the stamp and the ids it
+    /// changed.
+    pub async fn unsubscribe_all_if_active(&self, ids: &[i64]) -> sqlx::Result<(String, Vec<i64>)> {
+        let now = now_text();
+        let ids = serde_json::to_string(ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let changed: Vec<i64> = sqlx::query_scalar(
+            "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?1, updated_at = ?1 \
+             WHERE id IN (SELECT value FROM json_each(?2)) AND status = 'active' \
+             RETURNING id",
+        )
+        .bind(&now)
+        .bind(ids)
+        .fetch_all(self.pool())
+        .await?;
+        Ok((now, changed))
+    }
+
     /// Re-activate a subscriber who is `unsubscribed` and did so at or after
     /// `unsubscribed_since`. Never touches a bounced or complained address.
     /// Returns whether it changed.

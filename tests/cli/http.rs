@@ -504,6 +504,46 @@ async fn concurrent_lookups_are_batched_and_each_gets_its_own_answer() {
     assert_eq!(answered, 4 * 51);
 }
 
+#[tokio::test]
+async fn concurrent_one_clicks_are_group_committed_and_each_subscriber_counts_once() {
+    let f = Fixture::new().await;
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(f.add(&format!("reader{i}@example.org")).await);
+    }
+    let bounced = f.add("bounced@example.net").await;
+    f.store
+        .set_subscriber_status(bounced, SubscriberStatus::Bounced)
+        .await
+        .unwrap();
+    let router = app(f.state.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        for &id in ids.iter().chain([&bounced]) {
+            let req = Request::post(format!("/unsubscribe/{}", f.token(id)))
+                .header(header::CONTENT_TYPE, URLENCODED)
+                .body(Body::from(ONE_CLICK))
+                .unwrap();
+            let router = router.clone();
+            tasks.spawn(async move { router.oneshot(req).await.unwrap().status() });
+        }
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::OK);
+    }
+    for &id in &ids {
+        assert_eq!(f.status(id).await, SubscriberStatus::Unsubscribed);
+    }
+    assert_eq!(f.status(bounced).await, SubscriberStatus::Bounced);
+    let m = f.get("/metrics").await.body;
+    for line in [
+        "herald_unsubscribes_total{via=\"one_click\",result=\"unsubscribed\"} 30",
+        "herald_unsubscribes_total{via=\"one_click\",result=\"unchanged\"} 63",
+    ] {
+        assert!(m.lines().any(|l| l == line), "missing `{line}` in\n{m}");
+    }
+}
+
 // ----- over a real socket -------------------------------------------------
 
 /// A server on a loopback port, stopped (gracefully) by `stop`.
