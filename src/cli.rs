@@ -94,6 +94,15 @@ pub enum Command {
     /// import the bundled sample subscribers and live-send the bundled issue
     /// to the local outbox.
     Demo(DemoArgs),
+
+    /// Serve the unsubscribe links (page and RFC 8058 one-click POST),
+    /// /healthz and /metrics until SIGINT or SIGTERM. Never sends mail.
+    Serve {
+        /// Address to listen on, IP:PORT (default: http.bind). Port 0 picks
+        /// a free port; the address in use is printed on stdout.
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -253,6 +262,15 @@ pub enum SubscribersCommand {
     Unsubscribe {
         /// Email address.
         email: String,
+    },
+
+    /// Unsubscribe the subscriber an unsubscribe token names (idempotent):
+    /// the mailto fallback, for a mail server that pipes
+    /// `unsubscribe+TOKEN@domain` here. Accepts the bare token or that
+    /// address. Exit 2 if the token is not genuine.
+    UnsubscribeToken {
+        /// The token, or an address `local+TOKEN@domain`.
+        token: String,
     },
 
     /// Write every subscriber as CSV to stdout (the same columns `import`

@@ -6,6 +6,7 @@ mod init;
 mod issue;
 mod schedule;
 pub mod send;
+mod serve;
 mod subscribers;
 
 use crate::cli::{Cli, Command};
@@ -20,6 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Init => init::run(&settings).await,
         Command::Issue(cmd) => issue::run(&settings, cmd),
         Command::Demo(args) => demo::run(&settings, args).await,
+        Command::Serve { bind } => serve::run(&settings, bind.as_deref()).await,
         command => {
             let store = open_store(&settings).await?;
             let result = dispatch(&settings, &store, command).await;
@@ -32,13 +34,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
 /// Commands that work on an open database.
 async fn dispatch(settings: &Settings, store: &Store, command: Command) -> anyhow::Result<u8> {
     match command {
-        Command::Subscribers(cmd) => subscribers::run(store, cmd).await,
+        Command::Subscribers(cmd) => subscribers::run(store, settings, cmd).await,
         Command::Send(args) => send::run(settings, store, args).await,
         Command::Status(args) => send::status(store, args).await,
         Command::Resend(args) => send::resend(store, args).await,
         Command::Schedule(args) => schedule::run(settings, store, args).await,
         Command::RunDue(args) => schedule::run_due(settings, store, args).await,
-        Command::Init | Command::Demo(_) | Command::Issue(_) => {
+        Command::Init | Command::Demo(_) | Command::Issue(_) | Command::Serve { .. } => {
             unreachable!("handled before opening the store")
         }
     }

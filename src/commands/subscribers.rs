@@ -1,4 +1,5 @@
-//! `herald subscribers …`: add, import, list, unsubscribe, export.
+//! `herald subscribers …`: add, import, list, unsubscribe, unsubscribe-token,
+//! export.
 
 use std::io::Write;
 
@@ -6,12 +7,17 @@ use anyhow::Context;
 
 use crate::bad_input;
 use crate::cli::{ListFormat, SubscribersCommand};
+use crate::config::Settings;
 use crate::domain::{SubscriberEmail, SubscriberName, SubscriberStatus};
-use crate::import;
 use crate::store::subscribers::{AddOutcome, Subscriber};
 use crate::store::Store;
+use crate::{import, secrets};
 
-pub async fn run(store: &Store, cmd: SubscribersCommand) -> anyhow::Result<u8> {
+pub async fn run(
+    store: &Store,
+    settings: &Settings,
+    cmd: SubscribersCommand,
+) -> anyhow::Result<u8> {
     match cmd {
         SubscribersCommand::Add {
             email,
@@ -42,7 +48,39 @@ pub async fn run(store: &Store, cmd: SubscribersCommand) -> anyhow::Result<u8> {
             }
         }
         SubscribersCommand::Export { status } => list(store, status, ListFormat::Csv).await,
+        SubscribersCommand::UnsubscribeToken { token } => {
+            unsubscribe_token(store, settings, &token).await
+        }
     }
+}
+
+/// The mailto fallback: unsubscribe whoever a genuine token names. Only an
+/// active subscriber changes; the token itself is never printed.
+async fn unsubscribe_token(store: &Store, settings: &Settings, input: &str) -> anyhow::Result<u8> {
+    // `unsubscribe+TOKEN@domain` → `TOKEN`; base64url has no `+` or `@`.
+    let local = input
+        .trim()
+        .rsplit_once('@')
+        .map_or(input.trim(), |(l, _)| l);
+    let token = local.split_once('+').map_or(local, |(_, t)| t);
+    let keys = secrets::signing_keys(store, settings).await?;
+    let claims = keys
+        .verify(token)
+        .ok_or_else(|| bad_input!("not a genuine unsubscribe token"))?;
+    let Some(sub) = store.link_subscriber(claims.subscriber_id).await? else {
+        return Err(bad_input!("the token names no subscriber"));
+    };
+    if sub.status == SubscriberStatus::Active
+        && store.unsubscribe_if_active(sub.id).await?.is_some()
+    {
+        println!("unsubscribed {} (id {})", sub.email, sub.id);
+    } else {
+        println!(
+            "{} (id {}) was already {}; unchanged",
+            sub.email, sub.id, sub.status
+        );
+    }
+    Ok(0)
 }
 
 fn parse_email(input: &str) -> anyhow::Result<SubscriberEmail> {

@@ -6,6 +6,7 @@ pub mod issues;
 pub mod meta;
 pub mod schedule;
 pub mod subscribers;
+pub mod unsubscribe;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -6,6 +6,7 @@ mod config;
 mod delivery;
 mod demo;
 mod helpers;
+mod http;
 mod interop;
 mod render;
 mod schedule;

@@ -1,0 +1,171 @@
+//! `herald serve`: the HTTP side of herald. Owns the axum router, the
+//! unsubscribe pages and the RFC 8058 one-click endpoint, `/healthz` and
+//! `/metrics`, and the server that runs them until SIGINT/SIGTERM.
+//!
+//! Invariants: HTTP never sends mail; SQL stays in `store/`; a GET never
+//! changes state; tokens never reach the logs (requests are logged by route
+//! template, never by raw path); internal errors are logged, never echoed.
+//!
+//! - `server`: binding, the accept loop, timeouts, graceful shutdown.
+//! - `unsubscribe`: the unsubscribe and resubscribe handlers.
+//! - `pages`: the HTML pages and their response headers.
+//! - `metrics`: Prometheus metrics and the request-logging middleware.
+//! - `health`: `/healthz`.
+//! - `batch`: batches the subscriber reads and writes of concurrent requests.
+
+pub mod batch;
+pub mod health;
+pub mod metrics;
+pub mod pages;
+pub mod server;
+pub mod unsubscribe;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, Uri};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::error::BadInput;
+use crate::store::Store;
+use crate::token::SigningKeys;
+
+pub use server::{shutdown_signal, Application};
+
+/// Largest request body accepted (a one-click POST is ~200 bytes); larger
+/// ones are answered 413.
+pub const MAX_BODY_BYTES: usize = 8 * 1024;
+
+/// Upper bound for handling one request, body included (408 after it).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    lookups: batch::Lookups,
+    unsubscribes: batch::Unsubscribes,
+    keys: SigningKeys,
+    newsletter_name: String,
+    base_path: String,
+    metrics: metrics::Metrics,
+}
+
+impl AppState {
+    /// `public_base_url` is `http.public_base_url`: when it has a path
+    /// (`https://example.org/news`), every route is served under that path.
+    /// Call inside a tokio runtime (it starts the batching tasks).
+    pub fn new(
+        store: Store,
+        keys: SigningKeys,
+        newsletter_name: impl Into<String>,
+        public_base_url: &str,
+    ) -> Result<AppState, BadInput> {
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                lookups: batch::lookups(store.clone()),
+                unsubscribes: batch::unsubscribes(store.clone()),
+                store,
+                keys,
+                newsletter_name: newsletter_name.into(),
+                base_path: base_path(public_base_url)?,
+                metrics: metrics::Metrics::new(),
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Batched reads of the subscriber a link names.
+    pub fn lookups(&self) -> &batch::Lookups {
+        &self.inner.lookups
+    }
+
+    /// Batched unsubscribes (group commit).
+    pub fn unsubscribes(&self) -> &batch::Unsubscribes {
+        &self.inner.unsubscribes
+    }
+
+    pub fn keys(&self) -> &SigningKeys {
+        &self.inner.keys
+    }
+
+    pub fn newsletter_name(&self) -> &str {
+        &self.inner.newsletter_name
+    }
+
+    /// The path prefix of every route: `""` or e.g. `"/news"`.
+    pub fn base_path(&self) -> &str {
+        &self.inner.base_path
+    }
+
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+}
+
+/// The router, with no socket: tests drive it with `oneshot`.
+pub fn app(state: AppState) -> Router {
+    let routes = Router::new()
+        .route(
+            "/unsubscribe/{token}",
+            get(unsubscribe::page).post(unsubscribe::unsubscribe),
+        )
+        .route("/resubscribe/{token}", post(unsubscribe::resubscribe))
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::scrape))
+        .route_layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .route_layer(from_fn(metrics::tag_route));
+    let router = match state.base_path() {
+        "" => routes,
+        base => Router::new().nest(base, routes),
+    };
+    router
+        .fallback(unsubscribe::fallback)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(from_fn_with_state(state.clone(), metrics::observe))
+        .with_state(state)
+}
+
+/// The path part of the public base URL, without a trailing slash.
+fn base_path(public_base_url: &str) -> Result<String, BadInput> {
+    let uri: Uri = public_base_url.parse().map_err(|e| {
+        BadInput::new(format!(
+            "invalid configuration: http.public_base_url `{public_base_url}`: {e}"
+        ))
+    })?;
+    if uri.query().is_some() {
+        return Err(BadInput::new(
+            "invalid configuration: http.public_base_url must not have a query",
+        ));
+    }
+    Ok(uri.path().trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base_path;
+
+    #[test]
+    fn base_path_is_the_url_path_without_trailing_slash() {
+        assert_eq!(base_path("http://127.0.0.1:8080").unwrap(), "");
+        assert_eq!(base_path("https://example.org/").unwrap(), "");
+        assert_eq!(base_path("https://example.org/news/").unwrap(), "/news");
+        assert_eq!(base_path("https://example.org/a/b").unwrap(), "/a/b");
+        assert!(base_path("https://example.org/news?x=1").is_err());
+        assert!(base_path("https://exa mple.org").is_err());
+    }
+}
