@@ -141,19 +141,52 @@ impl Metrics {
 /// store query in [`DatabaseGauges::refresh`].
 struct DatabaseGauges {
     subscribers: Family<StatusLabels, Gauge>,
+    deliveries: Family<DeliveryLabels, Gauge>,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    /// The issue slug, with `-vN` for versions after the first.
+    issue: String,
+    state: &'static str,
+}
+
+/// How many recently started issues `herald_deliveries` reports.
+const RECENT_ISSUES: i64 = 5;
 
 impl DatabaseGauges {
     fn register(registry: &mut Registry) -> DatabaseGauges {
         let subscribers = Family::<StatusLabels, Gauge>::default();
         registry.register("subscribers", "Subscribers by status", subscribers.clone());
-        DatabaseGauges { subscribers }
+        let deliveries = Family::<DeliveryLabels, Gauge>::default();
+        registry.register(
+            "deliveries",
+            "Delivery ledger rows by state, for the most recently started issues",
+            deliveries.clone(),
+        );
+        DatabaseGauges {
+            subscribers,
+            deliveries,
+        }
     }
 
     async fn refresh(&self, store: &Store) -> anyhow::Result<()> {
         for (status, n) in store.subscriber_counts().await? {
             self.subscribers
                 .get_or_create(&StatusLabels { status })
+                .set(n);
+        }
+        let recent = store.recent_delivery_counts(RECENT_ISSUES).await?;
+        // Issues that are no longer recent drop out of the family.
+        self.deliveries.clear();
+        for (slug, version, state, n) in recent {
+            let issue = if version > 1 {
+                format!("{slug}-v{version}")
+            } else {
+                slug
+            };
+            self.deliveries
+                .get_or_create(&DeliveryLabels { issue, state })
                 .set(n);
         }
         Ok(())

@@ -293,6 +293,27 @@ impl Store {
         Ok(counts)
     }
 
+    /// Delivery rows per state for the `limit` most recently started issue
+    /// versions: (slug, version, state, count), every state present.
+    pub async fn recent_delivery_counts(
+        &self,
+        limit: i64,
+    ) -> sqlx::Result<Vec<(String, i64, &'static str, i64)>> {
+        let issues: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT id, slug, version FROM issues WHERE started_at IS NOT NULL ORDER BY id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(issues.len() * STATES.len());
+        for (id, slug, version) in issues {
+            for (state, n) in self.delivery_counts(id).await? {
+                out.push((slug.clone(), version, state, n));
+            }
+        }
+        Ok(out)
+    }
+
     /// When the earliest deferred row of an issue is due, if any.
     pub async fn next_deferred_at(&self, issue_id: i64) -> sqlx::Result<Option<String>> {
         sqlx::query_scalar(

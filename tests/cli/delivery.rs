@@ -626,3 +626,107 @@ fn resend_failed_puts_rows_back_and_the_next_live_run_delivers_them() {
     assert_eq!(l["counts"]["sent"], 6);
     assert_eq!(server.counts()["user0003@example.org"], 1);
 }
+
+/// Start `herald serve` on a free loopback port; returns the child and its
+/// base URL.
+fn serve(env: &TestEnv) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("herald"));
+    cmd.current_dir(env.path());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD")) {
+        cmd.env_remove(k);
+    }
+    let mut child = cmd
+        .env("HERALD__UNSUBSCRIBE__SECRET", "test-signing-key-0123456789")
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("listening line")
+        .to_string();
+    (child, base)
+}
+
+#[test]
+fn a_one_click_unsubscribe_from_a_received_message_removes_the_reader_from_the_next_live_send() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 8);
+    let issue = write_issue(&env, "oneclick");
+    let server = SmtpServer::start();
+    // The reader gets a copy (a test send) and uses its List-Unsubscribe URL.
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    cmd.arg("send")
+        .arg(&issue)
+        .args(["--test", "user0005@example.org"])
+        .assert()
+        .success();
+    let message = &server.received()[0].data;
+    let link = header(message, "List-Unsubscribe").unwrap();
+    let url = link
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        header(message, "List-Unsubscribe-Post").unwrap(),
+        "List-Unsubscribe=One-Click"
+    );
+
+    let (mut http, base) = serve(&env);
+    let url = url.replace("http://127.0.0.1:8080", &base);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+
+    let mut live = env.herald();
+    smtp_env(&mut live, server.port());
+    live.args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .assert()
+        .success();
+    let counts = server.counts();
+    assert_eq!(counts["user0005@example.org"], 1, "only the test copy");
+    assert_eq!(counts.len(), 8);
+    assert_eq!(ledger(&env, &issue)["counts"]["sent"], 7);
+
+    // /metrics reports the issue's ledger by state.
+    let body = rt.block_on(async {
+        reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        body.lines()
+            .any(|l| l == "herald_deliveries{issue=\"oneclick\",state=\"sent\"} 7"),
+        "{body}"
+    );
+    assert!(
+        body.lines()
+            .any(|l| l == "herald_subscribers{status=\"unsubscribed\"} 1"),
+        "{body}"
+    );
+    let _ = http.kill();
+    let _ = http.wait();
+}
