@@ -3,22 +3,18 @@
 //! lateness guard, the run-due lease) live in `crate::schedule`.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Timelike;
-use sha2::Digest;
 
 use crate::bad_input;
 use crate::cli::{RunDueArgs, ScheduleArgs, ScheduleCommand, ScheduleWhen, StatusFormat};
 use crate::config::Settings;
-use crate::delivery::compose::{Addressee, Composer};
+use crate::delivery::compose::Addressee;
 use crate::error::{exit, exit_code};
-use crate::mailer::dkim::Signer;
 use crate::render::{self, CompiledIssue, Issue};
 use crate::schedule::{self, human, judge, Clock, RunDue, Verdict};
-use crate::secrets;
-use crate::store::issues::{IssueRecord, NewIssue, Registered};
+use crate::store::issues::{IssueRecord, Registered};
 use crate::store::{parse_time, Store};
 
 pub async fn run(settings: &Settings, store: &Store, args: ScheduleArgs) -> anyhow::Result<u8> {
@@ -97,22 +93,7 @@ async fn add(
         .await
         .map_err(|e| refuse(path, e))?;
 
-    let hash = hex::encode(sha2::Sha256::digest(issue.source_bytes()));
-    let compiled_json = serde_json::to_string(&compiled)?;
-    // The absolute path, so the hints run-due prints work from anywhere.
-    let source = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let registered = store
-        .register_issue(
-            &NewIssue {
-                slug: issue.slug(),
-                subject: &compiled.subject,
-                content_hash: &hash,
-                compiled_json: &compiled_json,
-                source_path: source.to_str(),
-            },
-            false,
-        )
-        .await?;
+    let registered = super::send::register_file(store, &issue, &compiled, path, false).await?;
     let record = match registered {
         Registered::ChangedAfterStart(r) => {
             return Err(bad_input!(
@@ -176,21 +157,8 @@ async fn check_composes(
     issue: &Issue,
     compiled: &CompiledIssue,
 ) -> anyhow::Result<()> {
-    let keys = secrets::signing_keys(store, settings).await?;
-    let signer = settings
-        .dkim
-        .as_ref()
-        .map(|d| Signer::load(d).map(Arc::new))
-        .transpose()?;
-    let composer = Composer::new(
-        settings,
-        compiled.prepare(),
-        issue.slug(),
-        None,
-        keys,
-        signer,
-        "",
-    );
+    let composer =
+        super::send::composer_for(settings, store, compiled, issue.slug(), None, "").await?;
     let message_id = format!(
         "{}.schedule-check@{}",
         issue.slug(),

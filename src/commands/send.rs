@@ -63,6 +63,54 @@ fn dkim_signer(settings: &Settings) -> anyhow::Result<Option<Arc<Signer>>> {
         .transpose()
 }
 
+/// A composer for `compiled` with this installation's unsubscribe key and
+/// DKIM signer.
+pub async fn composer_for(
+    settings: &Settings,
+    store: &Store,
+    compiled: &CompiledIssue,
+    slug: &str,
+    issue_id: Option<i64>,
+    subject_prefix: &str,
+) -> anyhow::Result<Composer> {
+    let keys = secrets::signing_keys(store, settings).await?;
+    Ok(Composer::new(
+        settings,
+        compiled.prepare(),
+        slug,
+        issue_id,
+        keys,
+        dkim_signer(settings)?,
+        subject_prefix,
+    ))
+}
+
+/// Register an issue file's compiled content under the SHA-256 of the file
+/// and its absolute path (so hints printed later work from anywhere).
+pub async fn register_file(
+    store: &Store,
+    issue: &render::Issue,
+    compiled: &CompiledIssue,
+    path: &Path,
+    new_version: bool,
+) -> anyhow::Result<Registered> {
+    let hash = hex::encode(sha2::Sha256::digest(issue.source_bytes()));
+    let compiled_json = serde_json::to_string(compiled)?;
+    let source = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    Ok(store
+        .register_issue(
+            &NewIssue {
+                slug: issue.slug(),
+                subject: &compiled.subject,
+                content_hash: &hash,
+                compiled_json: &compiled_json,
+                source_path: source.to_str(),
+            },
+            new_version,
+        )
+        .await?)
+}
+
 async fn test_send(
     settings: &Settings,
     store: &Store,
@@ -74,16 +122,7 @@ async fn test_send(
         .map(|a| SubscriberEmail::parse(a).map_err(|e| bad_input!("--test {a}: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (issue, compiled) = compile_file(settings, path)?;
-    let keys = secrets::signing_keys(store, settings).await?;
-    let composer = Composer::new(
-        settings,
-        compiled.prepare(),
-        issue.slug(),
-        None,
-        keys,
-        dkim_signer(settings)?,
-        "[TEST] ",
-    );
+    let composer = composer_for(settings, store, &compiled, issue.slug(), None, "[TEST] ").await?;
     let connector = Connector::from_settings(settings);
     let mut conn = connector
         .connect()
@@ -127,16 +166,7 @@ async fn test_send(
 
 async fn dry_run(settings: &Settings, store: &Store, path: &Path) -> anyhow::Result<u8> {
     let (issue, compiled) = compile_file(settings, path)?;
-    let keys = secrets::signing_keys(store, settings).await?;
-    let composer = Composer::new(
-        settings,
-        compiled.prepare(),
-        issue.slug(),
-        None,
-        keys,
-        dkim_signer(settings)?,
-        "",
-    );
+    let composer = composer_for(settings, store, &compiled, issue.slug(), None, "").await?;
     let started = std::time::Instant::now();
     let (mut messages, mut bytes, mut after) = (0u64, 0u64, 0i64);
     loop {
@@ -183,20 +213,7 @@ pub async fn live_send(
     opts: &LiveOptions,
 ) -> anyhow::Result<(u8, Option<RunReport>)> {
     let (issue, compiled) = compile_file(settings, path)?;
-    let hash = hex::encode(sha2::Sha256::digest(issue.source_bytes()));
-    let compiled_json = serde_json::to_string(&compiled)?;
-    let registered = store
-        .register_issue(
-            &NewIssue {
-                slug: issue.slug(),
-                subject: &compiled.subject,
-                content_hash: &hash,
-                compiled_json: &compiled_json,
-                source_path: path.to_str(),
-            },
-            opts.force_new_version,
-        )
-        .await?;
+    let registered = register_file(store, &issue, &compiled, path, opts.force_new_version).await?;
     let record = match registered {
         Registered::Ready(r) => r,
         Registered::ChangedAfterStart(r) => {
@@ -272,16 +289,15 @@ async fn deliver_with_lease(
     } else {
         tracing::info!(issue = %record.slug, "resuming live send");
     }
-    let keys = secrets::signing_keys(store, settings).await?;
-    let composer = Composer::new(
+    let composer = composer_for(
         settings,
-        compiled.prepare(),
+        store,
+        &compiled,
         &record.slug,
         Some(record.id),
-        keys,
-        dkim_signer(settings)?,
         "",
-    );
+    )
+    .await?;
     let stop = Stopper::default();
     let signals = tokio::spawn(watch_signals(stop.clone()));
     let plan = Plan {

@@ -293,21 +293,12 @@ fn a_killed_send_resumes_with_nothing_lost_and_duplicates_bounded_by_concurrency
     let issue = write_issue(&env, "killed");
     let server = SmtpServer::start();
     let concurrency = 4;
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("herald"));
-    cmd.current_dir(env.path());
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD")) {
-        cmd.env_remove(k);
-    }
-    cmd.env("HERALD__TRANSPORT__KIND", "smtp")
-        .env("HERALD__SMTP__PORT", server.port().to_string())
-        .env("HERALD__SENDER__RATE_PER_SECOND", "200")
-        .env("HERALD__SENDER__CONCURRENCY", concurrency.to_string())
-        .env("HERALD__UNSUBSCRIBE__SECRET", "test-signing-key-0123456789")
+    let mut child = env
+        .herald_process(server.port(), 200, concurrency)
         .args(["send", "--live", "--yes"])
         .arg(&issue)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut child = cmd.spawn().unwrap();
+        .spawn()
+        .unwrap();
     // Let it get well into the list, then SIGKILL it.
     let deadline = Instant::now() + Duration::from_secs(20);
     while server.received().len() < 100 && Instant::now() < deadline {
@@ -345,21 +336,10 @@ fn an_unsubscribe_arriving_mid_send_skips_that_recipient() {
     seed_subscribers(&env, 60);
     let issue = write_issue(&env, "midsend");
     let server = SmtpServer::start();
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("herald"));
-    cmd.current_dir(env.path());
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD")) {
-        cmd.env_remove(k);
-    }
-    let child = cmd
-        .env("HERALD__TRANSPORT__KIND", "smtp")
-        .env("HERALD__SMTP__PORT", server.port().to_string())
-        .env("HERALD__SENDER__RATE_PER_SECOND", "40")
-        .env("HERALD__SENDER__CONCURRENCY", "2")
-        .env("HERALD__UNSUBSCRIBE__SECRET", "test-signing-key-0123456789")
+    let child = env
+        .herald_process(server.port(), 40, 2)
         .args(["send", "--live", "--yes"])
         .arg(&issue)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -390,21 +370,10 @@ fn sigterm_stops_claiming_records_every_outcome_and_the_next_run_finishes() {
     seed_subscribers(&env, 300);
     let issue = write_issue(&env, "stopped");
     let server = SmtpServer::start();
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("herald"));
-    cmd.current_dir(env.path());
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD")) {
-        cmd.env_remove(k);
-    }
-    let child = cmd
-        .env("HERALD__TRANSPORT__KIND", "smtp")
-        .env("HERALD__SMTP__PORT", server.port().to_string())
-        .env("HERALD__SENDER__RATE_PER_SECOND", "100")
-        .env("HERALD__SENDER__CONCURRENCY", "4")
-        .env("HERALD__UNSUBSCRIBE__SECRET", "test-signing-key-0123456789")
+    let child = env
+        .herald_process(server.port(), 100, 4)
         .args(["send", "--live", "--yes"])
         .arg(&issue)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -631,15 +600,9 @@ fn resend_failed_puts_rows_back_and_the_next_live_run_delivers_them() {
 /// base URL.
 fn serve(env: &TestEnv) -> (std::process::Child, String) {
     use std::io::BufRead;
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("herald"));
-    cmd.current_dir(env.path());
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD")) {
-        cmd.env_remove(k);
-    }
-    let mut child = cmd
-        .env("HERALD__UNSUBSCRIBE__SECRET", "test-signing-key-0123456789")
+    let mut child = env
+        .herald_process(0, 1, 1)
         .args(["serve", "--bind", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

@@ -40,6 +40,32 @@ impl TestEnv {
         cmd
     }
 
+    /// `herald` as a plain child process (to signal or kill it), in this
+    /// directory with no outer HERALD variables, sending through the SMTP
+    /// server on `port` at `rate` msg/s over `concurrency` connections.
+    /// stdout and stderr are piped.
+    pub fn herald_process(
+        &self,
+        port: u16,
+        rate: u32,
+        concurrency: usize,
+    ) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("herald"));
+        cmd.current_dir(self.path());
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD")) {
+            cmd.env_remove(key);
+        }
+        cmd.env("NO_COLOR", "1")
+            .env("HERALD__TRANSPORT__KIND", "smtp")
+            .env("HERALD__SMTP__PORT", port.to_string())
+            .env("HERALD__SENDER__RATE_PER_SECOND", rate.to_string())
+            .env("HERALD__SENDER__CONCURRENCY", concurrency.to_string())
+            .env("HERALD__UNSUBSCRIBE__SECRET", "test-signing-key-0123456789")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    }
+
     /// Write a file into the directory and return its path.
     pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
         let path = self.path().join(name);

@@ -4,7 +4,7 @@
 //! runs, a killed run and leases held by other hosts.
 
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
 use crate::helpers::{ledger, seed_subscribers, smtp_env, stderr, stdout, write_issue, TestEnv};
@@ -81,21 +81,10 @@ fn assert_quiet_success(out: &Output) {
 
 /// `herald run-due` as a child process against the SMTP server on `port`.
 fn spawn_run_due(env: &TestEnv, port: u16, rate: u32, now: &str) -> Child {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("herald"));
-    cmd.current_dir(env.path());
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD")) {
-        cmd.env_remove(k);
-    }
-    cmd.env("NO_COLOR", "1")
-        .env("HERALD__TRANSPORT__KIND", "smtp")
-        .env("HERALD__SMTP__PORT", port.to_string())
-        .env("HERALD__SENDER__RATE_PER_SECOND", rate.to_string())
-        .env("HERALD__SENDER__CONCURRENCY", "4")
-        .env("HERALD__UNSUBSCRIBE__SECRET", "test-signing-key-0123456789")
+    env.herald_process(port, rate, 4)
         .args(["run-due", "--now", now])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd.spawn().unwrap()
+        .spawn()
+        .unwrap()
 }
 
 #[test]
