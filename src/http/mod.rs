@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod pages;
 pub mod server;
 pub mod unsubscribe;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,6 +123,8 @@ pub fn app(state: AppState) -> Router {
             get(unsubscribe::page).post(unsubscribe::unsubscribe),
         )
         .route("/resubscribe/{token}", post(unsubscribe::resubscribe))
+        .route("/unsubscribe", get(web::unsubscribe_help))
+        .route("/issues/{slug}", get(web::issue))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::scrape))
         .route_layer(TimeoutLayer::with_status_code(

@@ -219,6 +219,44 @@ pub fn cannot_resubscribe(newsletter: &str) -> Response {
     respond(StatusCode::FORBIDDEN, layout("Cannot resubscribe", &body))
 }
 
+/// The web version's generic unsubscribe link.
+pub fn unsubscribe_help(newsletter: &str) -> Response {
+    let body = format!(
+        "{head}<p>To stop receiving {name}, use the <strong>Unsubscribe</strong> link at the \
+         bottom of an email you received from it: that link is personal to you, so no \
+         password is needed. Many mail apps also show an Unsubscribe button next to the \
+         sender.</p>\n",
+        head = heading(newsletter, "Unsubscribe"),
+        name = text(newsletter),
+    );
+    respond(StatusCode::OK, layout("Unsubscribe", &body))
+}
+
+/// A compiled issue as a web page. Its own inline styles and remote images
+/// are allowed; scripts, forms and framing are not.
+pub fn web_issue(html: String) -> Response {
+    let mut res = (StatusCode::OK, html).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; \
+             font-src https:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    res
+}
+
 /// Unknown route, or a token that is not genuine: reveals nothing.
 pub fn not_found() -> Response {
     let body = "<h1>This link is not valid</h1>\n<p>It may be incomplete. If you copied it \

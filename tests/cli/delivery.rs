@@ -648,6 +648,14 @@ fn a_one_click_unsubscribe_from_a_received_message_removes_the_reader_from_the_n
     let (mut http, base) = serve(&env);
     let url = url.replace("http://127.0.0.1:8080", &base);
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let get = |path: String| {
+        rt.block_on(async {
+            let res = reqwest::get(format!("{base}{path}")).await.unwrap();
+            (res.status(), res.text().await.unwrap())
+        })
+    };
+    // No web version before the live send starts.
+    assert_eq!(get("/issues/oneclick".into()).0, 404);
     let status = rt.block_on(async {
         reqwest::Client::new()
             .post(&url)
@@ -670,6 +678,17 @@ fn a_one_click_unsubscribe_from_a_received_message_removes_the_reader_from_the_n
     assert_eq!(counts["user0005@example.org"], 1, "only the test copy");
     assert_eq!(counts.len(), 8);
     assert_eq!(ledger(&env, &issue)["counts"]["sent"], 7);
+
+    // The "view in browser" link works once the issue is out, with nothing
+    // personal on the page.
+    let (status, page) = get("/issues/oneclick".into());
+    assert_eq!(status, 200);
+    assert!(page.contains("Migration news — oneclick") && page.contains("Hello reader"));
+    assert!(page.contains("href=\"/unsubscribe\"") && !page.contains('\u{27E6}'));
+    assert!(!page.contains("user0005") && !page.contains("/unsubscribe/"));
+    let (status, help) = get("/unsubscribe".into());
+    assert_eq!(status, 200);
+    assert!(help.contains("link is personal to you"));
 
     // /metrics reports the issue's ledger by state.
     let body = rt.block_on(async {

@@ -1,0 +1,45 @@
+//! The public web version of a sent issue (`GET /issues/{slug}`, the
+//! "view in browser" link in every message) and the page its generic
+//! unsubscribe link leads to. Only issues whose live send has started are
+//! shown; nothing per-recipient appears on them.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+
+use super::{pages, AppState};
+use crate::render::{CompiledIssue, Recipient};
+
+/// `GET /issues/{slug}`.
+pub async fn issue(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
+    let record = match state.store().latest_issue(&slug).await {
+        Ok(Some(r)) if r.started_at.is_some() => r,
+        Ok(_) => return pages::not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading an issue for the web");
+            return pages::error(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        }
+    };
+    let compiled: CompiledIssue = match serde_json::from_str(&record.compiled) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, issue = %slug, "stored compiled issue is unreadable");
+            return pages::error(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        }
+    };
+    let base = state.base_path();
+    let unsubscribe_url = format!("{base}/unsubscribe");
+    let view_url = format!("{base}/issues/{slug}");
+    let (html, _) = compiled.prepare().personalise(&Recipient {
+        email: "you",
+        name: None,
+        unsubscribe_url: &unsubscribe_url,
+        view_url: &view_url,
+    });
+    pages::web_issue(html)
+}
+
+/// `GET /unsubscribe`: the web version's unsubscribe link, which cannot
+/// know who is reading.
+pub async fn unsubscribe_help(State(state): State<AppState>) -> Response {
+    pages::unsubscribe_help(state.newsletter_name())
+}
