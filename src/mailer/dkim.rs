@@ -73,3 +73,76 @@ impl Signer {
         message.sign(&self.config);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailer::message::{build, Bodies, MessageSpec};
+    use base64::Engine;
+
+    fn message() -> crate::mailer::OutgoingMessage {
+        build(MessageSpec {
+            from_name: "News",
+            from_address: "news@example.org",
+            to_address: "ana@example.org",
+            to_name: Some("Ana"),
+            reply_to: None,
+            subject: "Hello",
+            message_id: "x.1@example.org",
+            unsubscribe_url: "https://news.example.org/unsubscribe/T",
+            unsubscribe_mailto: None,
+            list_id: "News <news.example.org>",
+            feedback_id: None,
+            body: Bodies::Plain {
+                text: "hi".into(),
+                html: "<p>hi</p>".into(),
+            },
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn ed25519_keys_sign_relaxed_with_the_list_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("ed25519.key");
+        let seed: [u8; 32] = rand::random();
+        std::fs::write(&key, base64::engine::general_purpose::STANDARD.encode(seed)).unwrap();
+        let signer = Signer::load(&DkimSettings {
+            domain: "example.org".into(),
+            selector: "ed".into(),
+            private_key_path: key,
+            algorithm: DkimAlgorithm::Ed25519,
+        })
+        .unwrap();
+        let mut m = message();
+        m.sign(&signer);
+        let text = String::from_utf8(m.formatted().to_vec()).unwrap();
+        let sig: String = text
+            .split("\r\n")
+            .skip_while(|l| !l.starts_with("DKIM-Signature:"))
+            .take_while(|l| {
+                l.starts_with("DKIM-Signature:") || l.starts_with(' ') || l.starts_with('\t')
+            })
+            .collect();
+        assert!(sig.contains("a=ed25519-sha256"), "{sig}");
+        assert!(sig.contains("c=relaxed/relaxed"), "{sig}");
+        assert!(
+            sig.contains(":list-unsubscribe:list-unsubscribe-post:"),
+            "{sig}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_key_is_bad_input_naming_the_setting() {
+        let err = Signer::load(&DkimSettings {
+            domain: "example.org".into(),
+            selector: "s".into(),
+            private_key_path: "/nonexistent/key.pem".into(),
+            algorithm: DkimAlgorithm::Rsa,
+        })
+        .err()
+        .unwrap();
+        assert_eq!(crate::error::exit_code(&err), 2);
+        assert!(format!("{err:#}").contains("dkim.private_key_path"));
+    }
+}
