@@ -35,10 +35,7 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_millis(settings.busy_timeout_ms))
-            // 16 MiB of page cache per connection (SQLite's default is 2 MiB): a
-            // 1M-row import spends less time re-reading index pages.
-            .pragma("cache_size", "-16384");
+            .busy_timeout(Duration::from_millis(settings.busy_timeout_ms));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)

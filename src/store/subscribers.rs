@@ -317,6 +317,12 @@ impl Store {
             .collect();
         let batch = serde_json::to_string(&batch).map_err(|e| sqlx::Error::Encode(e.into()))?;
         let mut tx = self.begin_write().await?;
+        // 16 MiB of page cache on the importing connection (SQLite's default
+        // is 2 MiB): a 1M-row import re-reads far fewer index pages. Only
+        // here, so a send's memory stays small.
+        sqlx::query("PRAGMA cache_size = -16384")
+            .execute(&mut *tx)
+            .await?;
         let batch_start: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM subscribers")
             .fetch_one(&mut *tx)
             .await?;
