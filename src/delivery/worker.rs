@@ -66,13 +66,6 @@ pub(super) async fn run(
             .rsplit_once('@')
             .map(|(_, d)| d.to_ascii_lowercase())
             .unwrap_or_default();
-        tokio::select! {
-            _ = shared.limiter.until_ready(&domain) => {}
-            _ = shared.stop.halted() => {
-                release(&shared, job.id).await;
-                continue;
-            }
-        }
         // Make sure we hold a connection, pausing between failed attempts.
         while conn.is_none() {
             match shared.connector.connect().await {
@@ -115,6 +108,15 @@ pub(super) async fn run(
         if let Some(previous) = in_commit.take() {
             if previous.wait().await.is_err() {
                 shared.stop.halt(Halt::LedgerFailed);
+                release(&shared, job.id).await;
+                continue;
+            }
+        }
+        // The rate limit applies at the moment of sending: after every other
+        // wait (connection, previous commit), right before the handoff.
+        tokio::select! {
+            _ = shared.limiter.until_ready(&domain) => {}
+            _ = shared.stop.halted() => {
                 release(&shared, job.id).await;
                 continue;
             }
