@@ -300,10 +300,7 @@ fn a_killed_send_resumes_with_nothing_lost_and_duplicates_bounded_by_concurrency
         .spawn()
         .unwrap();
     // Let it get well into the list, then SIGKILL it.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.received().len() < 100 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    server.wait_for(100, Duration::from_secs(20));
     child.kill().unwrap();
     child.wait().unwrap();
     let before = server.received().len();
@@ -342,10 +339,7 @@ fn an_unsubscribe_arriving_mid_send_skips_that_recipient() {
         .arg(&issue)
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.received().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    server.wait_for(1, Duration::from_secs(20));
     env.herald()
         .args(["subscribers", "unsubscribe", "user0060@example.org"])
         .assert()
@@ -376,10 +370,7 @@ fn sigterm_stops_claiming_records_every_outcome_and_the_next_run_finishes() {
         .arg(&issue)
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.received().len() < 50 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    server.wait_for(50, Duration::from_secs(20));
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

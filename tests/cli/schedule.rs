@@ -426,10 +426,7 @@ fn a_run_due_killed_mid_send_is_finished_by_the_next_run_with_no_recipient_lost(
     let server = SmtpServer::start();
 
     let mut child = spawn_run_due(&env, server.port(), 200, MINUTE_AFTER);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while server.received().len() < 100 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    server.wait_for(100, Duration::from_secs(30));
     child.kill().unwrap(); // SIGKILL: no chance to clean up or release leases
     child.wait().unwrap();
     let before = server.received().len();

@@ -112,6 +112,19 @@ impl SmtpServer {
         );
     }
 
+    /// Wait (polling) until at least `n` messages have arrived, or
+    /// `within` has passed; returns how many have arrived.
+    pub fn wait_for(&self, n: usize, within: Duration) -> usize {
+        let deadline = Instant::now() + within;
+        loop {
+            let got = self.state.lock().unwrap().received.len();
+            if got >= n || Instant::now() >= deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.state.lock().unwrap().received.clone()
     }
