@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::error::BadInput;
@@ -169,13 +169,35 @@ pub struct ScheduleSettings {
     pub lease_secs: u64,
 }
 
+/// Keys whose values are secrets: never printed, and read from environment
+/// variables as raw strings (a password `987654321` is not a number).
+pub const SECRET_KEYS: [&str; 3] = [
+    "smtp.password",
+    "unsubscribe.secret",
+    "unsubscribe.previous_secret",
+];
+
+/// Keys read from environment variables as raw strings, whatever they look
+/// like: the secrets and the SMTP user name.
+const RAW_STRING_KEYS: [&str; 4] = [
+    "smtp.password",
+    "smtp.username",
+    "unsubscribe.secret",
+    "unsubscribe.previous_secret",
+];
+
+/// An unsubscribe signing key needs at least this many bytes.
+pub const MIN_SIGNING_KEY_BYTES: usize = 32;
+/// How to make a key, for messages and docs.
+pub const KEYGEN_HINT: &str = "generate one with `openssl rand -hex 32`";
+
 impl Settings {
     /// Load the layered settings. `extra` is the `--config` file, which must
     /// exist when given.
     pub fn load(extra: Option<&Path>) -> Result<Settings, BadInput> {
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
         if Path::new(LOCAL_PATH).is_file() {
-            figment = figment.merge(Toml::file(LOCAL_PATH));
+            figment = figment.merge(Toml::file(checked_toml(Path::new(LOCAL_PATH))?));
         }
         if let Some(path) = extra {
             if !path.is_file() {
@@ -184,9 +206,13 @@ impl Settings {
                     path.display()
                 )));
             }
-            figment = figment.merge(Toml::file(path));
+            figment = figment.merge(Toml::file(checked_toml(path)?));
         }
-        figment = figment.merge(Env::prefixed("HERALD__").split("__"));
+        let env = Env::prefixed("HERALD__").split("__");
+        figment = figment.merge(env.clone().ignore(&RAW_STRING_KEYS));
+        for (key, value) in env.only(&RAW_STRING_KEYS).iter() {
+            figment = figment.merge(figment::providers::Serialized::default(key.as_str(), value));
+        }
         let settings: Settings = figment
             .extract()
             .map_err(|e| BadInput::new(format!("invalid configuration: {}", describe(e))))?;
@@ -194,52 +220,80 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Value checks serde cannot express.
+    /// Value checks serde cannot express: ranges of every number, and the
+    /// shape of every string that reaches a header, a link or a page.
     fn check(&self) -> Result<(), BadInput> {
         let bad = |key: &str, why: &str| {
             Err(BadInput::new(format!(
                 "invalid configuration: {key}: {why}"
             )))
         };
-        if !(self.sender.rate_per_second > 0.0 && self.sender.rate_per_second.is_finite()) {
-            return bad("sender.rate_per_second", "must be a positive number");
+        let s = &self.sender;
+        positive_rate("sender.rate_per_second", s.rate_per_second)?;
+        in_range("sender.burst", s.burst, 1, 10_000)?;
+        in_range("sender.concurrency", s.concurrency, 1, 256)?;
+        in_range("sender.max_attempts", s.max_attempts, 1, 100)?;
+        in_range("sender.retry_base_ms", s.retry_base_ms, 1, 86_400_000)?;
+        in_range("sender.linger_secs", s.linger_secs, 0, 86_400)?;
+        for (domain, rate) in &s.domain_rates {
+            positive_rate(&format!("sender.domain_rates.\"{domain}\""), *rate)?;
         }
-        if self.sender.burst == 0 {
-            return bad("sender.burst", "must be at least 1");
+        in_range(
+            "database.busy_timeout_ms",
+            self.database.busy_timeout_ms,
+            0,
+            600_000,
+        )?;
+        let smtp = &self.smtp;
+        in_range("smtp.port", smtp.port, 1, 65_535)?;
+        in_range(
+            "smtp.connect_timeout_secs",
+            smtp.connect_timeout_secs,
+            1,
+            600,
+        )?;
+        in_range("smtp.send_timeout_secs", smtp.send_timeout_secs, 1, 3_600)?;
+        in_range("smtp.reconnect_attempts", smtp.reconnect_attempts, 1, 1_000)?;
+        in_range(
+            "smtp.reconnect_backoff_ms",
+            smtp.reconnect_backoff_ms,
+            1,
+            600_000,
+        )?;
+        single_line("smtp.host", &smtp.host, 253)?;
+        if smtp.host.contains(char::is_whitespace) {
+            return bad("smtp.host", "must not contain spaces");
         }
-        if self.sender.concurrency == 0 || self.sender.concurrency > 256 {
-            return bad("sender.concurrency", "must be between 1 and 256");
+        let sch = &self.schedule;
+        in_range(
+            "schedule.max_lateness_secs",
+            sch.max_lateness_secs,
+            0,
+            31 * 86_400,
+        )?;
+        in_range("schedule.lease_secs", sch.lease_secs, 5, 86_400)?;
+
+        let n = &self.newsletter;
+        single_line("newsletter.name", &n.name, 200)?;
+        single_line("newsletter.postal_address", &n.postal_address, 500)?;
+        list_id(&n.list_id)?;
+        single_line("sender.from_name", &s.from_name, 200)?;
+        email("sender.from_address", &s.from_address)?;
+        if let Some(reply_to) = &s.reply_to {
+            email("sender.reply_to", reply_to)?;
         }
-        if self.sender.max_attempts == 0 {
-            return bad("sender.max_attempts", "must be at least 1");
+        if let Some(feedback_id) = &s.feedback_id {
+            token_text("sender.feedback_id", feedback_id, 200)?;
         }
-        for (domain, rate) in &self.sender.domain_rates {
-            if !(*rate > 0.0 && rate.is_finite()) {
-                return bad(
-                    &format!("sender.domain_rates.\"{domain}\""),
-                    "must be a positive number",
-                );
-            }
+        if let Some(dkim) = &self.dkim {
+            dns_name("dkim.domain", &dkim.domain)?;
+            dns_name("dkim.selector", &dkim.selector)?;
         }
-        if crate::domain::SubscriberEmail::parse(&self.sender.from_address).is_err() {
-            return bad("sender.from_address", "is not a valid email address");
-        }
-        if let Some(reply_to) = &self.sender.reply_to {
-            if crate::domain::SubscriberEmail::parse(reply_to).is_err() {
-                return bad("sender.reply_to", "is not a valid email address");
-            }
-        }
-        let base = &self.http.public_base_url;
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return bad(
-                "http.public_base_url",
-                "must start with http:// or https://",
-            );
-        }
+        base_url("http.public_base_url", &self.http.public_base_url)?;
         if !self.database.url.starts_with("sqlite:") {
             return bad("database.url", "must be a sqlite: URL");
         }
-        Ok(())
+        self.unsubscribe.check()
     }
 
     /// The sending domain (right of the @ in `sender.from_address`), used for
@@ -253,24 +307,252 @@ impl Settings {
     }
 }
 
-/// One line per figment error, each naming the key path and its source.
+/// One line per figment error, each naming the key path and its source (for
+/// an environment variable, the variable). A secret's value is never shown.
 fn describe(err: figment::Error) -> String {
     err.into_iter()
         .map(|e| {
-            let mut line = e.kind.to_string();
+            let key = e.path.join(".");
+            let secret = SECRET_KEYS.iter().any(|k| key.eq_ignore_ascii_case(k));
+            let mut line = if secret {
+                "must be a string (the value is not shown)".to_string()
+            } else {
+                e.kind.to_string()
+            };
             if !e.path.is_empty() {
-                line = format!("{}: {line}", e.path.join("."));
+                line = format!("{key}: {line}");
             }
             if let Some(md) = &e.metadata {
-                let source = md
-                    .source
-                    .as_ref()
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| md.name.to_string());
+                let source = match (&md.source, &e.profile) {
+                    (Some(s), _) => s.to_string(),
+                    (None, Some(profile)) if md.name.contains("environment") => {
+                        format!(
+                            "environment variable HERALD__{}",
+                            md.interpolate(profile, &e.path).replace('.', "__")
+                        )
+                    }
+                    _ => md.name.to_string(),
+                };
                 line = format!("{line} (from {source})");
             }
             line
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// A TOML file that parses, or an error naming file, line and column. The
+/// message never quotes the offending line (it may hold a secret).
+fn checked_toml(path: &Path) -> Result<&Path, BadInput> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BadInput::new(format!("config file {shown}: cannot read: {e}")))?;
+    match toml::from_str::<toml::Table>(&text) {
+        Ok(_) => Ok(path),
+        Err(e) => {
+            let at = e.span().map_or(0, |s| s.start).min(text.len());
+            let line = text[..at].matches('\n').count() + 1;
+            let column = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+            Err(BadInput::new(format!(
+                "invalid configuration: {shown}:{line}:{column}: {}",
+                e.message().trim()
+            )))
+        }
+    }
+}
+
+fn config_error(key: &str, why: impl std::fmt::Display) -> BadInput {
+    BadInput::new(format!("invalid configuration: {key}: {why}"))
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), BadInput> {
+    if value < min || value > max {
+        Err(config_error(
+            key,
+            format!("must be between {min} and {max}"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn positive_rate(key: &str, value: f64) -> Result<(), BadInput> {
+    if value.is_finite() && value > 0.0 && value <= 100_000.0 {
+        Ok(())
+    } else {
+        Err(config_error(
+            key,
+            "must be a number above 0 and at most 100000",
+        ))
+    }
+}
+
+/// A character that must never reach a header, a link or a page from
+/// configuration: C0/C1 controls, DEL, and the Unicode line separators.
+fn is_line_breaking(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// One line of visible text: not empty, no control characters.
+fn single_line(key: &str, value: &str, max_chars: usize) -> Result<(), BadInput> {
+    if value.trim().is_empty() {
+        return Err(config_error(key, "must not be empty"));
+    }
+    if value.chars().any(is_line_breaking) {
+        return Err(config_error(
+            key,
+            "must be one line of text (no line breaks or control characters)",
+        ));
+    }
+    if value.chars().count() > max_chars {
+        return Err(config_error(
+            key,
+            format!("is longer than {max_chars} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Printable ASCII without spaces (a header token such as Feedback-ID).
+fn token_text(key: &str, value: &str, max: usize) -> Result<(), BadInput> {
+    if value.is_empty() || value.len() > max || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(config_error(
+            key,
+            format!("must be 1 to {max} printable ASCII characters without spaces"),
+        ));
+    }
+    Ok(())
+}
+
+/// A usable address, written in ASCII (an internationalised domain in its
+/// A-label form), as it goes into the envelope and headers.
+fn email(key: &str, value: &str) -> Result<(), BadInput> {
+    let parsed = crate::domain::SubscriberEmail::parse(value)
+        .map_err(|e| config_error(key, format!("is not a usable email address ({e})")))?;
+    if !value.is_ascii() {
+        return Err(config_error(
+            key,
+            format!("must be ASCII; write the domain in its IDNA form: {parsed}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A DNS name or label: ASCII letters, digits, `-`, `_` and dots.
+fn dns_name(key: &str, value: &str) -> Result<(), BadInput> {
+    let ok = !value.is_empty()
+        && value.len() <= 253
+        && value.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(config_error(
+            key,
+            "must be an ASCII DNS name (letters, digits, `-`, `_`, dots)",
+        ))
+    }
+}
+
+/// RFC 2919: a list identifier in domain form, e.g. `news.example.org`.
+fn list_id(value: &str) -> Result<(), BadInput> {
+    dns_name("newsletter.list_id", value)?;
+    if !value.contains('.') {
+        return Err(config_error(
+            "newsletter.list_id",
+            "must be in domain form with at least one dot, e.g. news.example.org",
+        ));
+    }
+    Ok(())
+}
+
+/// An absolute http(s) URL with a host and nothing that could end a
+/// `<...>` header item or start another (no spaces, `<`, `>`, `,`, quotes,
+/// backslashes), and no user info, query or fragment.
+pub fn base_url(key: &str, value: &str) -> Result<(), BadInput> {
+    let why = if value
+        .chars()
+        .any(|c| is_line_breaking(c) || c.is_whitespace())
+    {
+        Some("must not contain spaces or control characters")
+    } else if value.contains(['<', '>', ',', '"', '\\', '\'', '`']) {
+        Some("must not contain < > , \" ' ` or \\")
+    } else {
+        match url::Url::parse(value) {
+            Err(_) => Some("is not an absolute URL"),
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                Some("must start with http:// or https://")
+            }
+            Ok(u) if u.host_str().unwrap_or("").is_empty() => Some("has no host"),
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                Some("must not carry a user name or password")
+            }
+            Ok(u) if u.query().is_some() || u.fragment().is_some() => {
+                Some("must not have a query or fragment")
+            }
+            Ok(_) => None,
+        }
+    };
+    match why {
+        Some(why) => Err(config_error(key, why)),
+        None => Ok(()),
+    }
+}
+
+impl UnsubscribeSettings {
+    /// Both signing keys meet the same strength rule and differ.
+    fn check(&self) -> Result<(), BadInput> {
+        for (key, value) in [
+            ("unsubscribe.secret", &self.secret),
+            ("unsubscribe.previous_secret", &self.previous_secret),
+        ] {
+            if let Some(v) = value {
+                check_signing_key(key, v.expose_secret())?;
+            }
+        }
+        if let (Some(current), Some(previous)) = (&self.secret, &self.previous_secret) {
+            if current.expose_secret() == previous.expose_secret() {
+                return Err(config_error(
+                    "unsubscribe.previous_secret",
+                    "must differ from unsubscribe.secret",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The strength rule for an unsubscribe signing key: at least
+/// [`MIN_SIGNING_KEY_BYTES`] bytes, not one character repeated. The message
+/// names the key, never its value.
+pub fn check_signing_key(key: &str, value: &str) -> Result<(), BadInput> {
+    if value.is_empty() {
+        return Err(config_error(
+            key,
+            format!("is set but empty; remove it, or set a key of at least {MIN_SIGNING_KEY_BYTES} bytes ({KEYGEN_HINT})"),
+        ));
+    }
+    if value.len() < MIN_SIGNING_KEY_BYTES {
+        return Err(config_error(
+            key,
+            format!("is too short: a signing key needs at least {MIN_SIGNING_KEY_BYTES} bytes ({KEYGEN_HINT})"),
+        ));
+    }
+    let distinct: std::collections::BTreeSet<u8> = value.bytes().collect();
+    if distinct.len() < 8 {
+        return Err(config_error(
+            key,
+            format!("is not random enough to be a signing key ({KEYGEN_HINT})"),
+        ));
+    }
+    Ok(())
 }

@@ -2,15 +2,17 @@
 //! [`ImportRow`], merges duplicates, and hands batches to the store. Memory
 //! stays flat whatever the file size.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
 use crate::bad_input;
 use crate::domain::{SubscriberEmail, SubscriberName, SubscriberStatus};
+use crate::safe_text::from_spreadsheet;
 use crate::store::subscribers::{ImportRow, UpsertCounts, IMPORT_BATCH_ROWS};
 use crate::store::Store;
 
@@ -19,6 +21,19 @@ use crate::store::Store;
 pub struct Rejection {
     pub line: u64,
     pub reason: String,
+}
+
+/// `LINE: rejected: REASON`, with the reason made safe for a terminal (it
+/// may quote the file's content).
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: rejected: {}",
+            self.line,
+            crate::safe_text::for_terminal(&self.reason)
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -96,15 +111,29 @@ pub async fn import_reader(
     if head.contains(&0) {
         return Err(bad_input!("{shown}: not a CSV file (binary content)"));
     }
+    let capped = LineCap::new(input);
+    let overlong = capped.overlong.clone();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
         .trim(csv::Trim::Headers)
-        .from_reader(input);
+        .from_reader(capped);
     let headers = reader
         .headers()
         .map_err(|e| bad_input!("{shown}:1: not a CSV header row: {e}"))?
         .clone();
+    if overlong.lock().expect("not poisoned").contains(&1) {
+        return Err(bad_input!(
+            "{shown}:1: the header row is longer than {} KiB",
+            MAX_RECORD_BYTES / 1024
+        ));
+    }
+    if headers.len() > MAX_COLUMNS {
+        return Err(bad_input!(
+            "{shown}:1: the header has {} columns; at most {MAX_COLUMNS} are allowed",
+            headers.len()
+        ));
+    }
     let columns: Vec<Column> = headers.iter().map(classify).collect();
     let Some(email_at) = columns.iter().position(|c| *c == Column::Email) else {
         return Err(bad_input!(
@@ -112,8 +141,9 @@ pub async fn import_reader(
             headers.iter().collect::<Vec<_>>().join(", ")
         ));
     };
-    for (i, h) in headers.iter().enumerate() {
-        if headers.iter().take(i).any(|o| o.eq_ignore_ascii_case(h)) {
+    let mut seen = HashSet::with_capacity(headers.len());
+    for h in headers.iter() {
+        if !seen.insert(h.to_lowercase()) {
             return Err(bad_input!(
                 "{shown}:1: column `{h}` appears twice in the header"
             ));
@@ -130,7 +160,24 @@ pub async fn import_reader(
             Ok(false) => break,
             Ok(true) => {
                 let line = record.position().map_or(0, |p| p.line());
-                match parse_row(&record, &columns, email_at, headers.len()) {
+                // Lines of this record: from its start to the next record's.
+                let next = reader.position().line();
+                let truncated = overlong
+                    .lock()
+                    .expect("not poisoned")
+                    .range(line..next.max(line + 1))
+                    .next()
+                    .is_some();
+                let parsed =
+                    if truncated || record.as_byte_record().as_slice().len() > MAX_RECORD_BYTES {
+                        Err(format!(
+                            "the row is longer than {} KiB",
+                            MAX_RECORD_BYTES / 1024
+                        ))
+                    } else {
+                        parse_row(&record, &columns, email_at, headers.len())
+                    };
+                match parsed {
                     Ok(row) => batch.push(row, &mut report.counts),
                     Err(reason) => {
                         report.rejected += 1;
@@ -222,7 +269,8 @@ fn parse_row(
             record.len()
         ));
     }
-    let email = SubscriberEmail::parse(&record[email_at]).map_err(|e| format!("email: {e}"))?;
+    let email = SubscriberEmail::parse(from_spreadsheet(&record[email_at]))
+        .map_err(|e| format!("email: {e}"))?;
     let mut row = ImportRow {
         email,
         name: None,
@@ -230,7 +278,8 @@ fn parse_row(
         attributes: serde_json::Map::new(),
     };
     for (column, value) in columns.iter().zip(record.iter()) {
-        let value = value.trim();
+        // Undo the formula guard `export` adds (`'=…` → `=…`).
+        let value = from_spreadsheet(value).trim();
         match column {
             Column::Email | Column::Ignored => {}
             Column::Name => {
@@ -265,4 +314,89 @@ fn parse_row(
         }
     }
     Ok(row)
+}
+
+/// The longest row (in bytes) an import accepts; a longer one is rejected
+/// with its line number, and memory stays flat however long it is.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+/// The most columns a header may have.
+pub const MAX_COLUMNS: usize = 1000;
+
+/// A reader that passes at most [`MAX_RECORD_BYTES`] of any physical line to
+/// the CSV parser and drops the rest of that line, noting its number, so a
+/// huge field never reaches memory and the row holding it can be rejected.
+/// When the dropped part holds an odd number of quotes, one quote stands in
+/// for them, so the parser's quoting state at the end of the line (and so
+/// where the next row starts) is the same as with the whole line.
+struct LineCap<R> {
+    inner: R,
+    /// 1-based number of the line being read.
+    line: u64,
+    /// Bytes of the current line seen so far.
+    seen: usize,
+    /// Quotes dropped from the current line, odd or even.
+    odd_quotes: bool,
+    /// Line numbers that were cut.
+    overlong: Arc<Mutex<BTreeSet<u64>>>,
+}
+
+impl<R> LineCap<R> {
+    fn new(inner: R) -> LineCap<R> {
+        LineCap {
+            inner,
+            line: 1,
+            seen: 0,
+            odd_quotes: false,
+            overlong: Arc::default(),
+        }
+    }
+}
+
+impl<R: BufRead> Read for LineCap<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let available = self.inner.fill_buf()?;
+            if available.is_empty() || out.is_empty() {
+                return Ok(0);
+            }
+            let mut taken = 0; // bytes consumed from `available`
+            let mut written = 0; // bytes written to `out`
+            while taken < available.len() && written < out.len() {
+                let b = available[taken];
+                if b == b'\n' {
+                    if self.odd_quotes {
+                        out[written] = b'"';
+                        written += 1;
+                        self.odd_quotes = false;
+                        continue; // the newline goes out next, room permitting
+                    }
+                    out[written] = b;
+                    written += 1;
+                    self.line += 1;
+                    self.seen = 0;
+                } else {
+                    self.seen += 1;
+                    if self.seen <= MAX_RECORD_BYTES {
+                        out[written] = b;
+                        written += 1;
+                    } else {
+                        if self.seen == MAX_RECORD_BYTES + 1 {
+                            self.overlong
+                                .lock()
+                                .expect("not poisoned")
+                                .insert(self.line);
+                        }
+                        if b == b'"' {
+                            self.odd_quotes = !self.odd_quotes;
+                        }
+                    }
+                }
+                taken += 1;
+            }
+            self.inner.consume(taken);
+            if written > 0 {
+                return Ok(written);
+            }
+        }
+    }
 }

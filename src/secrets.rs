@@ -30,14 +30,9 @@ pub async fn ensure_signing_key(
 /// The current key and, during a rotation, the previous one.
 pub async fn signing_keys(store: &Store, settings: &Settings) -> anyhow::Result<SigningKeys> {
     let current = match &settings.unsubscribe.secret {
-        Some(secret) => {
-            if secret.expose_secret().len() < 16 {
-                return Err(crate::bad_input!(
-                    "invalid configuration: unsubscribe.secret: must be at least 16 characters"
-                ));
-            }
-            secret.clone()
-        }
+        // Strength and difference from the previous key were checked when
+        // the settings were loaded.
+        Some(secret) => secret.clone(),
         None => {
             let mut bytes = [0u8; 32];
             rand::rng().fill_bytes(&mut bytes);
@@ -45,6 +40,13 @@ pub async fn signing_keys(store: &Store, settings: &Settings) -> anyhow::Result<
             SecretString::from(store.meta_get_or_insert(META_KEY, &fresh).await?)
         }
     };
+    if let Some(previous) = &settings.unsubscribe.previous_secret {
+        if previous.expose_secret() == current.expose_secret() {
+            return Err(crate::bad_input!(
+                "invalid configuration: unsubscribe.previous_secret: must differ from the signing key in force"
+            ));
+        }
+    }
     Ok(SigningKeys::new(
         current,
         settings.unsubscribe.previous_secret.clone(),

@@ -12,6 +12,8 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
+use crate::config::MIN_SIGNING_KEY_BYTES;
+
 type HmacSha256 = Hmac<Sha256>;
 
 const VERSION: u8 = 1;
@@ -70,8 +72,12 @@ impl SigningKeys {
             return None;
         }
         let (payload, tag) = bytes.split_at(PAYLOAD_LEN);
+        // A key too weak to be a signing key never verifies anything, even
+        // if it got past the configuration checks: an empty or one-letter
+        // key would make every link forgeable.
         let genuine = std::iter::once(&self.current)
             .chain(self.previous.as_ref())
+            .filter(|key| key.expose_secret().len() >= MIN_SIGNING_KEY_BYTES)
             .any(|key| mac(key, payload).verify_truncated_left(tag).is_ok());
         if !genuine {
             return None;
@@ -104,7 +110,7 @@ mod tests {
 
     #[test]
     fn a_signed_token_verifies_to_its_claims() {
-        let k = keys("current-secret-0123456789", None);
+        let k = keys("current-secret-0123456789abcdefghij", None);
         let claims = TokenClaims {
             subscriber_id: 42,
             issue_id: Some(7),
@@ -121,20 +127,43 @@ mod tests {
 
     #[test]
     fn previous_key_is_accepted_during_rotation_and_retired_keys_are_not() {
-        let old = keys("old-secret-0123456789", None);
+        let old = keys("old-secret-0123456789abcdefghijklmn", None);
         let t = old.sign(TokenClaims {
             subscriber_id: 5,
             issue_id: None,
         });
-        assert!(keys("new-secret-0123456789", Some("old-secret-0123456789"))
+        assert!(keys(
+            "new-secret-0123456789abcdefghijklmn",
+            Some("old-secret-0123456789abcdefghijklmn")
+        )
+        .verify(&t)
+        .is_some());
+        assert!(keys("new-secret-0123456789abcdefghijklmn", None)
             .verify(&t)
-            .is_some());
-        assert!(keys("new-secret-0123456789", None).verify(&t).is_none());
+            .is_none());
+    }
+
+    #[test]
+    fn weak_keys_never_verify_a_token() {
+        for weak in ["", "x", "0123456789abcdef0123456789abcde"] {
+            let forger = keys(weak, None);
+            let t = forger.sign(TokenClaims {
+                subscriber_id: 3,
+                issue_id: None,
+            });
+            assert!(forger.verify(&t).is_none(), "key of {} bytes", weak.len());
+            let rotating = keys("current-secret-0123456789abcdefghij", Some(weak));
+            assert!(
+                rotating.verify(&t).is_none(),
+                "previous key of {} bytes",
+                weak.len()
+            );
+        }
     }
 
     #[test]
     fn tampered_truncated_and_garbage_tokens_fail() {
-        let k = keys("current-secret-0123456789", None);
+        let k = keys("current-secret-0123456789abcdefghij", None);
         let t = k.sign(TokenClaims {
             subscriber_id: 42,
             issue_id: Some(7),
@@ -150,13 +179,13 @@ mod tests {
     proptest! {
         #[test]
         fn verify_never_panics_and_rejects_random_input(s in ".{0,80}") {
-            let k = keys("current-secret-0123456789", None);
+            let k = keys("current-secret-0123456789abcdefghij", None);
             prop_assert!(k.verify(&s).is_none());
         }
 
         #[test]
         fn any_single_bit_flip_is_rejected(id in 1i64..i64::MAX, issue in 0i64..1_000_000, bit in 0usize..(TOKEN_LEN * 8)) {
-            let k = keys("current-secret-0123456789", None);
+            let k = keys("current-secret-0123456789abcdefghij", None);
             let t = k.sign(TokenClaims { subscriber_id: id, issue_id: (issue != 0).then_some(issue) });
             let mut raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
             raw[bit / 8] ^= 1 << (bit % 8);

@@ -24,17 +24,14 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<u8> {
 
     let report = match &args.subscribers {
         Some(path) => {
-            import::import_csv(&store, path, |r| {
-                eprintln!("{}:{}: rejected: {}", path.display(), r.line, r.reason)
-            })
-            .await?
+            import::import_csv(&store, path, |r| eprintln!("{}:{r}", path.display())).await?
         }
         None => {
             import::import_reader(
                 &store,
                 "sample-subscribers.csv",
                 SAMPLE_SUBSCRIBERS.as_bytes(),
-                |r| eprintln!("sample-subscribers.csv:{}: rejected: {}", r.line, r.reason),
+                |r| eprintln!("sample-subscribers.csv:{r}"),
             )
             .await?
         }

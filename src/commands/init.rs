@@ -13,6 +13,19 @@ pub async fn run(settings: &Settings) -> anyhow::Result<u8> {
     println!("unsubscribe signing key: {origin}");
     let total: i64 = counts.values().sum();
     println!("subscribers: {total} ({})", format_counts(&counts));
+    // The database holds the signing key and every address: say so when
+    // others can read it (it predates herald's 0600 files, or was copied).
+    if let Some(file) = crate::store::Store::file_of(&settings.database) {
+        for path in [file.clone(), sidecar(&file, "-wal"), sidecar(&file, "-shm")] {
+            if crate::private_fs::readable_by_others(&path) {
+                eprintln!(
+                    "herald: warning: {} can be read by other users of this machine; it holds the unsubscribe signing key and every subscriber's address (fix: chmod 600 {})",
+                    path.display(),
+                    path.display()
+                );
+            }
+        }
+    }
     Ok(0)
 }
 
@@ -22,4 +35,11 @@ pub(crate) fn format_counts(counts: &std::collections::BTreeMap<&'static str, i6
         .map(|(k, v)| format!("{k} {v}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `herald.db` → `herald.db-wal`.
+fn sidecar(file: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
 }

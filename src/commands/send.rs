@@ -20,6 +20,7 @@ use crate::domain::{SubscriberEmail, SubscriberStatus};
 use crate::mailer::dkim::Signer;
 use crate::mailer::transport::{Connector, SendResult};
 use crate::render::{self, CompiledIssue};
+use crate::safe_text::for_terminal;
 use crate::secrets;
 use crate::store::issues::{IssueRecord, NewIssue, Registered};
 use crate::store::{now_text, Store};
@@ -152,7 +153,10 @@ async fn test_send(
         store
             .record_test_send(issue.slug(), to.as_ref(), &message_id, outcome, &reply)
             .await?;
-        println!("test message to {to}: {outcome} ({reply})");
+        println!(
+            "test message to {to}: {outcome} ({})",
+            crate::safe_text::for_terminal(&reply)
+        );
         if outcome != "accepted" {
             failures += 1;
         }
@@ -602,9 +606,14 @@ pub async fn status(store: &Store, args: StatusArgs) -> anyhow::Result<u8> {
                         .as_deref()
                         .map(|t| format!(" (next attempt {t})"))
                         .unwrap_or_default();
+                    // The reply is the remote server's text: escaped, as
+                    // it may carry terminal control sequences.
                     println!(
-                        "{:<9} {:<40} {:>8}  {reply}{when}",
-                        p.state, p.email, p.attempts
+                        "{:<9} {:<40} {:>8}  {}{when}",
+                        p.state,
+                        for_terminal(&p.email),
+                        p.attempts,
+                        for_terminal(&reply)
                     );
                 }
                 if !args.failed && problems.len() as i64 == limit {

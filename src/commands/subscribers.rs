@@ -8,7 +8,8 @@ use anyhow::Context;
 use crate::bad_input;
 use crate::cli::{ListFormat, SubscribersCommand};
 use crate::config::Settings;
-use crate::domain::{SubscriberEmail, SubscriberName, SubscriberStatus};
+use crate::domain::{SubscriberEmail, SubscriberName, SubscriberStatus, UnsubscribeSource};
+use crate::safe_text::{for_terminal, to_spreadsheet};
 use crate::store::subscribers::{AddOutcome, Subscriber};
 use crate::store::Store;
 use crate::{import, secrets};
@@ -26,7 +27,7 @@ pub async fn run(
         } => add(store, &email, name.as_deref(), reactivate).await,
         SubscribersCommand::Import { file } => {
             let report = import::import_csv(store, &file, |r| {
-                eprintln!("{}:{}: rejected: {}", file.display(), r.line, r.reason);
+                eprintln!("{}:{r}", file.display());
             })
             .await?;
             println!("{report}");
@@ -71,7 +72,10 @@ async fn unsubscribe_token(store: &Store, settings: &Settings, input: &str) -> a
         return Err(bad_input!("the token names no subscriber"));
     };
     if sub.status == SubscriberStatus::Active
-        && store.unsubscribe_if_active(sub.id).await?.is_some()
+        && store
+            .unsubscribe_if_active(sub.id, UnsubscribeSource::Mailto)
+            .await?
+            .is_some()
     {
         println!("unsubscribed {} (id {})", sub.email, sub.id);
     } else {
@@ -205,8 +209,8 @@ impl<W: Write> Sink<W> {
                     out,
                     "{:>7}  {:<40}  {:<24}  {:<12}  {}",
                     sub.id,
-                    sub.email,
-                    sub.name.as_deref().unwrap_or("-"),
+                    for_terminal(&sub.email),
+                    for_terminal(sub.name.as_deref().unwrap_or("-")),
                     sub.status.as_str(),
                     sub.created_at
                 )?;
@@ -217,15 +221,22 @@ impl<W: Write> Sink<W> {
                 } else {
                     serde_json::Value::Object(sub.attributes.clone()).to_string()
                 };
-                w.write_record([
-                    sub.email.as_str(),
-                    sub.name.as_deref().unwrap_or(""),
-                    sub.status.as_str(),
-                    sub.created_at.as_str(),
-                    sub.updated_at.as_str(),
-                    sub.unsubscribed_at.as_deref().unwrap_or(""),
-                    attributes.as_str(),
-                ])?;
+                // Every cell through the formula guard: a spreadsheet opening
+                // the export must not run `=HYPERLINK(…)` from a name.
+                w.write_record(
+                    [
+                        sub.email.as_str(),
+                        sub.name.as_deref().unwrap_or(""),
+                        sub.status.as_str(),
+                        sub.created_at.as_str(),
+                        sub.updated_at.as_str(),
+                        sub.unsubscribed_at.as_deref().unwrap_or(""),
+                        attributes.as_str(),
+                    ]
+                    .map(to_spreadsheet)
+                    .iter()
+                    .map(|c| c.as_bytes()),
+                )?;
             }
             Sink::Json { out, rows } => {
                 out.write_all(if *rows == 0 { b"[\n  " } else { b",\n  " })?;

@@ -21,7 +21,7 @@ pub struct Composer {
     from_address: String,
     reply_to: Option<String>,
     feedback_id: Option<String>,
-    list_id: String,
+    list_id: message::ListIdHeader,
     base_url: String,
     view_url: String,
     signer: Option<Arc<Signer>>,
@@ -59,9 +59,9 @@ impl Composer {
             from_address: settings.sender.from_address.clone(),
             reply_to: settings.sender.reply_to.clone(),
             feedback_id: settings.sender.feedback_id.clone(),
-            list_id: format!(
-                "{} <{}>",
-                settings.newsletter.name, settings.newsletter.list_id
+            list_id: message::list_id_header(
+                &settings.newsletter.name,
+                &settings.newsletter.list_id,
             ),
             base_url: settings
                 .http

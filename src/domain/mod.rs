@@ -4,7 +4,9 @@
 mod subscriber_email;
 mod subscriber_name;
 mod subscriber_status;
+mod unsubscribe_source;
 
 pub use subscriber_email::SubscriberEmail;
 pub use subscriber_name::SubscriberName;
 pub use subscriber_status::SubscriberStatus;
+pub use unsubscribe_source::UnsubscribeSource;

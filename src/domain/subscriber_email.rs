@@ -6,8 +6,13 @@ use email_address::EmailAddress;
 
 /// A trimmed, syntactically valid mailbox address: ASCII local part without
 /// quotes or whitespace, a domain with at least one dot, no domain literals,
-/// at most 254 octets. The domain is lower-cased; the local part is kept as
-/// given (uniqueness in the store is case-insensitive).
+/// at most 254 octets. The domain is normalised to lower-case ASCII: an
+/// internationalised domain becomes its IDNA (UTS-46) A-label form, so
+/// `a@bücher.de` and `a@xn--bcher-kva.de` are one subscriber and the SMTP
+/// envelope stays ASCII. A non-ASCII local part would need SMTPUTF8, which
+/// herald does not send, so it is refused. The local part is kept as given
+/// (uniqueness in the store is case-insensitive) but may not start with a
+/// character a spreadsheet reads as a formula (`=`, `+`, `-`, `@`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SubscriberEmail(String);
 
@@ -23,9 +28,23 @@ pub enum EmailError {
     TooLong,
     #[error("email address local part must be plain ASCII without quotes")]
     LocalPart,
+    #[error(
+        "email address `{0}` has a non-ASCII local part, which needs SMTPUTF8; herald sends ASCII envelopes only"
+    )]
+    NonAsciiLocalPart(String),
+    #[error(
+        "email address `{0}` starts with `{1}`, which spreadsheets run as a formula; such addresses are refused"
+    )]
+    FormulaPrefix(String, char),
+    #[error("email address `{0}` has an invalid internationalised domain")]
+    Idna(String),
     #[error("`{0}` is not a valid email address")]
     Syntax(String),
 }
+
+/// First characters a spreadsheet treats as the start of a formula (the
+/// OWASP CSV-injection list, less tab and CR, which never reach here).
+pub const FORMULA_PREFIXES: [char; 4] = ['=', '+', '-', '@'];
 
 impl SubscriberEmail {
     pub fn parse(input: &str) -> Result<SubscriberEmail, EmailError> {
@@ -49,9 +68,29 @@ impl SubscriberEmail {
         let (local, domain) = s
             .rsplit_once('@')
             .ok_or_else(|| EmailError::Syntax(s.to_string()))?;
-        if !local.is_ascii() || local.contains('"') || local.contains('\\') {
+        if !local.is_ascii() {
+            return Err(EmailError::NonAsciiLocalPart(s.to_string()));
+        }
+        if local.contains('"') || local.contains('\\') {
             return Err(EmailError::LocalPart);
         }
+        if let Some(c) = local
+            .chars()
+            .next()
+            .filter(|c| FORMULA_PREFIXES.contains(c))
+        {
+            return Err(EmailError::FormulaPrefix(s.to_string(), c));
+        }
+        // UTS-46 maps Unicode (and fullwidth) domains to their ASCII
+        // A-label form; plain ASCII domains skip it (most of an import).
+        let ascii_domain;
+        let domain = if domain.is_ascii() {
+            domain
+        } else {
+            ascii_domain = idna::domain_to_ascii_strict(domain)
+                .map_err(|_| EmailError::Idna(s.to_string()))?;
+            ascii_domain.as_str()
+        };
         if domain.starts_with('[')
             || !domain.contains('.')
             || !EmailAddress::is_valid_local_part(local)
@@ -59,7 +98,7 @@ impl SubscriberEmail {
         {
             return Err(EmailError::Syntax(s.to_string()));
         }
-        let domain = domain.to_lowercase();
+        let domain = domain.to_ascii_lowercase();
         if domain.starts_with('-') || domain.ends_with('.') || domain.contains("..") {
             return Err(EmailError::Syntax(s.to_string()));
         }
@@ -124,6 +163,38 @@ mod tests {
     }
 
     #[test]
+    fn internationalised_domains_are_stored_as_a_labels() {
+        let u = SubscriberEmail::parse("a@bücher.de").unwrap();
+        let a = SubscriberEmail::parse("a@xn--bcher-kva.de").unwrap();
+        assert_eq!(u, a);
+        assert_eq!(u.as_ref(), "a@xn--bcher-kva.de");
+        // Fullwidth letters map to their ASCII forms (UTS-46).
+        let f = SubscriberEmail::parse("a@\u{ff45}xample.org").unwrap();
+        assert_eq!(f.as_ref(), "a@example.org");
+        assert!(SubscriberEmail::parse("a@b\u{fc}cher.de")
+            .unwrap()
+            .as_ref()
+            .is_ascii());
+    }
+
+    #[test]
+    fn refuses_non_ascii_local_parts_and_formula_prefixes() {
+        assert!(matches!(
+            SubscriberEmail::parse("j\u{f6}rg@example.org"),
+            Err(EmailError::NonAsciiLocalPart(_))
+        ));
+        for bad in [
+            "=cmd@example.org",
+            "+a@example.org",
+            "-a@example.org",
+            "@a@example.org",
+        ] {
+            assert!(SubscriberEmail::parse(bad).is_err(), "accepted {bad:?}");
+        }
+        assert!(SubscriberEmail::parse("a=b@example.org").is_ok());
+    }
+
+    #[test]
     fn rejects_overlong_addresses() {
         let long = format!("{}@example.org", "a".repeat(250));
         assert_eq!(SubscriberEmail::parse(&long), Err(EmailError::TooLong));
@@ -154,6 +225,13 @@ mod tests {
             let parsed = SubscriberEmail::parse(&input).unwrap();
             prop_assert_eq!(parsed.as_ref(), input.as_str());
             prop_assert!(!parsed.as_ref().contains(['\r', '\n', ' ']));
+        }
+
+        #[test]
+        fn parsed_addresses_are_always_ascii(s in "\\PC{0,8}@\\PC{1,12}\\.[a-z]{2,4}") {
+            if let Ok(parsed) = SubscriberEmail::parse(&s) {
+                prop_assert!(parsed.as_ref().is_ascii());
+            }
         }
     }
 }

@@ -19,6 +19,7 @@ use anyhow::Context;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use crate::domain::UnsubscribeSource;
 use crate::store::unsubscribe::LinkSubscriber;
 use crate::store::Store;
 
@@ -31,16 +32,16 @@ pub const READS_IN_FLIGHT: usize = 2;
 const QUEUE: usize = 4096;
 
 type Answer<V> = Result<V, Arc<sqlx::Error>>;
-type Queued<V> = (i64, oneshot::Sender<Answer<V>>);
+type Queued<K, V> = (K, oneshot::Sender<Answer<V>>);
 
-/// A queue in front of one batched statement: `get(id)` answers with that
-/// id's share of the batch it ran in. Cheap to clone; the task ends when
+/// A queue in front of one batched statement: `get(key)` answers with that
+/// key's share of the batch it ran in. Cheap to clone; the task ends when
 /// the last handle is dropped.
-pub struct Batcher<V> {
-    queue: mpsc::Sender<Queued<V>>,
+pub struct Batcher<K, V> {
+    queue: mpsc::Sender<Queued<K, V>>,
 }
 
-impl<V> Clone for Batcher<V> {
+impl<K, V> Clone for Batcher<K, V> {
     fn clone(&self) -> Self {
         Batcher {
             queue: self.queue.clone(),
@@ -48,12 +49,12 @@ impl<V> Clone for Batcher<V> {
     }
 }
 
-impl<V: Send + 'static> Batcher<V> {
+impl<K: Send + 'static, V: Send + 'static> Batcher<K, V> {
     /// Start the batching task on the current tokio runtime. `run` gets the
-    /// ids of one batch (possibly repeated) and answers for each, in order.
-    fn spawn<F, Fut>(in_flight: usize, run: F) -> Batcher<V>
+    /// keys of one batch (possibly repeated) and answers for each, in order.
+    fn spawn<F, Fut>(in_flight: usize, run: F) -> Batcher<K, V>
     where
-        F: Fn(Vec<i64>) -> Fut + Send + Sync + 'static,
+        F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = sqlx::Result<Vec<V>>> + Send + 'static,
     {
         let (queue, requests) = mpsc::channel(QUEUE);
@@ -61,11 +62,11 @@ impl<V: Send + 'static> Batcher<V> {
         Batcher { queue }
     }
 
-    /// Queue `id` and wait for its answer.
-    pub async fn get(&self, id: i64) -> anyhow::Result<V> {
+    /// Queue `key` and wait for its answer.
+    pub async fn get(&self, key: K) -> anyhow::Result<V> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send((id, reply))
+            .send((key, reply))
             .await
             .map_err(|_| anyhow::anyhow!("the batching task has stopped"))?;
         Ok(answer
@@ -74,10 +75,10 @@ impl<V: Send + 'static> Batcher<V> {
     }
 }
 
-async fn drive<V, F, Fut>(mut requests: mpsc::Receiver<Queued<V>>, in_flight: usize, run: F)
+async fn drive<K, V, F, Fut>(mut requests: mpsc::Receiver<Queued<K, V>>, in_flight: usize, run: F)
 where
     V: Send + 'static,
-    F: Fn(Vec<i64>) -> Fut,
+    F: Fn(Vec<K>) -> Fut,
     Fut: Future<Output = sqlx::Result<Vec<V>>> + Send + 'static,
 {
     let mut running = JoinSet::new();
@@ -97,7 +98,7 @@ where
                 Err(_) => break,
             }
         }
-        let (ids, replies): (Vec<i64>, Vec<_>) = batch.into_iter().unzip();
+        let (ids, replies): (Vec<K>, Vec<_>) = batch.into_iter().unzip();
         let work = run(ids);
         running.spawn(async move {
             match work.await {
@@ -120,11 +121,11 @@ where
 }
 
 /// Reads: the subscriber a link names, or `None`.
-pub type Lookups = Batcher<Option<LinkSubscriber>>;
+pub type Lookups = Batcher<i64, Option<LinkSubscriber>>;
 
-/// Writes: unsubscribe an active subscriber; the stamp when this request
-/// made the change, `None` when there was nothing to change.
-pub type Unsubscribes = Batcher<Option<String>>;
+/// Writes: unsubscribe an active subscriber, recording how; the stamp when
+/// this request made the change, `None` when there was nothing to change.
+pub type Unsubscribes = Batcher<(i64, UnsubscribeSource), Option<String>>;
 
 pub fn lookups(store: Store) -> Lookups {
     Batcher::spawn(READS_IN_FLIGHT, move |ids: Vec<i64>| {
@@ -142,15 +143,15 @@ pub fn lookups(store: Store) -> Lookups {
 }
 
 pub fn unsubscribes(store: Store) -> Unsubscribes {
-    Batcher::spawn(1, move |ids: Vec<i64>| {
+    Batcher::spawn(1, move |requests: Vec<(i64, UnsubscribeSource)>| {
         let store = store.clone();
         async move {
-            let (stamp, changed) = store.unsubscribe_all_if_active(&ids).await?;
+            let (stamp, changed) = store.unsubscribe_all_if_active(&requests).await?;
             let mut changed: HashSet<i64> = changed.into_iter().collect();
             // The same id twice in a batch: only the first made the change.
-            Ok(ids
+            Ok(requests
                 .iter()
-                .map(|id| changed.remove(id).then(|| stamp.clone()))
+                .map(|(id, _)| changed.remove(id).then(|| stamp.clone()))
                 .collect())
         }
     })

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
 use super::{pages, AppState};
-use crate::domain::SubscriberStatus;
+use crate::domain::{SubscriberStatus, UnsubscribeSource};
 use crate::store::unsubscribe::LinkSubscriber;
 use crate::token::TokenClaims;
 
@@ -74,6 +74,14 @@ pub enum Via {
 }
 
 impl Via {
+    /// What the ledger of subscriber changes records for this POST.
+    pub fn source(self) -> UnsubscribeSource {
+        match self {
+            Via::Page => UnsubscribeSource::Page,
+            Via::OneClick | Via::Other => UnsubscribeSource::OneClick,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Via::OneClick => "one_click",
@@ -112,10 +120,11 @@ pub async fn unsubscribe(
     let via = classify(&headers, body).await;
     let changed = if sub.status == SubscriberStatus::Active {
         // Only an active subscriber costs a write; a repeat is a read.
-        match state.unsubscribes().get(sub.id).await? {
+        match state.unsubscribes().get((sub.id, via.source())).await? {
             Some(stamp) => {
                 sub.status = SubscriberStatus::Unsubscribed;
                 sub.unsubscribed_at = Some(stamp);
+                sub.source = Some(via.source());
                 true
             }
             // Changed by someone else between the read and the write.
@@ -215,7 +224,10 @@ fn unsubscribed_page(state: &AppState, sub: &LinkSubscriber, token: &str) -> Res
 
 /// Is the undo window for this subscriber's unsubscribe still open?
 fn undo_open(sub: &LinkSubscriber, now: DateTime<Utc>) -> bool {
-    if sub.status != SubscriberStatus::Unsubscribed {
+    // Only an unsubscribe a link made: never the operator's or an import's.
+    if sub.status != SubscriberStatus::Unsubscribed
+        || !sub.source.is_some_and(UnsubscribeSource::made_by_link)
+    {
         return false;
     }
     let Some(at) = sub
@@ -333,10 +345,20 @@ mod tests {
             email: "a@example.org".into(),
             status,
             unsubscribed_at: at.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
+            source: Some(UnsubscribeSource::Page),
         };
         let recent = Some(now - chrono::Duration::minutes(5));
         let old = Some(now - chrono::Duration::hours(2));
         assert!(undo_open(&sub(SubscriberStatus::Unsubscribed, recent), now));
+        for source in [
+            None,
+            Some(UnsubscribeSource::Operator),
+            Some(UnsubscribeSource::Import),
+        ] {
+            let mut by_other = sub(SubscriberStatus::Unsubscribed, recent);
+            by_other.source = source;
+            assert!(!undo_open(&by_other, now), "{source:?}");
+        }
         assert!(!undo_open(&sub(SubscriberStatus::Unsubscribed, old), now));
         assert!(!undo_open(&sub(SubscriberStatus::Unsubscribed, None), now));
         assert!(!undo_open(&sub(SubscriberStatus::Bounced, recent), now));

@@ -77,7 +77,7 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mailer::message::{build, Bodies, MessageSpec};
+    use crate::mailer::message::{build, list_id_header, Bodies, MessageSpec};
     use base64::Engine;
 
     fn message() -> crate::mailer::OutgoingMessage {
@@ -91,7 +91,7 @@ mod tests {
             message_id: "x.1@example.org",
             unsubscribe_url: "https://news.example.org/unsubscribe/T",
             unsubscribe_mailto: None,
-            list_id: "News <news.example.org>",
+            list_id: &list_id_header("News", "news.example.org"),
             feedback_id: None,
             body: Bodies::Plain {
                 text: "hi".into(),

@@ -110,9 +110,11 @@ impl Connector {
     pub async fn connect(&self) -> anyhow::Result<Connection> {
         match self {
             Connector::Outbox { dir } => {
-                tokio::fs::create_dir_all(dir).await.map_err(|e| {
-                    anyhow::anyhow!("creating outbox directory {}: {e}", dir.display())
-                })?;
+                crate::private_fs::create_dir_all_async(dir)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("creating outbox directory {}: {e}", dir.display())
+                    })?;
                 Ok(Connection::Outbox(dir.clone()))
             }
             Connector::Smtp(s) => s.connect().await,
@@ -322,7 +324,7 @@ async fn write_outbox(
     let tmp = dir.join(format!(".{safe}.eml.tmp"));
     let bytes = message.formatted();
     let written = async {
-        tokio::fs::write(&tmp, bytes).await?;
+        crate::private_fs::write(&tmp, bytes).await?;
         tokio::fs::rename(&tmp, &path).await
     }
     .await;

@@ -238,9 +238,15 @@ const TEXT_KEYS: &[&str] = &["title", "body"];
 
 const BLOCK_TYPES: &str = "story, quote, promo, news or text";
 
+/// The largest issue file herald reads.
+pub const MAX_ISSUE_BYTES: u64 = 1024 * 1024;
+
 /// Read, parse and validate an issue file.
 pub fn load_issue(path: &Path) -> anyhow::Result<Issue> {
-    let source = std::fs::read(path)
+    use std::io::Read;
+    let mut source = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_ISSUE_BYTES + 1).read_to_end(&mut source))
         .with_context(|| format!("reading issue file {}", path.display()))
         .map_err(|e| bad_input!("{e:#}"))?;
     parse_issue(&path.display().to_string(), path, source)
@@ -249,6 +255,12 @@ pub fn load_issue(path: &Path) -> anyhow::Result<Issue> {
 /// Validate issue-file bytes; `file` names it in messages, `path` gives the
 /// default slug (its stem).
 pub fn parse_issue(file: &str, path: &Path, source: Vec<u8>) -> anyhow::Result<Issue> {
+    if source.len() as u64 > MAX_ISSUE_BYTES {
+        return Err(bad_input!(
+            "{file}: the issue file is larger than {} KiB",
+            MAX_ISSUE_BYTES / 1024
+        ));
+    }
     let text = std::str::from_utf8(&source).map_err(|e| {
         let line = line_of(&source, e.valid_up_to());
         bad_input!("{file}:{line}: issue file is not valid UTF-8")
@@ -258,6 +270,9 @@ pub fn parse_issue(file: &str, path: &Path, source: Vec<u8>) -> anyhow::Result<I
         source: text,
         errors: Vec::new(),
     };
+    // The raw text first (a literal bracket anywhere, comments included);
+    // every parsed value is checked again below, since TOML escapes such as
+    // `\u27e6` only become the character after parsing.
     if let Some(pos) = text.find(placeholder::is_reserved_char) {
         v.error(pos, "issue", placeholder::RESERVED);
         return Err(v.finish());
@@ -343,8 +358,19 @@ impl Validator<'_> {
         value.as_ref().and_then(|v| self.opt_line_value(v, field))
     }
 
+    /// Every string value passes here before any other check: the parsed
+    /// text may not hold the placeholder brackets.
+    fn unreserved<'v>(&mut self, v: &'v Spanned<String>, field: &str) -> Option<&'v str> {
+        if v.get_ref().contains(placeholder::is_reserved_char) {
+            self.error(v.span().start, field, placeholder::RESERVED);
+            None
+        } else {
+            Some(v.get_ref())
+        }
+    }
+
     fn opt_line_value(&mut self, v: &Spanned<String>, field: &str) -> Option<String> {
-        let s = v.get_ref().trim();
+        let s = self.unreserved(v, field)?.trim();
         if s.is_empty() {
             self.error(v.span().start, field, "is empty");
             None
@@ -378,7 +404,7 @@ impl Validator<'_> {
     }
 
     fn url_value(&mut self, v: &Spanned<String>, field: &str, mailto: bool) -> Option<String> {
-        let s = v.get_ref().trim();
+        let s = self.unreserved(v, field)?.trim();
         match check_url(s, mailto) {
             Ok(()) => Some(s.to_string()),
             Err(why) => {
@@ -399,7 +425,7 @@ impl Validator<'_> {
     }
 
     fn markdown_value(&mut self, v: &Spanned<String>, field: &str) -> Option<Markdown> {
-        if v.get_ref().trim().is_empty() {
+        if self.unreserved(v, field)?.trim().is_empty() {
             self.error(v.span().start, field, "is empty");
             return None;
         }
@@ -459,7 +485,7 @@ impl Validator<'_> {
     fn issue(&mut self, raw: RawIssue, path: &Path, source: Vec<u8>) -> Option<Issue> {
         let slug = match &raw.slug {
             Some(s) => {
-                let v = s.get_ref().trim();
+                let v = self.unreserved(s, "slug").unwrap_or("").trim();
                 if let Err(why) = check_slug(v) {
                     self.error(s.span().start, "slug", &format!("`{v}` {why}"));
                 }
@@ -515,7 +541,7 @@ impl Validator<'_> {
             },
         };
         let contact = raw.contact.as_ref().and_then(|c| {
-            let v = c.get_ref().trim();
+            let v = self.unreserved(c, "contact")?.trim();
             match crate::domain::SubscriberEmail::parse(v) {
                 Ok(_) => Some(v.to_string()),
                 Err(e) => {

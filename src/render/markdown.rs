@@ -22,8 +22,85 @@ fn options() -> Options {
     Options::ENABLE_STRIKETHROUGH
 }
 
+/// The deepest nesting of block quotes and lists a body may have.
+pub const MAX_NESTING: usize = 16;
+/// The largest Markdown body, in bytes.
+pub const MAX_BODY_BYTES: usize = 100 * 1024;
+
+/// Refuse bodies that are too large or nested too deeply before the parser
+/// sees them (a 20,000-deep quote overflowed the stack; deep emphasis took
+/// seconds). Nesting is estimated per line from its container markers
+/// (`>`, list bullets and numbers) and its indentation; inline nesting is
+/// checked on the parsed events.
+fn check_shape(source: &str) -> Result<(), MarkdownError> {
+    if source.len() > MAX_BODY_BYTES {
+        return Err(MarkdownError {
+            offset: 0,
+            message: format!(
+                "is {} KiB of Markdown; at most {} KiB are allowed",
+                source.len() / 1024,
+                MAX_BODY_BYTES / 1024
+            ),
+        });
+    }
+    let mut offset = 0;
+    for line in source.split_inclusive('\n') {
+        let depth = nesting_of(line);
+        if depth > MAX_NESTING {
+            return Err(MarkdownError {
+                offset,
+                message: format!(
+                    "quotes or lists nested {depth} levels deep; at most {MAX_NESTING} are allowed"
+                ),
+            });
+        }
+        offset += line.len();
+    }
+    Ok(())
+}
+
+/// Container depth a line opens: its `>` and list markers, plus one level
+/// per four columns of indentation (nested list items).
+fn nesting_of(line: &str) -> usize {
+    let bytes = line.as_bytes();
+    let mut depth = 0;
+    let mut columns = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            // Indentation before the first marker nests list items.
+            b' ' if depth == 0 => columns += 1,
+            b'\t' if depth == 0 => columns += 4,
+            b' ' | b'\t' => {}
+            b'>' => depth += 1,
+            b'-' | b'*' | b'+' if bytes.get(i + 1).is_some_and(|c| *c == b' ' || *c == b'\t') => {
+                depth += 1
+            }
+            b'0'..=b'9' => {
+                let digits = bytes[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+                match bytes.get(i + digits) {
+                    Some(b'.' | b')')
+                        if bytes
+                            .get(i + digits + 1)
+                            .is_some_and(|c| *c == b' ' || *c == b'\t') =>
+                    {
+                        depth += 1;
+                        i += digits;
+                    }
+                    _ => break,
+                }
+            }
+            _ => break,
+        }
+        i += 1;
+    }
+    depth + columns / 4
+}
+
 impl Markdown {
     pub fn parse(source: &str) -> Result<Markdown, MarkdownError> {
+        check_shape(source)?;
+        let mut depth = 0usize;
         for (event, range) in Parser::new_ext(source, options()).into_offset_iter() {
             let bad = |message: String| {
                 Err(MarkdownError {
@@ -31,6 +108,19 @@ impl Markdown {
                     message,
                 })
             };
+            // Inline nesting (emphasis in emphasis…) is only known after
+            // parsing; the HTML and MJML passes recurse on it.
+            match &event {
+                Event::Start(_) => depth += 1,
+                Event::End(_) => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if depth > 2 * MAX_NESTING {
+                return bad(format!(
+                    "elements nested more than {} levels deep",
+                    2 * MAX_NESTING
+                ));
+            }
             match event {
                 Event::Start(Tag::Link {
                     link_type,

@@ -262,7 +262,7 @@ impl Store {
         }
         if !bounced.is_empty() {
             sqlx::query(
-                "UPDATE subscribers SET status = 'bounced', updated_at = ?1 \
+                "UPDATE subscribers SET status = 'bounced', unsubscribe_source = 'bounce', updated_at = ?1 \
                  WHERE status = 'active' AND id IN (SELECT value FROM json_each(?2))",
             )
             .bind(now)

@@ -27,10 +27,18 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open (creating if needed) and migrate the database. Idempotent.
+    /// Open (creating if needed) and migrate the database. Idempotent. A
+    /// new database file is created owner-only (0600), and SQLite gives its
+    /// -wal and -shm files the same mode.
     pub async fn open(settings: &DatabaseSettings) -> anyhow::Result<Store> {
         let options = SqliteConnectOptions::from_str(&settings.url)
-            .map_err(|e| crate::bad_input!("database.url `{}`: {e}", settings.url))?
+            .map_err(|e| crate::bad_input!("database.url `{}`: {e}", settings.url))?;
+        let file = options.get_filename();
+        if file != std::path::Path::new(":memory:") {
+            crate::private_fs::create_file_if_missing(file)
+                .with_context(|| format!("creating database {}", file.display()))?;
+        }
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -46,6 +54,13 @@ impl Store {
             .await
             .with_context(|| format!("migrating database {}", settings.url))?;
         Ok(Store { pool })
+    }
+
+    /// The database file a `sqlite:` URL names (None for in-memory).
+    pub fn file_of(settings: &DatabaseSettings) -> Option<std::path::PathBuf> {
+        let options = SqliteConnectOptions::from_str(&settings.url).ok()?;
+        let file = options.get_filename();
+        (file != std::path::Path::new(":memory:")).then(|| file.to_path_buf())
     }
 
     pub fn pool(&self) -> &SqlitePool {

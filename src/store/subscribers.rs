@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{now_text, Store};
-use crate::domain::{SubscriberEmail, SubscriberName, SubscriberStatus};
+use crate::domain::{SubscriberEmail, SubscriberName, SubscriberStatus, UnsubscribeSource};
 
 /// A stored subscriber.
 #[derive(Debug, Clone, Serialize)]
@@ -132,7 +132,7 @@ impl Store {
                 } else {
                     sqlx::query(
                         "UPDATE subscribers SET name = COALESCE(?, name), status = 'active', \
-                         unsubscribed_at = NULL, updated_at = ? WHERE id = ?",
+                         unsubscribed_at = NULL, unsubscribe_source = NULL, updated_at = ? WHERE id = ?",
                     )
                     .bind(name.map(AsRef::as_ref))
                     .bind(&now)
@@ -178,18 +178,23 @@ impl Store {
         }
     }
 
-    /// Set a subscriber's status by id. Moving to `unsubscribed` stamps
-    /// `unsubscribed_at` (once). Returns whether the subscriber exists.
+    /// Set a subscriber's status by id, recording what made the change
+    /// (`source`; cleared when moving back to `active`). Moving to
+    /// `unsubscribed` stamps `unsubscribed_at` (once). Returns whether the
+    /// subscriber exists.
     pub async fn set_subscriber_status(
         &self,
         id: i64,
         status: SubscriberStatus,
+        source: UnsubscribeSource,
     ) -> sqlx::Result<bool> {
         let now = now_text();
         let done = sqlx::query(
             "UPDATE subscribers SET \
                unsubscribed_at = CASE WHEN ?1 = 'unsubscribed' THEN COALESCE(unsubscribed_at, ?2) \
                                       WHEN ?1 = 'active' THEN NULL ELSE unsubscribed_at END, \
+               unsubscribe_source = CASE WHEN ?1 = 'active' THEN NULL \
+                                         WHEN status = ?1 THEN unsubscribe_source ELSE ?4 END, \
                updated_at = CASE WHEN status = ?1 THEN updated_at ELSE ?2 END, \
                status = ?1 \
              WHERE id = ?3",
@@ -197,6 +202,7 @@ impl Store {
         .bind(status.as_str())
         .bind(&now)
         .bind(id)
+        .bind(source.as_str())
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
@@ -212,8 +218,12 @@ impl Store {
             return Ok(None);
         };
         if sub.status == SubscriberStatus::Active {
-            self.set_subscriber_status(sub.id, SubscriberStatus::Unsubscribed)
-                .await?;
+            self.set_subscriber_status(
+                sub.id,
+                SubscriberStatus::Unsubscribed,
+                UnsubscribeSource::Operator,
+            )
+            .await?;
         }
         Ok(Some(sub.status))
     }
@@ -286,15 +296,18 @@ impl Store {
         // sqlx cost more than the inserts. (`WHERE true` keeps SQLite from
         // reading ON CONFLICT as a join constraint.)
         let sql = format!(
-            "INSERT INTO subscribers (email, name, status, attributes, unsubscribed_at, created_at, updated_at) \
+            "INSERT INTO subscribers (email, name, status, attributes, unsubscribed_at, unsubscribe_source, created_at, updated_at) \
              SELECT value ->> 0, value ->> 1, value ->> 2, value -> 3, \
-                    CASE WHEN value ->> 2 = 'unsubscribed' THEN ?1 END, ?1, ?1 \
+                    CASE WHEN value ->> 2 = 'unsubscribed' THEN ?1 END, \
+                    CASE WHEN value ->> 2 <> 'active' THEN 'import' END, ?1, ?1 \
              FROM json_each(?2) WHERE true \
              ON CONFLICT(email) DO UPDATE SET \
                name = COALESCE(excluded.name, subscribers.name), \
                attributes = json_patch(subscribers.attributes, excluded.attributes), \
                unsubscribed_at = CASE WHEN subscribers.status = 'active' AND excluded.status <> 'active' \
                                       THEN excluded.unsubscribed_at ELSE subscribers.unsubscribed_at END, \
+               unsubscribe_source = CASE WHEN subscribers.status = 'active' AND excluded.status <> 'active' \
+                                         THEN 'import' ELSE subscribers.unsubscribe_source END, \
                status = CASE WHEN subscribers.status = 'active' AND excluded.status <> 'active' \
                              THEN excluded.status ELSE subscribers.status END, \
                updated_at = excluded.updated_at \

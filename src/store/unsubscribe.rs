@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{now_text, Store};
-use crate::domain::SubscriberStatus;
+use crate::domain::{SubscriberStatus, UnsubscribeSource};
 
 /// What an unsubscribe page needs to know about the link's subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,24 +15,33 @@ pub struct LinkSubscriber {
     pub email: String,
     pub status: SubscriberStatus,
     pub unsubscribed_at: Option<String>,
+    /// What moved the subscriber out of `active` (None while active, or for
+    /// changes older than the record of sources).
+    pub source: Option<UnsubscribeSource>,
+}
+
+fn decode<T: std::str::FromStr<Err = String>>(s: &str) -> sqlx::Result<T> {
+    s.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))
 }
 
 fn link_from_row(row: sqlx::sqlite::SqliteRow) -> sqlx::Result<LinkSubscriber> {
     let status: String = row.try_get("status")?;
+    let source: Option<String> = row.try_get("unsubscribe_source")?;
     Ok(LinkSubscriber {
         id: row.try_get("id")?,
         email: row.try_get("email")?,
-        status: status
-            .parse()
-            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+        status: decode(&status)?,
         unsubscribed_at: row.try_get("unsubscribed_at")?,
+        source: source.as_deref().map(decode).transpose()?,
     })
 }
 
 impl Store {
     /// The subscriber a link points at, without names or attributes.
     pub async fn link_subscriber(&self, id: i64) -> sqlx::Result<Option<LinkSubscriber>> {
-        sqlx::query("SELECT id, email, status, unsubscribed_at FROM subscribers WHERE id = ?")
+        sqlx::query(
+            "SELECT id, email, status, unsubscribed_at, unsubscribe_source FROM subscribers WHERE id = ?",
+        )
             .bind(id)
             .fetch_optional(self.pool())
             .await?
@@ -47,78 +56,99 @@ impl Store {
     pub async fn link_subscribers(&self, ids: &[i64]) -> sqlx::Result<Vec<LinkSubscriber>> {
         let ids = serde_json::to_string(ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
         let json: String = sqlx::query_scalar(
-            "SELECT json_group_array(json_array(id, email, status, unsubscribed_at)) \
+            "SELECT json_group_array(json_array(id, email, status, unsubscribed_at, unsubscribe_source)) \
              FROM subscribers WHERE id IN (SELECT value FROM json_each(?))",
         )
         .bind(ids)
         .fetch_one(self.pool())
         .await?;
-        let rows: Vec<(i64, String, String, Option<String>)> =
+        type Row = (i64, String, String, Option<String>, Option<String>);
+        let rows: Vec<Row> =
             serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))?;
         rows.into_iter()
-            .map(|(id, email, status, unsubscribed_at)| {
+            .map(|(id, email, status, unsubscribed_at, source)| {
                 Ok(LinkSubscriber {
                     id,
                     email,
-                    status: status
-                        .parse()
-                        .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+                    status: decode(&status)?,
                     unsubscribed_at,
+                    source: source.as_deref().map(decode).transpose()?,
                 })
             })
             .collect()
     }
 
     /// Move an `active` subscriber to `unsubscribed`, stamping
-    /// `unsubscribed_at`. Anyone in another state is left alone (a bounced
-    /// or complained address stays so). Returns the stamp when this call
-    /// made the change.
-    pub async fn unsubscribe_if_active(&self, id: i64) -> sqlx::Result<Option<String>> {
-        let now = now_text();
-        let done = sqlx::query(
-            "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?1, updated_at = ?1 \
-             WHERE id = ?2 AND status = 'active'",
-        )
-        .bind(&now)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok((done.rows_affected() == 1).then_some(now))
+    /// `unsubscribed_at` and where it came from. Anyone in another state is
+    /// left alone (a bounced or complained address stays so). Returns the
+    /// stamp when this call made the change.
+    pub async fn unsubscribe_if_active(
+        &self,
+        id: i64,
+        source: UnsubscribeSource,
+    ) -> sqlx::Result<Option<String>> {
+        let (stamp, changed) = self.unsubscribe_all_if_active(&[(id, source)]).await?;
+        Ok((!changed.is_empty()).then_some(stamp))
     }
 
     /// [`Store::unsubscribe_if_active`] for many subscribers in one
-    /// statement (one transaction). Returns the stamp and the ids it
-    /// changed.
-    pub async fn unsubscribe_all_if_active(&self, ids: &[i64]) -> sqlx::Result<(String, Vec<i64>)> {
+    /// transaction (one statement per source). Returns the stamp and the
+    /// ids it changed.
+    pub async fn unsubscribe_all_if_active(
+        &self,
+        requests: &[(i64, UnsubscribeSource)],
+    ) -> sqlx::Result<(String, Vec<i64>)> {
         let now = now_text();
-        let ids = serde_json::to_string(ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        let changed: Vec<i64> = sqlx::query_scalar(
-            "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?1, updated_at = ?1 \
-             WHERE id IN (SELECT value FROM json_each(?2)) AND status = 'active' \
-             RETURNING id",
-        )
-        .bind(&now)
-        .bind(ids)
-        .fetch_all(self.pool())
-        .await?;
+        let mut changed = Vec::new();
+        let mut tx = self.begin_write().await?;
+        for source in UnsubscribeSource::ALL {
+            let ids: Vec<i64> = requests
+                .iter()
+                .filter(|(_, s)| *s == source)
+                .map(|(id, _)| *id)
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let ids = serde_json::to_string(&ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            changed.extend(
+                sqlx::query_scalar::<_, i64>(
+                    "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?1, \
+                     updated_at = ?1, unsubscribe_source = ?3 \
+                     WHERE id IN (SELECT value FROM json_each(?2)) AND status = 'active' \
+                     RETURNING id",
+                )
+                .bind(&now)
+                .bind(ids)
+                .bind(source.as_str())
+                .fetch_all(&mut *tx)
+                .await?,
+            );
+        }
+        tx.commit().await?;
         Ok((now, changed))
     }
 
-    /// Re-activate a subscriber who is `unsubscribed` and did so at or after
-    /// `unsubscribed_since`. Never touches a bounced or complained address.
-    /// Returns whether it changed.
+    /// Re-activate a subscriber who is `unsubscribed` through a link (one
+    /// click, the page, the mailto fallback) at or after
+    /// `unsubscribed_since`. Never touches an unsubscribe the operator or an
+    /// import made, nor a bounced or complained address. Returns whether it
+    /// changed.
     pub async fn resubscribe_if_recent(
         &self,
         id: i64,
         unsubscribed_since: DateTime<Utc>,
     ) -> sqlx::Result<bool> {
         let done = sqlx::query(
-            "UPDATE subscribers SET status = 'active', unsubscribed_at = NULL, updated_at = ?1 \
-             WHERE id = ?2 AND status = 'unsubscribed' AND unsubscribed_at >= ?3",
+            "UPDATE subscribers SET status = 'active', unsubscribed_at = NULL, \
+             unsubscribe_source = NULL, updated_at = ?1 \
+             WHERE id = ?2 AND status = 'unsubscribed' AND unsubscribed_at >= ?3 \
+               AND unsubscribe_source IN (SELECT value FROM json_each(?4))",
         )
         .bind(now_text())
         .bind(id)
         .bind(stamp(unsubscribed_since))
+        .bind(UnsubscribeSource::link_sources_json())
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)

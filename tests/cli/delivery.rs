@@ -592,7 +592,7 @@ fn resend_failed_puts_rows_back_and_the_next_live_run_delivers_them() {
 fn serve(env: &TestEnv) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut child = env
-        .herald_process(0, 1, 1)
+        .herald_process(2525, 1, 1)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -60,7 +60,10 @@ impl TestEnv {
             .env("HERALD__SMTP__PORT", port.to_string())
             .env("HERALD__SENDER__RATE_PER_SECOND", rate.to_string())
             .env("HERALD__SENDER__CONCURRENCY", concurrency.to_string())
-            .env("HERALD__UNSUBSCRIBE__SECRET", "test-signing-key-0123456789")
+            .env(
+                "HERALD__UNSUBSCRIBE__SECRET",
+                "test-signing-key-0123456789abcdefghijkl",
+            )
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         cmd
@@ -151,7 +154,10 @@ pub fn smtp_env(cmd: &mut Command, port: u16) {
         .env("HERALD__SMTP__RECONNECT_BACKOFF_MS", "50")
         .env("HERALD__SENDER__RATE_PER_SECOND", "1000")
         .env("HERALD__SENDER__CONCURRENCY", "4")
-        .env("HERALD__UNSUBSCRIBE__SECRET", "test-signing-key-0123456789");
+        .env(
+            "HERALD__UNSUBSCRIBE__SECRET",
+            "test-signing-key-0123456789abcdefghijkl",
+        );
 }
 
 /// Ledger counts of an issue via `herald status --format json`.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
-use herald::domain::{SubscriberEmail, SubscriberName, SubscriberStatus};
+use herald::domain::{SubscriberEmail, SubscriberName, SubscriberStatus, UnsubscribeSource};
 use herald::http::{app, AppState, Application, MAX_BODY_BYTES};
 use herald::store::subscribers::AddOutcome;
 use herald::store::Store;
@@ -14,8 +14,8 @@ use tower::ServiceExt;
 
 use crate::helpers::{stderr, stdout, TestEnv};
 
-const CURRENT: &str = "current-secret-0123456789";
-const PREVIOUS: &str = "previous-secret-0123456789";
+const CURRENT: &str = "current-secret-0123456789abcdefghij";
+const PREVIOUS: &str = "previous-secret-0123456789abcdefghi";
 const NEWSLETTER: &str = "The Herald Weekly";
 const ONE_CLICK: &str = "List-Unsubscribe=One-Click";
 const URLENCODED: &str = "application/x-www-form-urlencoded";
@@ -161,11 +161,11 @@ fn bad_tokens(genuine: &str, subscriber_id: i64) -> Vec<(&'static str, String)> 
         ("extended", format!("{genuine}AA")),
         (
             "forged with another key",
-            SigningKeys::new("someone-elses-secret-0123".into(), None).sign(claims),
+            SigningKeys::new("someone-elses-secret-0123456789abcdef".into(), None).sign(claims),
         ),
         (
             "signed with a retired key",
-            SigningKeys::new("retired-secret-0123456789".into(), None).sign(claims),
+            SigningKeys::new("retired-secret-0123456789abcdefghijk".into(), None).sign(claims),
         ),
         ("garbage", "not-a-token".to_string()),
         ("percent junk", "%00%ff%2F..%2F".to_string()),
@@ -366,7 +366,11 @@ async fn the_confirmation_page_can_undo_and_resubscribe_never_revives_a_bounce()
     // A bounced address stays bounced, whatever the link does.
     let bounced = f.add("bob@example.net").await;
     f.store
-        .set_subscriber_status(bounced, SubscriberStatus::Bounced)
+        .set_subscriber_status(
+            bounced,
+            SubscriberStatus::Bounced,
+            UnsubscribeSource::Bounce,
+        )
         .await
         .unwrap();
     let t = f.token(bounced);
@@ -381,10 +385,61 @@ async fn the_confirmation_page_can_undo_and_resubscribe_never_revives_a_bounce()
 }
 
 #[tokio::test]
+async fn a_link_cannot_undo_an_unsubscribe_it_did_not_make() {
+    let f = Fixture::new().await;
+    // The operator unsubscribes Ana; an import unsubscribes Bob.
+    let ana = f.add("ana.silva@example.org").await;
+    f.store
+        .unsubscribe_email(&SubscriberEmail::parse("ana.silva@example.org").unwrap())
+        .await
+        .unwrap();
+    let bob = f.add("bob@example.org").await;
+    herald::import::import_reader(
+        &f.store,
+        "list.csv",
+        "email,status\nbob@example.org,unsubscribed\n".as_bytes(),
+        |r| panic!("rejected {r}"),
+    )
+    .await
+    .unwrap();
+    for id in [ana, bob] {
+        assert_eq!(f.status(id).await, SubscriberStatus::Unsubscribed);
+        let token = f.token(id);
+        // Neither the page nor a repeated one-click offers an undo...
+        let page = f.get(&format!("/unsubscribe/{token}")).await;
+        assert!(!page.body.contains("/resubscribe/"), "{}", page.body);
+        let again = f
+            .post(&format!("/unsubscribe/{token}"), URLENCODED, ONE_CLICK)
+            .await;
+        assert!(!again.body.contains("/resubscribe/"), "{}", again.body);
+        // ...and posting to the undo URL changes nothing.
+        let reply = f
+            .post(&format!("/resubscribe/{token}"), URLENCODED, "")
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN);
+        assert_eq!(f.status(id).await, SubscriberStatus::Unsubscribed);
+    }
+    // The page's own unsubscribe can still be undone.
+    let cy = f.add("cy@example.org").await;
+    let token = f.token(cy);
+    f.post(&format!("/unsubscribe/{token}"), URLENCODED, "")
+        .await;
+    let back = f
+        .post(&format!("/resubscribe/{token}"), URLENCODED, "")
+        .await;
+    assert_eq!(back.status, StatusCode::OK);
+    assert_eq!(f.status(cy).await, SubscriberStatus::Active);
+}
+
+#[tokio::test]
 async fn resubscribe_only_undoes_an_unsubscribe_inside_the_window() {
     let f = Fixture::new().await;
     let id = f.add("ana.silva@example.org").await;
-    f.store.unsubscribe_if_active(id).await.unwrap().unwrap();
+    f.store
+        .unsubscribe_if_active(id, UnsubscribeSource::Page)
+        .await
+        .unwrap()
+        .unwrap();
     // An unsubscribe older than the window's start is not undone.
     let later = chrono::Utc::now() + chrono::Duration::minutes(1);
     assert!(!f.store.resubscribe_if_recent(id, later).await.unwrap());
@@ -473,7 +528,11 @@ async fn concurrent_lookups_are_batched_and_each_gets_its_own_answer() {
     for i in 0..50 {
         ids.push(f.add(&format!("reader{i}@example.org")).await);
     }
-    let stamp = f.store.unsubscribe_if_active(ids[7]).await.unwrap();
+    let stamp = f
+        .store
+        .unsubscribe_if_active(ids[7], UnsubscribeSource::OneClick)
+        .await
+        .unwrap();
     let lookups = f.state.lookups().clone();
     let seventh = lookups.get(ids[7]).await.unwrap().unwrap();
     assert_eq!(seventh.status, SubscriberStatus::Unsubscribed);
@@ -513,7 +572,11 @@ async fn concurrent_one_clicks_are_group_committed_and_each_subscriber_counts_on
     }
     let bounced = f.add("bounced@example.net").await;
     f.store
-        .set_subscriber_status(bounced, SubscriberStatus::Bounced)
+        .set_subscriber_status(
+            bounced,
+            SubscriberStatus::Bounced,
+            UnsubscribeSource::Bounce,
+        )
         .await
         .unwrap();
     let router = app(f.state.clone());
@@ -849,10 +912,11 @@ fn unsubscribe_token_is_the_mailto_fallback() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("unsubscribed bob@example.net"));
 
-    let forged = SigningKeys::new("someone-elses-secret-0123".into(), None).sign(TokenClaims {
-        subscriber_id: 1,
-        issue_id: None,
-    });
+    let forged =
+        SigningKeys::new("someone-elses-secret-0123456789abcdef".into(), None).sign(TokenClaims {
+            subscriber_id: 1,
+            issue_id: None,
+        });
     for bad in [forged.as_str(), "garbage", ""] {
         let out = run(&["subscribers", "unsubscribe-token", bad]);
         assert_eq!(out.status.code(), Some(2), "{bad:?}");

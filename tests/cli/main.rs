@@ -10,5 +10,6 @@ mod http;
 mod interop;
 mod render;
 mod schedule;
+mod security;
 mod smtp_server;
 mod subscribers;

@@ -1,7 +1,7 @@
 //! Subscriber management through the CLI: add, list, unsubscribe, import,
 //! export.
 
-use herald::domain::{SubscriberEmail, SubscriberStatus};
+use herald::domain::{SubscriberEmail, SubscriberStatus, UnsubscribeSource};
 
 use crate::helpers::{sample_subscribers, stderr, stdout, TestEnv};
 
@@ -207,7 +207,7 @@ fn reimport_updates_names_but_never_reactivates_the_unsubscribed_or_bounced() {
             .unwrap()
             .unwrap();
         store
-            .set_subscriber_status(b.id, SubscriberStatus::Bounced)
+            .set_subscriber_status(b.id, SubscriberStatus::Bounced, UnsubscribeSource::Bounce)
             .await
             .unwrap();
     });
