@@ -171,3 +171,15 @@ pub fn ledger(env: &TestEnv, issue: &Path) -> serde_json::Value {
     assert!(out.status.success(), "{}", stderr(&out));
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// `herald send ISSUE --live --yes` through the SMTP server on `port`
+/// (settings of [`smtp_env`]), within a minute.
+pub fn live_send(env: &TestEnv, issue: &Path, port: u16) -> std::process::Output {
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, port);
+    cmd.args(["send", "--live", "--yes"])
+        .arg(issue)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap()
+}

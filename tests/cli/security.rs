@@ -427,14 +427,7 @@ fn international_domains_are_one_subscriber_in_ascii_and_utf8_local_parts_are_re
     // The envelope and the To header are ASCII on the wire.
     let server = SmtpServer::start();
     let issue = write_issue(&env, "intl");
-    let mut cmd = env.herald();
-    smtp_env(&mut cmd, server.port());
-    let out = cmd
-        .args(["send", "--live", "--yes"])
-        .arg(&issue)
-        .timeout(Duration::from_secs(60))
-        .output()
-        .unwrap();
+    let out = live_send(&env, &issue, server.port());
     assert!(out.status.success(), "{}", stderr(&out));
     let got = server.received();
     assert_eq!(got.len(), 2);
@@ -510,14 +503,7 @@ fn smtp_replies_with_terminal_escapes_are_printed_escaped() {
         Fault::AtRcpt("550 5.7.1 \u{1b}[2J\u{1b}]0;owned\u{7} no".into()),
         usize::MAX,
     );
-    let mut cmd = env.herald();
-    smtp_env(&mut cmd, server.port());
-    let out = cmd
-        .args(["send", "--live", "--yes"])
-        .arg(&issue)
-        .timeout(Duration::from_secs(60))
-        .output()
-        .unwrap();
+    let out = live_send(&env, &issue, server.port());
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(ledger(&env, &issue)["counts"]["failed"], 1);
     let out = run(&env, &[], &["status", issue.to_str().unwrap(), "--failed"]);
