@@ -103,6 +103,77 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
     },
+
+    /// Bounces and complaints that come back after a relay accepted a
+    /// message: read them from an MTA pipe, a Maildir or an mbox, and
+    /// review what was recorded.
+    #[command(subcommand)]
+    Bounces(BouncesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BouncesCommand {
+    /// Read bounce mail: one message on stdin (for an MTA pipe), or every
+    /// new message of a Maildir, or an mbox file. DSNs, ARF complaints and
+    /// plain-text bounces are matched to their delivery and acted on;
+    /// auto-replies are recorded, never counted as bounces; unrelated mail
+    /// is left alone. Exit 0 for every message read, whatever it was; 75
+    /// (EX_TEMPFAIL) when the database is unavailable, so the MTA retries.
+    Ingest {
+        /// Process the new messages of this Maildir (moved to cur/ with the
+        /// Seen flag once handled; unrelated mail stays in new/).
+        #[arg(long, value_name = "DIR", conflicts_with = "mbox")]
+        maildir: Option<PathBuf>,
+        /// Process every message of this mbox file.
+        #[arg(long, value_name = "FILE")]
+        mbox: Option<PathBuf>,
+        /// The address the MTA delivered the message to (Postfix:
+        /// ${recipient}), where the VERP token is.
+        #[arg(long, value_name = "ADDRESS")]
+        recipient: Option<String>,
+    },
+    /// Recorded bounces, newest first.
+    List {
+        /// Only this issue (file or slug).
+        #[arg(long)]
+        issue: Option<PathBuf>,
+        /// Only this kind.
+        #[arg(long, value_enum)]
+        kind: Option<BounceKind>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: StatusFormat,
+        /// At most this many rows.
+        #[arg(long, default_value = "200")]
+        limit: i64,
+    },
+    /// One recorded bounce with the report it came from.
+    Show {
+        /// The bounce's id (from `bounces list`).
+        id: i64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BounceKind {
+    Hard,
+    Soft,
+    Complaint,
+    AutoReply,
+    Delayed,
+    Unmatched,
+}
+
+impl BounceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BounceKind::Hard => "hard",
+            BounceKind::Soft => "soft",
+            BounceKind::Complaint => "complaint",
+            BounceKind::AutoReply => "auto-reply",
+            BounceKind::Delayed => "delayed",
+            BounceKind::Unmatched => "unmatched",
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,42 @@ pub struct Settings {
     /// DKIM signing; off unless the section is present.
     #[serde(default)]
     pub dkim: Option<DkimSettings>,
+    /// Bounce and complaint handling (VERP, webhooks).
+    #[serde(default)]
+    pub bounce: BounceSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BounceSettings {
+    /// With an address set, live messages go out with the envelope sender
+    /// `LOCAL+TOKEN@DOMAIN` (VERP), TOKEN naming issue and subscriber.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Soft bounces on this many distinct issues mark a subscriber bounced.
+    #[serde(default = "default_soft_limit")]
+    pub soft_limit: u32,
+    /// Mailgun's webhook signing key: enables `POST /webhooks/mailgun`.
+    #[serde(default)]
+    pub mailgun_signing_key: Option<SecretString>,
+    /// Bearer token for the generic `POST /webhooks/bounce` endpoint.
+    #[serde(default)]
+    pub webhook_token: Option<SecretString>,
+}
+
+impl Default for BounceSettings {
+    fn default() -> Self {
+        BounceSettings {
+            address: None,
+            soft_limit: default_soft_limit(),
+            mailgun_signing_key: None,
+            webhook_token: None,
+        }
+    }
+}
+
+fn default_soft_limit() -> u32 {
+    3
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,19 +207,23 @@ pub struct ScheduleSettings {
 
 /// Keys whose values are secrets: never printed, and read from environment
 /// variables as raw strings (a password `987654321` is not a number).
-pub const SECRET_KEYS: [&str; 3] = [
+pub const SECRET_KEYS: [&str; 5] = [
     "smtp.password",
     "unsubscribe.secret",
     "unsubscribe.previous_secret",
+    "bounce.mailgun_signing_key",
+    "bounce.webhook_token",
 ];
 
 /// Keys read from environment variables as raw strings, whatever they look
 /// like: the secrets and the SMTP user name.
-const RAW_STRING_KEYS: [&str; 4] = [
+const RAW_STRING_KEYS: [&str; 6] = [
     "smtp.password",
     "smtp.username",
     "unsubscribe.secret",
     "unsubscribe.previous_secret",
+    "bounce.mailgun_signing_key",
+    "bounce.webhook_token",
 ];
 
 /// An unsubscribe signing key needs at least this many bytes.
@@ -290,6 +330,7 @@ impl Settings {
             dns_name("dkim.selector", &dkim.selector)?;
         }
         base_url("http.public_base_url", &self.http.public_base_url)?;
+        self.bounce.check()?;
         if !self.database.url.starts_with("sqlite:") {
             return bad("database.url", "must be a sqlite: URL");
         }
@@ -505,6 +546,30 @@ pub fn base_url(key: &str, value: &str) -> Result<(), BadInput> {
     match why {
         Some(why) => Err(config_error(key, why)),
         None => Ok(()),
+    }
+}
+
+impl BounceSettings {
+    fn check(&self) -> Result<(), BadInput> {
+        in_range("bounce.soft_limit", self.soft_limit, 1, 100)?;
+        if let Some(address) = &self.address {
+            email("bounce.address", address)?;
+            if address.contains('+') {
+                return Err(config_error(
+                    "bounce.address",
+                    "must not contain `+` (herald adds `+TOKEN` to its local part)",
+                ));
+            }
+        }
+        for (key, value) in [
+            ("bounce.mailgun_signing_key", &self.mailgun_signing_key),
+            ("bounce.webhook_token", &self.webhook_token),
+        ] {
+            if value.as_ref().is_some_and(|v| v.expose_secret().len() < 16) {
+                return Err(config_error(key, "must be at least 16 characters"));
+            }
+        }
+        Ok(())
     }
 }
 

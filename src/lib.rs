@@ -1,6 +1,7 @@
 //! herald: self-hosted email newsletter dispatch. See ARCHITECTURE.md for the
 //! map of modules and the invariants they keep.
 
+pub mod bounce;
 pub mod cli;
 pub mod commands;
 pub mod config;

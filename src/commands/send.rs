@@ -502,7 +502,7 @@ pub fn format_states(counts: &std::collections::BTreeMap<&'static str, i64>) -> 
 }
 
 /// The issue a status/resend argument names: a file's slug, or a bare slug.
-async fn find_issue(store: &Store, arg: &Path) -> anyhow::Result<IssueRecord> {
+pub(crate) async fn find_issue(store: &Store, arg: &Path) -> anyhow::Result<IssueRecord> {
     let slug = if arg.is_file() {
         render::load_issue(arg)?.slug().to_string()
     } else {
@@ -550,6 +550,13 @@ pub async fn status(store: &Store, args: StatusArgs) -> anyhow::Result<u8> {
     let problems = store
         .deliveries_in_states(issue.id, &["failed", "deferred", "unknown"], limit)
         .await?;
+    let bounce_counts = store.bounce_counts(Some(issue.id)).await?;
+    let bounces = serde_json::json!({
+        "hard": bounce_counts.get("hard").copied().unwrap_or(0),
+        "soft": bounce_counts.get("soft").copied().unwrap_or(0),
+        "complaint": bounce_counts.get("complaint").copied().unwrap_or(0),
+        "auto_reply": bounce_counts.get("auto-reply").copied().unwrap_or(0),
+    });
     match args.format {
         StatusFormat::Json => {
             let value = serde_json::json!({
@@ -565,6 +572,7 @@ pub async fn status(store: &Store, args: StatusArgs) -> anyhow::Result<u8> {
                 "rate_per_second": rate,
                 "elapsed_seconds": elapsed,
                 "problems": problems,
+                "bounces": bounces,
             });
             println!("{}", serde_json::to_string_pretty(&value)?);
         }
@@ -584,6 +592,10 @@ pub async fn status(store: &Store, args: StatusArgs) -> anyhow::Result<u8> {
             );
             println!("total:    {total}");
             println!("ledger:   {}", format_states(&counts));
+            println!(
+                "bounces:  hard {}, soft {}, complaint {}, auto-reply {}",
+                bounces["hard"], bounces["soft"], bounces["complaint"], bounces["auto_reply"]
+            );
             if let Some(rate) = rate {
                 println!("rate:     {rate:.1} msg/s");
             }

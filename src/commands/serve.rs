@@ -24,7 +24,13 @@ pub async fn run(settings: &Settings, bind: Option<&str>) -> anyhow::Result<u8> 
         keys,
         settings.newsletter.name.clone(),
         &settings.http.public_base_url,
-    )?;
+    )?
+    .with_webhooks(crate::http::webhooks::Webhooks {
+        mailgun_signing_key: settings.bounce.mailgun_signing_key.clone(),
+        bearer_token: settings.bounce.webhook_token.clone(),
+        list_id: settings.newsletter.list_id.clone(),
+        soft_limit: settings.bounce.soft_limit,
+    });
     let app = Application::bind(addr, state).await?;
     // Scripts that bind port 0 read the address from here.
     println!("listening on http://{}", app.local_addr());

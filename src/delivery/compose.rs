@@ -24,6 +24,9 @@ pub struct Composer {
     list_id: message::ListIdHeader,
     base_url: String,
     view_url: String,
+    /// `(local, domain)` of `bounce.address`: live copies go out with the
+    /// envelope sender `local+TOKEN@domain` (VERP).
+    bounce_address: Option<(String, String)>,
     signer: Option<Arc<Signer>>,
     /// Quoted-printable encodings of the issue's static HTML and text,
     /// made once and shared by every message.
@@ -69,6 +72,10 @@ impl Composer {
                 .trim_end_matches('/')
                 .to_string(),
             view_url: crate::render::view_url(settings, slug),
+            bounce_address: settings.bounce.address.as_deref().and_then(|a| {
+                a.rsplit_once('@')
+                    .map(|(l, d)| (l.to_string(), d.to_string()))
+            }),
             signer,
             html_cache: PieceCache::new(prepared.html_pieces()),
             text_cache: PieceCache::new(prepared.text_pieces()),
@@ -85,9 +92,19 @@ impl Composer {
         format!("{}/unsubscribe/{token}", self.base_url)
     }
 
+    /// The VERP envelope sender of a live copy, when `bounce.address` is
+    /// set: `local+ISSUE-SUBSCRIBER-MAC@domain`.
+    pub fn envelope_sender(&self, subscriber_id: i64) -> Option<String> {
+        let (local, domain) = self.bounce_address.as_ref()?;
+        let issue_id = self.issue_id.filter(|_| subscriber_id > 0)?;
+        let token = self.keys.sign_verp(issue_id, subscriber_id);
+        Some(format!("{local}+{token}@{domain}"))
+    }
+
     /// Build one recipient's complete message.
     pub fn compose(&self, to: &Addressee<'_>) -> anyhow::Result<OutgoingMessage> {
         let unsubscribe_url = self.unsubscribe_url(to.subscriber_id);
+        let envelope_from = self.envelope_sender(to.subscriber_id);
         let recipient = Recipient {
             email: to.email,
             name: to.name,
@@ -114,6 +131,7 @@ impl Composer {
             unsubscribe_mailto: None,
             list_id: &self.list_id,
             feedback_id: self.feedback_id.as_deref(),
+            envelope_from: envelope_from.as_deref(),
             body: Bodies::QuotedPrintable { text, html },
         })?;
         if let Some(signer) = &self.signer {

@@ -142,6 +142,14 @@ impl Metrics {
 struct DatabaseGauges {
     subscribers: Family<StatusLabels, Gauge>,
     deliveries: Family<DeliveryLabels, Gauge>,
+    /// Recorded bounces by kind: a counter (rows are never deleted),
+    /// advanced to the database's count at each scrape.
+    bounces: Family<KindLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -164,9 +172,16 @@ impl DatabaseGauges {
             "Delivery ledger rows by state, for the most recently started issues",
             deliveries.clone(),
         );
+        let bounces = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "bounces",
+            "Bounce and complaint reports recorded, by kind",
+            bounces.clone(),
+        );
         DatabaseGauges {
             subscribers,
             deliveries,
+            bounces,
         }
     }
 
@@ -175,6 +190,13 @@ impl DatabaseGauges {
             self.subscribers
                 .get_or_create(&StatusLabels { status })
                 .set(n);
+        }
+        for (kind, n) in store.bounce_counts(None).await? {
+            let counter = self.bounces.get_or_create(&KindLabels { kind });
+            let n = u64::try_from(n).unwrap_or(0);
+            if n > counter.get() {
+                counter.inc_by(n - counter.get());
+            }
         }
         let recent = store.recent_delivery_counts(RECENT_ISSUES).await?;
         // Issues that are no longer recent drop out of the family.

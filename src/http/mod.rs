@@ -12,6 +12,8 @@
 //! - `metrics`: Prometheus metrics and the request-logging middleware.
 //! - `health`: `/healthz`.
 //! - `batch`: batches the subscriber reads and writes of concurrent requests.
+//! - `webhooks`: bounce and complaint webhooks from email service providers.
+//! - `web`: the web version of sent issues.
 
 pub mod batch;
 pub mod health;
@@ -20,6 +22,7 @@ pub mod pages;
 pub mod server;
 pub mod unsubscribe;
 pub mod web;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +51,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
+    webhooks: Option<Arc<webhooks::Webhooks>>,
 }
 
 struct Inner {
@@ -80,7 +84,18 @@ impl AppState {
                 base_path: base_path(public_base_url)?,
                 metrics: metrics::Metrics::new(),
             }),
+            webhooks: None,
         })
+    }
+
+    /// Turn on the bounce webhooks (each still off unless its key is set).
+    pub fn with_webhooks(mut self, webhooks: webhooks::Webhooks) -> AppState {
+        self.webhooks = Some(Arc::new(webhooks));
+        self
+    }
+
+    pub fn webhooks(&self) -> Option<&webhooks::Webhooks> {
+        self.webhooks.as_deref()
     }
 
     pub fn store(&self) -> &Store {
@@ -127,6 +142,14 @@ pub fn app(state: AppState) -> Router {
         .route("/issues/{slug}", get(web::issue))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::scrape))
+        .route(
+            "/webhooks/mailgun",
+            post(webhooks::mailgun).layer(DefaultBodyLimit::max(webhooks::MAX_WEBHOOK_BYTES)),
+        )
+        .route(
+            "/webhooks/bounce",
+            post(webhooks::generic).layer(DefaultBodyLimit::max(webhooks::MAX_WEBHOOK_BYTES)),
+        )
         .route_layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

@@ -93,6 +93,7 @@ mod tests {
             unsubscribe_mailto: None,
             list_id: &list_id_header("News", "news.example.org"),
             feedback_id: None,
+            envelope_from: None,
             body: Bodies::Plain {
                 text: "hi".into(),
                 html: "<p>hi</p>".into(),

@@ -25,6 +25,9 @@ pub struct MessageSpec<'a> {
     /// `List-Id`, from [`list_id_header`].
     pub list_id: &'a ListIdHeader,
     pub feedback_id: Option<&'a str>,
+    /// The envelope sender (MAIL FROM, so Return-Path) when it is not the
+    /// From address: a VERP bounce address.
+    pub envelope_from: Option<&'a str>,
     pub body: Bodies,
 }
 
@@ -166,6 +169,18 @@ pub fn build(spec: MessageSpec<'_>) -> anyhow::Result<OutgoingMessage> {
     if let Some(reply_to) = spec.reply_to {
         builder = builder.reply_to(mailbox(None, reply_to, "sender.reply_to")?);
     }
+    if let Some(sender) = spec.envelope_from {
+        let parse = |a: &str, what: &str| {
+            a.parse::<lettre::Address>()
+                .map_err(|e| bad_input!("{what} address `{a}`: {e}"))
+        };
+        let envelope = lettre::address::Envelope::new(
+            Some(parse(sender, "bounce")?),
+            vec![parse(spec.to_address, "recipient")?],
+        )
+        .map_err(|e| anyhow::anyhow!("building the envelope: {e}"))?;
+        builder = builder.envelope(envelope);
+    }
     if let Some(feedback_id) = spec.feedback_id {
         builder = builder.raw_header(raw_header("Feedback-ID", feedback_id.to_string()));
     }
@@ -214,6 +229,7 @@ mod tests {
             unsubscribe_mailto: None,
             list_id: &list_id,
             feedback_id: Some("herald:example"),
+            envelope_from: None,
             body: Bodies::Plain {
                 text: "hi".into(),
                 html: "<p>hi</p>".into(),
