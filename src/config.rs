@@ -54,6 +54,17 @@ pub struct BounceSettings {
     /// Bearer token for the generic `POST /webhooks/bounce` endpoint.
     #[serde(default)]
     pub webhook_token: Option<SecretString>,
+    /// The SNS topic SES publishes bounces and complaints to: enables
+    /// `POST /webhooks/ses` for messages of this topic only.
+    #[serde(default)]
+    pub ses_topic_arn: Option<String>,
+    /// Testing only: a `host:port` whose HTTPS certificate URLs are accepted
+    /// besides `sns.<region>.amazonaws.com`.
+    #[serde(default)]
+    pub ses_test_cert_host: Option<String>,
+    /// Testing only: a PEM CA trusted for those HTTPS requests.
+    #[serde(default)]
+    pub ses_test_ca_file: Option<PathBuf>,
 }
 
 impl Default for BounceSettings {
@@ -63,6 +74,9 @@ impl Default for BounceSettings {
             soft_limit: default_soft_limit(),
             mailgun_signing_key: None,
             webhook_token: None,
+            ses_topic_arn: None,
+            ses_test_cert_host: None,
+            ses_test_ca_file: None,
         }
     }
 }
@@ -552,6 +566,15 @@ pub fn base_url(key: &str, value: &str) -> Result<(), BadInput> {
 impl BounceSettings {
     fn check(&self) -> Result<(), BadInput> {
         in_range("bounce.soft_limit", self.soft_limit, 1, 100)?;
+        if let Some(arn) = &self.ses_topic_arn {
+            if !arn.starts_with("arn:") || arn.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(config_error(
+                    "bounce.ses_topic_arn",
+                    "must be an SNS topic ARN (arn:aws:sns:…)",
+                ));
+            }
+        }
         if let Some(address) = &self.address {
             email("bounce.address", address)?;
             if address.contains('+') {

@@ -28,6 +28,7 @@ pub async fn run(settings: &Settings, bind: Option<&str>) -> anyhow::Result<u8> 
     .with_webhooks(crate::http::webhooks::Webhooks {
         mailgun_signing_key: settings.bounce.mailgun_signing_key.clone(),
         bearer_token: settings.bounce.webhook_token.clone(),
+        sns: sns_verifier(settings)?,
         list_id: settings.newsletter.list_id.clone(),
         soft_limit: settings.bounce.soft_limit,
     });
@@ -39,4 +40,21 @@ pub async fn run(settings: &Settings, bind: Option<&str>) -> anyhow::Result<u8> 
     app.run_until_stopped().await?;
     store.close().await;
     Ok(0)
+}
+
+/// The SES/SNS verifier when `bounce.ses_topic_arn` is set.
+fn sns_verifier(settings: &Settings) -> anyhow::Result<Option<crate::http::sns::SnsVerifier>> {
+    let b = &settings.bounce;
+    let Some(topic) = &b.ses_topic_arn else {
+        return Ok(None);
+    };
+    let ca = match &b.ses_test_ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| bad_input!("bounce.ses_test_ca_file {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    crate::http::sns::SnsVerifier::new(topic.clone(), b.ses_test_cert_host.clone(), ca.as_deref())
+        .map(Some)
 }

@@ -20,6 +20,7 @@ pub mod health;
 pub mod metrics;
 pub mod pages;
 pub mod server;
+pub mod sns;
 pub mod unsubscribe;
 pub mod web;
 pub mod webhooks;
@@ -145,6 +146,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/webhooks/mailgun",
             post(webhooks::mailgun).layer(DefaultBodyLimit::max(webhooks::MAX_WEBHOOK_BYTES)),
+        )
+        .route(
+            "/webhooks/ses",
+            post(sns::ses).layer(DefaultBodyLimit::max(webhooks::MAX_WEBHOOK_BYTES)),
         )
         .route(
             "/webhooks/bounce",

@@ -1,7 +1,8 @@
 //! Bounce and complaint webhooks from email service providers, each
 //! authenticated the way its provider signs requests and each off unless
 //! configured: Mailgun (HMAC-SHA256 over timestamp + token, within a replay
-//! window) and a generic JSON endpoint behind a bearer token. A request
+//! window), Amazon SES through SNS (`sns`: certificate and RSA signature)
+//! and a generic JSON endpoint behind a bearer token. A request
 //! that fails authentication changes nothing and gets 401 or 403.
 
 use axum::body::Bytes;
@@ -26,6 +27,8 @@ pub const MAX_WEBHOOK_BYTES: usize = 256 * 1024;
 pub struct Webhooks {
     pub mailgun_signing_key: Option<SecretString>,
     pub bearer_token: Option<SecretString>,
+    /// Amazon SES through SNS: `POST /webhooks/ses`.
+    pub sns: Option<super::sns::SnsVerifier>,
     pub list_id: String,
     pub soft_limit: u32,
 }

@@ -404,6 +404,7 @@ async fn webhook_state(env: &TestEnv) -> (AppState, herald::store::Store) {
     .with_webhooks(Webhooks {
         mailgun_signing_key: Some(MAILGUN_KEY.into()),
         bearer_token: Some(BEARER.into()),
+        sns: None,
         list_id: "news.example.org".into(),
         soft_limit: 3,
     });
@@ -579,5 +580,266 @@ async fn the_generic_webhook_needs_the_bearer_token() {
     assert_eq!(
         status_of(&store, "ana@example.org").await,
         SubscriberStatus::Active
+    );
+}
+
+// Amazon SES through SNS: a local HTTPS server plays the SNS certificate
+// host (trusted through the test-only override).
+
+struct FakeSns {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    port: u16,
+    key: rsa::RsaPrivateKey,
+    ca_pem: Vec<u8>,
+}
+
+impl Drop for FakeSns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn fake_sns() -> FakeSns {
+    use rsa::pkcs8::DecodePrivateKey;
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    // A test CA, and a certificate for localhost signed by it: the HTTPS
+    // server's and the SNS signing certificate.
+    std::fs::write(
+        dir.path().join("leaf.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    for args in [
+        "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=herald-test-ca",
+        "req -newkey rsa:2048 -nodes -keyout key.pem -out leaf.csr -subj /CN=localhost",
+        "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cert.pem -days 2 -extfile leaf.ext",
+    ] {
+        let ok = std::process::Command::new("openssl")
+            .current_dir(dir.path())
+            .args(args.split(' '))
+            .output()
+            .expect("openssl (installed by the test set-up)");
+        assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/https_server.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .arg(dir.path())
+        .arg(dir.path().join("cert.pem"))
+        .arg(dir.path().join("key.pem"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().expect("the server prints its port");
+    let key_pem = std::fs::read_to_string(dir.path().join("key.pem")).unwrap();
+    FakeSns {
+        key: rsa::RsaPrivateKey::from_pkcs8_pem(&key_pem).unwrap(),
+        ca_pem: std::fs::read(dir.path().join("ca.pem")).unwrap(),
+        dir,
+        child,
+        port,
+    }
+}
+
+const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:ses-feedback";
+
+impl FakeSns {
+    fn cert_url(&self) -> String {
+        format!("https://localhost:{}/cert.pem", self.port)
+    }
+
+    fn requests(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("requests.log")).unwrap_or_default()
+    }
+
+    /// An SNS message with its fields, signed as SNS signs them.
+    fn signed(&self, fields: &[(&str, &str)], version: &str) -> serde_json::Value {
+        use rsa::signature::{SignatureEncoding, Signer};
+        let mut signed: Vec<(&str, &str)> = fields
+            .iter()
+            .copied()
+            .filter(|(n, _)| {
+                [
+                    "Message",
+                    "MessageId",
+                    "Subject",
+                    "SubscribeURL",
+                    "Timestamp",
+                    "Token",
+                    "TopicArn",
+                    "Type",
+                ]
+                .contains(n)
+            })
+            .collect();
+        signed.sort_by_key(|(n, _)| *n);
+        let text: String = signed.iter().map(|(n, v)| format!("{n}\n{v}\n")).collect();
+        let signature = match version {
+            "1" => rsa::pkcs1v15::SigningKey::<sha1::Sha1>::new(self.key.clone())
+                .sign(text.as_bytes())
+                .to_vec(),
+            _ => rsa::pkcs1v15::SigningKey::<Sha256>::new(self.key.clone())
+                .sign(text.as_bytes())
+                .to_vec(),
+        };
+        use base64::Engine;
+        let mut json = serde_json::Map::new();
+        for (n, v) in fields {
+            json.insert(n.to_string(), serde_json::Value::String(v.to_string()));
+        }
+        json.insert("SignatureVersion".into(), version.into());
+        json.insert(
+            "Signature".into(),
+            base64::engine::general_purpose::STANDARD
+                .encode(signature)
+                .into(),
+        );
+        serde_json::Value::Object(json)
+    }
+
+    fn notification(&self, id: &str, ses: serde_json::Value, version: &str) -> serde_json::Value {
+        let message = ses.to_string();
+        let cert = self.cert_url();
+        self.signed(
+            &[
+                ("Type", "Notification"),
+                ("MessageId", id),
+                ("TopicArn", TOPIC),
+                ("Message", &message),
+                ("Timestamp", "2030-01-06T07:00:00.000Z"),
+                ("SigningCertURL", &cert),
+            ],
+            version,
+        )
+    }
+}
+
+#[tokio::test]
+async fn ses_notifications_need_a_valid_sns_signature_from_an_sns_host() {
+    let sns = fake_sns();
+    let env = TestEnv::new();
+    let (state, store) = webhook_state(&env).await;
+    let verifier = herald::http::sns::SnsVerifier::new(
+        TOPIC.into(),
+        Some(format!("localhost:{}", sns.port)),
+        Some(&sns.ca_pem),
+    )
+    .unwrap();
+    let state = state.with_webhooks(Webhooks {
+        mailgun_signing_key: None,
+        bearer_token: None,
+        sns: Some(verifier),
+        list_id: "news.example.org".into(),
+        soft_limit: 3,
+    });
+    let bounce = |email: &str, kind: &str| {
+        serde_json::json!({
+            "notificationType": "Bounce",
+            "bounce": {"bounceType": kind, "bouncedRecipients": [
+                {"emailAddress": email, "status": "5.1.1", "diagnosticCode": "smtp; 550 5.1.1 user unknown"}
+            ]},
+            "mail": {"headers": [{"name": "Message-ID", "value": "<unknown@example.org>"}]},
+        })
+    };
+    let ses = |body: serde_json::Value| {
+        let state = state.clone();
+        async move { post(&state, "/webhooks/ses", None, body.to_string()).await }
+    };
+
+    // Tampered: the message changed after signing.
+    let mut tampered = sns.notification("m1", bounce("ana@example.org", "Permanent"), "1");
+    tampered["Message"] = bounce("bob@example.org", "Permanent").to_string().into();
+    assert_eq!(ses(tampered).await, StatusCode::FORBIDDEN);
+    // A certificate on a host that is not SNS is never fetched.
+    let mut foreign = sns.notification("m2", bounce("ana@example.org", "Permanent"), "1");
+    foreign["SigningCertURL"] = "https://evil.example/cert.pem".into();
+    assert_eq!(ses(foreign).await, StatusCode::FORBIDDEN);
+    let mut plain = sns.notification("m3", bounce("ana@example.org", "Permanent"), "1");
+    plain["SigningCertURL"] = format!("http://localhost:{}/cert.pem", sns.port).into();
+    assert_eq!(ses(plain).await, StatusCode::FORBIDDEN);
+    // Another topic.
+    let mut other = sns.notification("m4", bounce("ana@example.org", "Permanent"), "1");
+    other["TopicArn"] = "arn:aws:sns:eu-west-1:123456789012:other".into();
+    assert_eq!(ses(other).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        status_of(&store, "ana@example.org").await,
+        SubscriberStatus::Active
+    );
+    assert_eq!(
+        status_of(&store, "bob@example.org").await,
+        SubscriberStatus::Active
+    );
+    assert!(store.list_bounces(None, None, 10).await.unwrap().is_empty());
+
+    // Genuine, both signature versions: a permanent bounce and a complaint.
+    let ok = sns.notification("m5", bounce("ana@example.org", "Permanent"), "1");
+    assert_eq!(ses(ok).await, StatusCode::OK);
+    assert_eq!(
+        status_of(&store, "ana@example.org").await,
+        SubscriberStatus::Bounced
+    );
+    let complaint = serde_json::json!({
+        "notificationType": "Complaint",
+        "complaint": {"complainedRecipients": [{"emailAddress": "bob@example.org"}], "complaintFeedbackType": "abuse"},
+    });
+    assert_eq!(
+        ses(sns.notification("m6", complaint, "2")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status_of(&store, "bob@example.org").await,
+        SubscriberStatus::Complained
+    );
+    // A transient bounce counts but does not mark; a Delivery is ignored.
+    assert_eq!(
+        ses(sns.notification("m7", bounce("cy@example.org", "Transient"), "2")).await,
+        StatusCode::OK
+    );
+    let delivery = serde_json::json!({"notificationType": "Delivery", "delivery": {"recipients": ["cy@example.org"]}});
+    assert_eq!(
+        ses(sns.notification("m8", delivery, "2")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status_of(&store, "cy@example.org").await,
+        SubscriberStatus::Active
+    );
+    let kinds: Vec<String> = store
+        .list_bounces(None, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.kind)
+        .collect();
+    assert_eq!(kinds, ["soft", "complaint", "hard"]);
+
+    // A subscription confirmation is confirmed by fetching its URL.
+    let subscribe = format!("https://localhost:{}/confirm?Token=abc", sns.port);
+    let cert = sns.cert_url();
+    let confirm = sns.signed(
+        &[
+            ("Type", "SubscriptionConfirmation"),
+            ("MessageId", "c1"),
+            ("TopicArn", TOPIC),
+            ("Message", "You have chosen to subscribe to the topic."),
+            ("Timestamp", "2030-01-06T07:00:00.000Z"),
+            ("SubscribeURL", &subscribe),
+            ("Token", "abc"),
+            ("SigningCertURL", &cert),
+        ],
+        "1",
+    );
+    assert_eq!(ses(confirm).await, StatusCode::OK);
+    assert!(
+        sns.requests().contains("/confirm?Token=abc"),
+        "{}",
+        sns.requests()
     );
 }
