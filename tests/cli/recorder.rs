@@ -1,0 +1,120 @@
+//! The recorder under write failures, through the built binary: a fault
+//! planted in the database (a trigger that rolls the whole transaction
+//! back, as SQLite does on a full disk) makes recording a `sent` outcome
+//! fail. A fault that clears is survived by a retry; one that stays stops
+//! the run with the database's own words, and a later run loses nothing.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::{ledger, seed_subscribers, smtp_env, stderr, write_issue, TestEnv};
+use crate::smtp_server::SmtpServer;
+
+/// Plant the fault: while `test_fault.active` is 1, marking a delivery
+/// `sent` aborts and rolls back the whole transaction.
+fn plant_fault(env: &TestEnv) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = env.store().await;
+        for sql in [
+            "CREATE TABLE test_fault (active INTEGER NOT NULL)",
+            "INSERT INTO test_fault VALUES (1)",
+            "CREATE TRIGGER test_fault_on_sent BEFORE UPDATE OF state ON deliveries \
+             WHEN NEW.state = 'sent' AND (SELECT active FROM test_fault) = 1 \
+             BEGIN SELECT RAISE(ROLLBACK, 'planted fault: no room to write'); END",
+        ] {
+            sqlx::query(sql).execute(store.pool()).await.unwrap();
+        }
+    });
+}
+
+fn clear_fault(env: &TestEnv) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = env.store().await;
+        sqlx::query("UPDATE test_fault SET active = 0")
+            .execute(store.pool())
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_commit_that_fails_then_succeeds_is_retried_and_the_run_completes() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 30);
+    let issue = write_issue(&env, "retried");
+    plant_fault(&env);
+    let server = SmtpServer::start();
+    let child = env
+        .herald_process(server.port(), 50, 2)
+        .env("HERALD__SMTP__HOST", "127.0.0.1")
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .spawn()
+        .unwrap();
+    server.wait_for(1, Duration::from_secs(20));
+    // The first batch has failed (and rolled back); let one retry fail too.
+    std::thread::sleep(Duration::from_millis(500));
+    clear_fault(&env);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("recording outcomes failed; retrying"), "{err}");
+    assert!(err.contains("planted fault"), "{err}");
+    assert!(!err.contains("transaction depth"), "{err}");
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["sent"], 30, "{l}");
+    let counts = server.counts();
+    assert_eq!(counts.len(), 30);
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+}
+
+#[test]
+fn a_ledger_that_cannot_be_written_stops_the_run_with_the_cause_and_a_later_run_loses_nothing() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 30);
+    let issue = write_issue(&env, "unwritable");
+    plant_fault(&env);
+    let server = SmtpServer::start();
+    let concurrency = 3;
+    let started = Instant::now();
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    let out = cmd
+        .env("HERALD__SENDER__CONCURRENCY", concurrency.to_string())
+        .env("HERALD__SENDER__RATE_PER_SECOND", "50")
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the delivery ledger cannot be written")
+            && stderr(&out).contains("planted fault: no room to write"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // Each worker waits for its previous outcome to be durable before the
+    // next message: at most one unrecorded message per worker went out.
+    let before = server.received().len();
+    assert!(before <= concurrency, "{before} messages went out");
+
+    clear_fault(&env);
+    let mut resume = env.herald();
+    smtp_env(&mut resume, server.port());
+    resume
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .success();
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["sent"], 30, "{l}");
+    assert_eq!(l["counts"]["claimed"], 0, "{l}");
+    let counts = server.counts();
+    assert_eq!(counts.len(), 30, "nothing lost");
+    let duplicates: usize = counts.values().map(|n| n - 1).sum();
+    assert!(duplicates <= concurrency, "{duplicates} duplicates");
+}
