@@ -2,13 +2,15 @@
 //! any stage ends the run within its bound (exit 1, nothing left `claimed`,
 //! lease released); a stop request ends a run within one send timeout; a
 //! dead worker ends the run; a connection the server closed while idle
-//! costs no attempt; STARTTLS and credentials never degrade to plain text.
+//! costs no attempt; STARTTLS and credentials never degrade to plain text;
+//! a crash leaves at most one `unknown` row per worker; lease holders are
+//! told apart from recycled PIDs; waiting for retries is visible.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::helpers::{ledger, seed_subscribers, smtp_env, stderr, write_issue, TestEnv};
-use crate::smtp_server::{Script, Silence, SmtpServer};
+use crate::smtp_server::{Fault, Script, Silence, SmtpServer};
 
 /// Leases still held in the database.
 fn leases(env: &TestEnv) -> i64 {
@@ -463,11 +465,81 @@ fn a_crash_at_a_low_rate_leaves_at_most_one_unknown_row_per_worker() {
     assert!(received.len() as i64 >= 60 - unknown);
     // The summary does not promise that a later run resends held rows.
     let text = crate::helpers::stdout(&out);
-    if unknown > 0 {
-        assert!(
-            text.contains("held (sender.on_unknown = \"hold\")")
-                && text.contains("herald resend --unknown slowkill"),
-            "{text}"
-        );
-    }
+    assert!(unknown > 0, "workers had taken rows when killed: {c}");
+    assert!(
+        text.contains("held (sender.on_unknown = \"hold\")")
+            && text.contains("`herald resend --unknown slowkill`"),
+        "{text}"
+    );
+
+    // Given the slug, resend prints a command that works as printed.
+    let out = env
+        .herald()
+        .args(["resend", "--unknown", "slowkill"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hint = crate::helpers::stdout(&out);
+    let command = hint.split('`').nth(1).expect("a command in backticks");
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(words[0], "herald", "{hint}");
+    let mut again = env.herald();
+    smtp_env(&mut again, server.port());
+    let out = again.args(&words[1..]).arg("--yes").output().unwrap();
+    assert!(out.status.success(), "{hint}: {}", stderr(&out));
+    let c = counts(&env, &issue);
+    assert_eq!(c["sent"], 60, "{c}");
+    assert_eq!(server.counts().len(), 60);
+}
+
+#[test]
+fn waiting_for_deferred_retries_says_until_when_and_deferred_counts_recipients() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 10);
+    let issue = write_issue(&env, "waiting");
+    let server = SmtpServer::start();
+    // Deferred twice, then accepted.
+    server.fault(
+        "user0002@example.org",
+        Fault::AtRcpt("450 4.2.1 mailbox busy".into()),
+        2,
+    );
+    // Deferred at every attempt (greylisted for longer than the run).
+    server.fault(
+        "user0003@example.org",
+        Fault::AtRcpt("451 4.7.1 greylisted, come back later".into()),
+        usize::MAX,
+    );
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    // Retries after ~1.5 s and ~3 s are waited for; the next (~6 s) is
+    // beyond the linger time and left to the next run.
+    let out = cmd
+        .env("HERALD__SENDER__RETRY_BASE_MS", "1500")
+        .env("HERALD__SENDER__MAX_ATTEMPTS", "10")
+        .env("HERALD__SENDER__LINGER_SECS", "4")
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("waiting until ")
+            && err.contains("UTC for 2 deferred retries (last reply: 45")
+            && err.contains("Ctrl-C leaves them to the next run"),
+        "{err}"
+    );
+    assert!(err.contains("left to the next run"), "{err}");
+    assert_eq!(server.counts()["user0002@example.org"], 1);
+    let c = counts(&env, &issue);
+    assert_eq!(c["deferred"], 1, "{c}");
+    assert_eq!(c["sent"], 9, "{c}");
+    // One recipient is deferred, however many times it was deferred.
+    let text = crate::helpers::stdout(&out);
+    assert!(
+        text.contains("sent 9, failed 0, deferred 1, unknown 0"),
+        "{text}"
+    );
 }
