@@ -65,20 +65,24 @@ pub(super) async fn run(
         in_commit: None,
     };
     let mut gave_up = false;
+    // The next job, taken (and marked) right after a clean exchange.
+    let mut next: Option<ClaimedDelivery> = None;
     loop {
-        let job = { jobs.lock().await.recv().await };
-        let Some(job) = job else { break };
-        w.hold(job.id);
+        let job = match next.take() {
+            Some(job) => job,
+            None => {
+                let job = { jobs.lock().await.recv().await };
+                let Some(job) = job else { break };
+                w.take(job.id).await;
+                job
+            }
+        };
         if gave_up || w.shared.stop.state() != Halt::None {
             w.release(job.id).await;
             continue;
         }
-        // Mark the row taken (durable before the message goes out, with
-        // the previous outcome in the same group commit): a crash from now
-        // on leaves it `unknown`, and only this one row of this worker.
-        w.submit(Outcome::Handed { id: job.id }).await;
-        match w.deliver(&job).await {
-            Ok(()) => {}
+        match w.deliver(&job, &jobs).await {
+            Ok(prefetched) => next = prefetched,
             Err(why) => {
                 gave_up = true;
                 if w.shared.alive_workers.fetch_sub(1, Ordering::AcqRel) > 1 {
@@ -104,13 +108,17 @@ impl Worker {
         update(&mut slot);
     }
 
-    fn hold(&self, id: i64) {
+    /// Take a row: hold it in the slot and mark it taken in the ledger
+    /// (durable before its message goes out): a crash from now on leaves it
+    /// `unknown`, and only this one row of this worker.
+    async fn take(&mut self, id: i64) {
         self.slot(|s| {
             *s = Slot {
                 job: Some(id),
                 handed: false,
             }
         });
+        self.submit(Outcome::Handed { id }).await;
     }
 
     /// The row leaves this worker (its outcome is about to be recorded).
@@ -128,9 +136,15 @@ impl Worker {
         }
     }
 
-    /// Send one message and hand its outcome to the recorder. `Err` means
-    /// this worker cannot reach the server any more (the row is resolved).
-    async fn deliver(&mut self, job: &ClaimedDelivery) -> Result<(), String> {
+    /// Send one message and hand its outcome to the recorder. `Ok` may
+    /// carry the next job, already taken, so that its mark and this
+    /// outcome share one group commit. `Err` means this worker cannot reach
+    /// the server any more (the row is resolved).
+    async fn deliver(
+        &mut self,
+        job: &ClaimedDelivery,
+        jobs: &Mutex<mpsc::Receiver<ClaimedDelivery>>,
+    ) -> Result<Option<ClaimedDelivery>, String> {
         let shared = self.shared.clone();
         let message = match shared.composer.compose(&Addressee {
             subscriber_id: job.subscriber_id,
@@ -151,7 +165,7 @@ impl Worker {
                         bounce: None,
                     })
                     .await;
-                return Ok(());
+                return Ok(None);
             }
         };
         let domain = job
@@ -166,7 +180,7 @@ impl Worker {
                 Connected::Yes => {}
                 Connected::Halted => {
                     self.release(job.id).await;
-                    return Ok(());
+                    return Ok(None);
                 }
                 Connected::GaveUp(why) => {
                     self.release(job.id).await;
@@ -179,7 +193,7 @@ impl Worker {
                         .stop
                         .halt_because(Halt::LedgerFailed, format!("{e:#}"));
                     self.release(job.id).await;
-                    return Ok(());
+                    return Ok(None);
                 }
             }
             // The rate limit applies at the moment of sending: after every
@@ -191,7 +205,7 @@ impl Worker {
                     _ = shared.limiter.until_ready(&domain) => {}
                     _ = shared.stop.halted() => {
                         self.release(job.id).await;
-                        return Ok(());
+                        return Ok(None);
                     }
                 }
                 paced = true;
@@ -225,7 +239,7 @@ impl Worker {
                 } else {
                     self.release(job.id).await;
                 }
-                return Ok(());
+                return Ok(None);
             };
             if let SendResult::Stale { detail } = &result {
                 if !replaced_stale {
@@ -264,10 +278,18 @@ impl Worker {
             }
         }
         self.let_go();
+        // After a clean exchange, take the next job now if one is queued.
+        let next = match (&trouble, jobs.try_lock()) {
+            (None, Ok(mut rx)) => rx.try_recv().ok(),
+            _ => None,
+        };
         self.submit(outcome).await;
         let Some(trouble) = trouble else {
             self.failures = 0;
-            return Ok(());
+            if let Some(next) = &next {
+                self.take(next.id).await;
+            }
+            return Ok(next);
         };
         self.failures += 1;
         if self.failures >= shared.options.reconnect_attempts {
@@ -286,7 +308,7 @@ impl Worker {
             _ = tokio::time::sleep(pause) => {}
             _ = shared.stop.halted() => {}
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Queue an outcome; the next message waits for it to be durable.
