@@ -275,16 +275,6 @@ impl Settings {
                 Ok(_) => {}
             }
         }
-        if smtp.username.is_some() != smtp.password.is_some() {
-            return bad(
-                if smtp.username.is_some() {
-                    "password"
-                } else {
-                    "username"
-                },
-                "username and password go together (set both or neither)".into(),
-            );
-        }
         if smtp.allow_plaintext_auth && !is_loopback(&smtp.host) {
             return bad(
                 "allow_plaintext_auth",
