@@ -14,6 +14,7 @@ pub mod mailer;
 pub mod render;
 pub mod schedule;
 pub mod secrets;
+pub mod sigbus;
 pub mod store;
 pub mod telemetry;
 pub mod token;

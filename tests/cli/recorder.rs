@@ -4,7 +4,9 @@
 //! fail. A fault that clears is survived by a retry; one that stays stops
 //! the run with the database's own words, and a later run loses nothing.
 //! Through the library: a real SQLITE_FULL (page cap) is reported as such,
-//! and a connection whose write failed is replaced, not reused.
+//! and a connection whose write failed is replaced, not reused. A WAL
+//! index (-shm) truncated under a running send ends it with a message and
+//! exit 1, not a bus error, and the next run finishes the issue.
 
 use std::time::{Duration, Instant};
 
@@ -198,4 +200,66 @@ fn a_full_database_fails_in_sqlites_own_words_and_every_retry_starts_clean() {
         assert_eq!(counts["sent"], 200);
         assert_eq!(counts["claimed"], 0);
     });
+}
+
+#[test]
+fn a_shared_memory_file_truncated_mid_send_ends_the_run_with_a_message_not_a_bus_error() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 1000);
+    let issue = write_issue(&env, "shm");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("herald"));
+    child
+        .current_dir(env.path())
+        .env("NO_COLOR", "1")
+        .env("HERALD__SENDER__RATE_PER_SECOND", "300")
+        .env("HERALD__UNSUBSCRIBE__SECRET", "test-signing-key-0123456789")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD")) {
+        child.env_remove(key);
+    }
+    let child = child
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .spawn()
+        .unwrap();
+    let outbox = env.path().join("outbox");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&outbox).map_or(0, |d| d.count()) < 100 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let shm = env.path().join("herald.db-shm");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&shm)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{:?}: {err}", out.status);
+    assert!(err.contains("shared-memory file"), "{err}");
+
+    // The next run finishes the issue; nothing is lost.
+    let out = env
+        .herald()
+        .env("HERALD__UNSUBSCRIBE__SECRET", "test-signing-key-0123456789")
+        .env("HERALD__SENDER__RATE_PER_SECOND", "5000")
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["sent"], 1000, "{l}");
+    let delivered = std::fs::read_dir(&outbox)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".eml") && !name.starts_with('.')
+        })
+        .count();
+    assert_eq!(delivered, 1000);
 }
