@@ -44,6 +44,8 @@ pub enum Silence {
     Data,
     /// The body is received, then no reply.
     Body,
+    Rset,
+    Quit,
 }
 
 /// Session-wide behaviour of the server.
@@ -267,6 +269,8 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
             "AUTH" => Some(Silence::Auth),
             "MAIL" => Some(Silence::Mail),
             "DATA" => Some(Silence::Data),
+            "RSET" => Some(Silence::Rset),
+            "QUIT" => Some(Silence::Quit),
             _ => None,
         };
         if silence.is_some_and(silent_at) {
