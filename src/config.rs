@@ -170,6 +170,13 @@ pub struct SmtpSettings {
     pub reconnect_attempts: u32,
     /// First pause after a failed connection; doubles per failure.
     pub reconnect_backoff_ms: u64,
+    /// PEM certificates trusted as roots in addition to the built-in ones
+    /// (a relay with its own CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Send credentials over an unencrypted connection (loopback hosts only).
+    #[serde(default)]
+    pub allow_plaintext_auth: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -348,7 +355,46 @@ impl Settings {
         if !self.database.url.starts_with("sqlite:") {
             return bad("database.url", "must be a sqlite: URL");
         }
-        self.unsubscribe.check()
+        self.unsubscribe.check()?;
+        self.check_smtp()
+    }
+
+    /// Checks of the `[smtp]` timeouts, trust and authentication keys.
+    fn check_smtp(&self) -> Result<(), BadInput> {
+        let bad = |key: &str, why: String| {
+            Err(BadInput::new(format!(
+                "invalid configuration: smtp.{key}: {why}"
+            )))
+        };
+        let smtp = &self.smtp;
+        if smtp.connect_timeout_secs == 0 {
+            return bad("connect_timeout_secs", "must be at least 1".into());
+        }
+        if smtp.send_timeout_secs == 0 {
+            return bad("send_timeout_secs", "must be at least 1".into());
+        }
+        if let Some(path) = &smtp.ca_file {
+            match std::fs::read(path) {
+                Err(e) => return bad("ca_file", format!("cannot read {}: {e}", path.display())),
+                Ok(pem) if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => {
+                    return bad(
+                        "ca_file",
+                        format!("{} holds no PEM certificate", path.display()),
+                    )
+                }
+                Ok(_) => {}
+            }
+        }
+        if smtp.allow_plaintext_auth && !is_loopback(&smtp.host) {
+            return bad(
+                "allow_plaintext_auth",
+                format!(
+                    "is only accepted for a loopback relay, and smtp.host is `{}`",
+                    smtp.host
+                ),
+            );
+        }
+        Ok(())
     }
 
     /// The sending domain (right of the @ in `sender.from_address`), used for
@@ -360,6 +406,16 @@ impl Settings {
             .map(|(_, d)| d)
             .unwrap_or("localhost")
     }
+}
+
+/// Is `host` this machine (a loopback address or `localhost`)?
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// One line per figment error, each naming the key path and its source (for

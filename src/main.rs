@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         }
     };
     herald::telemetry::init(cli.log_format);
+    herald::sigbus::install();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

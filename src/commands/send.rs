@@ -148,7 +148,9 @@ async fn test_send(
         let (outcome, reply) = match &result {
             SendResult::Accepted { reply, .. } => ("accepted", reply.clone()),
             SendResult::Rejected { code, reply, .. } => ("rejected", format!("{code} {reply}")),
-            SendResult::Lost { detail, .. } => ("lost", detail.clone()),
+            SendResult::Lost { detail, .. } | SendResult::Stale { detail } => {
+                ("lost", detail.clone())
+            }
         };
         store
             .record_test_send(issue.slug(), to.as_ref(), &message_id, outcome, &reply)
@@ -326,10 +328,15 @@ async fn deliver_with_lease(
     );
     println!("ledger: {}", format_states(&counts));
     let left = counts["pending"] + counts["deferred"] + counts["unknown"] + counts["claimed"];
+    let because = report
+        .cause
+        .as_deref()
+        .map(|c| format!(": {c}"))
+        .unwrap_or_default();
     let code = match report.halt {
         Halt::Unreachable => {
             eprintln!(
-                "herald: error: could not reach {}; {left} deliveries are left for the next run (see `herald status`)",
+                "herald: error: could not reach {}{because}; {left} deliveries are left for the next run (see `herald status`)",
                 Connector::from_settings(settings).describe()
             );
             1
@@ -338,10 +345,29 @@ async fn deliver_with_lease(
             eprintln!("herald: stopped by request; {left} deliveries left; run the same command to resume");
             INTERRUPTED
         }
-        Halt::LedgerFailed => 1,
+        Halt::LedgerFailed => {
+            eprintln!("herald: error: the run stopped{because}; {left} deliveries left; run the same command to resume once the database is writable");
+            1
+        }
+        Halt::WorkerDied => {
+            eprintln!("herald: error: the run stopped{because}; {left} deliveries left; run the same command to resume");
+            1
+        }
         Halt::None => {
-            if left > 0 {
-                println!("{left} deliveries wait for a later attempt; `herald send --live` again or `herald run-due` resumes them");
+            let held = if settings.sender.on_unknown == crate::config::OnUnknown::Hold {
+                counts["unknown"]
+            } else {
+                0
+            };
+            if left - held > 0 {
+                println!("{} deliveries wait for a later attempt; `herald send --live` again or `herald run-due` resumes them", left - held);
+            }
+            if held > 0 {
+                println!(
+                    "{held} deliveries have an unknown outcome and are held (sender.on_unknown = \"hold\"); \
+                     no run resends them until `herald resend --unknown {}`",
+                    record.slug
+                );
             }
             0
         }
@@ -394,37 +420,14 @@ async fn watch_signals(stop: Stopper) {
     }
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "host".into())
-}
-
-/// `hostname:pid:random`, unique per process.
+/// This process's lease holder name (see [`crate::holder`]).
 pub fn lease_holder() -> String {
-    format!(
-        "{}:{}:{:08x}",
-        host_name(),
-        std::process::id(),
-        rand::random::<u32>()
-    )
+    crate::holder::current()
 }
 
 /// Is `holder` a process on this machine that no longer exists?
 fn holder_is_dead(holder: &str) -> bool {
-    let mut parts = holder.split(':');
-    match (
-        parts.next(),
-        parts.next().and_then(|p| p.parse::<u32>().ok()),
-    ) {
-        (Some(host), Some(pid)) => {
-            host == host_name()
-                && pid != std::process::id()
-                && !Path::new(&format!("/proc/{pid}")).exists()
-        }
-        _ => false,
-    }
+    crate::holder::is_dead(holder)
 }
 
 /// A named lease held by this process while it works.
@@ -641,10 +644,20 @@ pub async fn resend(store: &Store, args: ResendArgs) -> anyhow::Result<u8> {
     let issue = find_issue(store, &args.issue).await?;
     let from = if args.failed { "failed" } else { "unknown" };
     let n = store.requeue(issue.id, from, &now_text()).await?;
+    // A command that works whatever the argument was: the issue file when
+    // it is still where it was sent from, else run-due (which resumes any
+    // live send with pending rows).
+    let how = match issue
+        .source_path
+        .as_deref()
+        .filter(|p| Path::new(p).is_file())
+    {
+        Some(file) => format!("`herald send {file} --live` (or `herald run-due`)"),
+        None => "`herald run-due`".to_string(),
+    };
     println!(
-        "{n} {from} deliveries of {} are pending again; `herald send {} --live` delivers them",
-        issue.slug,
-        args.issue.display()
+        "{n} {from} deliveries of {} are pending again; {how} delivers them",
+        issue.slug
     );
     Ok(0)
 }

@@ -5,7 +5,9 @@
 //! waits on the shared rate limiter, sends, and hands the outcome to the
 //! recorder, which commits outcomes in batches. A halt (operator stop or an
 //! unreachable server) stops claiming; rows never handed to SMTP go back to
-//! `pending`.
+//! `pending`. A worker that dies halts the run: its row is resolved
+//! (`pending` if it never reached SMTP, else `unknown`) and the run ends
+//! with the cause.
 
 pub mod compose;
 pub mod policy;
@@ -41,27 +43,42 @@ pub enum Halt {
     Unreachable,
     /// The ledger could not be written.
     LedgerFailed,
+    /// A delivery worker died (a bug): the run stops rather than limp on.
+    WorkerDied,
 }
 
-/// A stop switch shared by the engine's tasks and the signal handler.
+/// A stop switch shared by the engine's tasks and the signal handler. The
+/// first halt wins and keeps its cause.
 #[derive(Clone)]
 pub struct Stopper {
     tx: Arc<watch::Sender<Halt>>,
+    cause: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Default for Stopper {
     fn default() -> Self {
         Stopper {
             tx: Arc::new(watch::channel(Halt::None).0),
+            cause: Arc::default(),
         }
     }
 }
 
 impl Stopper {
     pub fn halt(&self, why: Halt) {
+        self.set(why, None);
+    }
+
+    /// Halt, saying why in words (shown to the operator).
+    pub fn halt_because(&self, why: Halt, cause: String) {
+        self.set(why, Some(cause));
+    }
+
+    fn set(&self, why: Halt, cause: Option<String>) {
         self.tx.send_if_modified(|h| {
             if *h == Halt::None {
                 *h = why;
+                *self.cause.lock().unwrap_or_else(|e| e.into_inner()) = cause;
                 true
             } else {
                 false
@@ -71,6 +88,11 @@ impl Stopper {
 
     pub fn state(&self) -> Halt {
         *self.tx.borrow()
+    }
+
+    /// The cause given with the halt, if any.
+    pub fn cause(&self) -> Option<String> {
+        self.cause.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn subscribe(&self) -> watch::Receiver<Halt> {
@@ -95,6 +117,9 @@ pub struct EngineOptions {
     /// Consecutive failed connection attempts after which a worker gives up.
     pub reconnect_attempts: u32,
     pub reconnect_backoff: Duration,
+    /// Bound of each send stage; a stopped run waits this long for a
+    /// message in flight.
+    pub send_timeout: Duration,
     pub on_unknown: OnUnknown,
 }
 
@@ -109,6 +134,7 @@ impl EngineOptions {
             linger: Duration::from_secs(settings.sender.linger_secs),
             reconnect_attempts: settings.smtp.reconnect_attempts,
             reconnect_backoff: Duration::from_millis(settings.smtp.reconnect_backoff_ms),
+            send_timeout: Duration::from_secs(settings.smtp.send_timeout_secs),
             on_unknown: settings.sender.on_unknown,
         }
     }
@@ -126,6 +152,28 @@ pub struct RunReport {
     pub recovered_unknown: u64,
     pub elapsed: Duration,
     pub halt: Halt,
+    /// Why the run halted, in words, when it says.
+    pub cause: Option<String>,
+}
+
+/// Where the fault-injection hook makes a worker panic (for the tests of
+/// worker death; set with `HERALD_FAULT_WORKER_PANIC=before-send:N` or
+/// `after-send:N`, N counting messages handed over in this run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FaultPoint {
+    BeforeSend,
+    AfterSend,
+}
+
+fn fault_from_env() -> Option<(FaultPoint, u64)> {
+    let value = std::env::var("HERALD_FAULT_WORKER_PANIC").ok()?;
+    let (point, n) = value.split_once(':')?;
+    let point = match point {
+        "before-send" => FaultPoint::BeforeSend,
+        "after-send" => FaultPoint::AfterSend,
+        _ => return None,
+    };
+    Some((point, n.parse().ok()?))
 }
 
 /// Shared by the claimer and the workers.
@@ -139,6 +187,26 @@ struct Shared {
     stop: Stopper,
     options: EngineOptions,
     alive_workers: AtomicUsize,
+    /// Each worker's current row.
+    slots: Vec<std::sync::Mutex<worker::Slot>>,
+    fault: Option<(FaultPoint, u64)>,
+    /// Messages that reached each fault point (counted only with a fault
+    /// configured).
+    fault_count: [std::sync::atomic::AtomicU64; 2],
+}
+
+impl Shared {
+    /// The fault-injection hook: panic at the configured point.
+    fn fault(&self, at: FaultPoint) {
+        let Some((point, n)) = self.fault else { return };
+        if point != at {
+            return;
+        }
+        let seen = self.fault_count[at as usize].fetch_add(1, Ordering::AcqRel) + 1;
+        if seen == n {
+            panic!("injected fault: worker panic {at:?} message {n}");
+        }
+    }
 }
 
 /// Rows claimed per transaction: enough to keep workers busy, small enough
@@ -198,30 +266,43 @@ pub async fn run(
         stop: stop.clone(),
         options,
         alive_workers: AtomicUsize::new(concurrency),
+        slots: (0..concurrency).map(|_| Default::default()).collect(),
+        fault: fault_from_env(),
+        fault_count: Default::default(),
     });
 
     let (job_tx, job_rx) = mpsc::channel::<ClaimedDelivery>(concurrency * 2);
     let job_rx = Arc::new(Mutex::new(job_rx));
-    let mut workers = Vec::with_capacity(concurrency);
+    let mut supervisors = Vec::with_capacity(concurrency);
     for n in 0..concurrency {
-        workers.push(tokio::spawn(worker::run(n, shared.clone(), job_rx.clone())));
+        let handle = tokio::spawn(worker::run(n, shared.clone(), job_rx.clone()));
+        supervisors.push(supervise(n, handle, shared.clone()));
     }
-    drop(job_rx);
 
     let progress_task = progress.start(tally.clone(), store.delivery_counts(issue.id).await?);
-    let claim_result = claim_loop(&shared, issue.id, job_tx).await;
-    for w in workers {
-        if let Err(e) = w.await {
-            tracing::error!(error = %e, "a delivery worker crashed");
+    let (claim_result, _) = tokio::join!(
+        claim_loop(&shared, issue.id, job_tx),
+        futures_util::future::join_all(supervisors)
+    );
+    // Rows still queued when the last worker ended never reached SMTP.
+    while let Ok(job) = job_rx.lock().await.try_recv() {
+        if let Err(e) = shared
+            .recorder
+            .record(Outcome::Released { id: job.id })
+            .await
+        {
+            stop.halt_because(Halt::LedgerFailed, format!("{e:#}"));
+            break;
         }
     }
+    drop(job_rx);
     let Shared { recorder, .. } = Arc::into_inner(shared).expect("workers have ended");
     drop(recorder);
     let recorded = recorder_task.await?;
     progress_task.finish().await;
     claim_result?;
     if let Err(e) = recorded {
-        stop.halt(Halt::LedgerFailed);
+        stop.halt_because(Halt::LedgerFailed, format!("{e:#}"));
         return Err(e);
     }
     store.finish_issue_if_done(issue.id, &now_text()).await?;
@@ -235,7 +316,44 @@ pub async fn run(
         recovered_unknown: if requeued > 0 { requeued } else { lost },
         elapsed: started.elapsed(),
         halt: stop.state(),
+        cause: stop.cause(),
     })
+}
+
+/// Wait for worker `n`; if it died, halt the run and resolve its row:
+/// `pending` if the message never reached SMTP, else `unknown`.
+async fn supervise(n: usize, handle: tokio::task::JoinHandle<()>, shared: Arc<Shared>) {
+    let Err(err) = handle.await else { return };
+    let why = if err.is_panic() {
+        let payload = err.into_panic();
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into())
+    } else {
+        err.to_string()
+    };
+    let cause = format!("a delivery worker crashed: {why}");
+    tracing::error!(worker = n, "{cause}; stopping the run");
+    shared.stop.halt_because(Halt::WorkerDied, cause);
+    let slot = std::mem::take(&mut *shared.slots[n].lock().unwrap_or_else(|e| e.into_inner()));
+    if let Some(id) = slot.job {
+        let outcome = if slot.handed {
+            Outcome::Unknown {
+                id,
+                reply: "outcome lost: the delivery worker crashed while this message was in flight"
+                    .into(),
+            }
+        } else {
+            Outcome::Released { id }
+        };
+        if let Err(e) = shared.recorder.record(outcome).await {
+            shared
+                .stop
+                .halt_because(Halt::LedgerFailed, format!("{e:#}"));
+        }
+    }
 }
 
 /// Claim due rows and feed them to the workers until nothing is due (and no
@@ -266,11 +384,35 @@ async fn claim_loop(
             let Some(next) = shared.store.next_deferred_at(issue_id).await? else {
                 return Ok(());
             };
-            let wait = parse_time(&next)
-                .map(|t| (t - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
+            let next_at = parse_time(&next).unwrap_or_else(chrono::Utc::now);
+            let wait = (next_at - chrono::Utc::now())
+                .to_std()
                 .unwrap_or(Duration::ZERO);
             if wait > shared.options.linger {
+                tracing::info!(
+                    "the next deferred retry is due at {} UTC, after sender.linger_secs; \
+                     left to the next run (`herald run-due`, or `herald send --live` again)",
+                    next_at.format("%Y-%m-%d %H:%M:%S")
+                );
                 return Ok(());
+            }
+            if wait >= Duration::from_secs(1) {
+                let window = chrono::Utc::now()
+                    + chrono::Duration::from_std(shared.options.linger).unwrap_or_default();
+                let (rows, reply) = shared
+                    .store
+                    .deferred_due_by(issue_id, &crate::store::format_time(window))
+                    .await?;
+                let reply = reply
+                    .filter(|r| !r.trim().is_empty())
+                    .map(|r| format!(" (last reply: {})", r.trim()))
+                    .unwrap_or_default();
+                tracing::info!(
+                    "waiting until {} UTC for {rows} deferred {}{reply}; Ctrl-C leaves {} to the next run",
+                    next_at.format("%H:%M:%S"),
+                    if rows == 1 { "retry" } else { "retries" },
+                    if rows == 1 { "it" } else { "them" },
+                );
             }
             tokio::select! {
                 _ = tokio::time::sleep(wait + Duration::from_millis(5)) => {}

@@ -73,7 +73,8 @@ impl RetryPolicy {
             SendResult::Lost {
                 stage: Stage::Envelope,
                 detail,
-            } => temporary(None, detail.clone()),
+            }
+            | SendResult::Stale { detail } => temporary(None, detail.clone()),
             SendResult::Lost {
                 stage: Stage::Body,
                 detail,

@@ -1,7 +1,9 @@
 //! The recorder: the one task that writes delivery outcomes, in batched
 //! transactions (group commit). A worker waits for its outcome to be durable
 //! before it hands another message to SMTP, so a crash can leave at most one
-//! accepted-but-unrecorded message per worker.
+//! accepted-but-unrecorded message per worker. A failed write is retried
+//! a few times; when it keeps failing, the recorder stops and every waiting
+//! worker (and the run's report) gets the database's own words.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,16 +30,39 @@ pub struct Tally {
     pub outstanding: AtomicU64,
     /// Signalled after every recorded batch.
     pub recorded: Notify,
+    /// Recipients whose latest outcome in this run is `deferred`: `deferred`
+    /// counts recipients, not deferral events.
+    deferred_ids: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl Tally {
     fn count(&self, o: &Outcome) {
+        let id = match o {
+            // A hand-off mark, not an outcome.
+            Outcome::Handed { .. } => return,
+            Outcome::Sent { id, .. }
+            | Outcome::Deferred { id, .. }
+            | Outcome::Failed { id, .. }
+            | Outcome::Unknown { id, .. }
+            | Outcome::Released { id } => *id,
+        };
+        {
+            let mut deferred = self.deferred_ids.lock().unwrap_or_else(|e| e.into_inner());
+            if matches!(o, Outcome::Deferred { .. }) {
+                deferred.insert(id);
+            } else {
+                deferred.remove(&id);
+            }
+            self.deferred
+                .store(deferred.len() as u64, Ordering::Relaxed);
+        }
         let counter = match o {
             Outcome::Sent { .. } => &self.sent,
-            Outcome::Deferred { .. } => &self.deferred,
+            Outcome::Deferred { .. } => return,
             Outcome::Failed { .. } => &self.failed,
             Outcome::Unknown { .. } => &self.unknown,
             Outcome::Released { .. } => &self.released,
+            Outcome::Handed { .. } => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -48,10 +73,21 @@ struct Entry {
     done: oneshot::Sender<()>,
 }
 
+/// Why the recorder stopped, once it has.
+type Failure = Arc<std::sync::Mutex<Option<String>>>;
+
+fn stopped(failure: &Failure) -> anyhow::Error {
+    match failure.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
+        Some(cause) => anyhow::anyhow!("the delivery ledger cannot be written: {cause}"),
+        None => anyhow::anyhow!("the recorder has stopped"),
+    }
+}
+
 /// Handle workers use to record outcomes.
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Entry>,
+    failure: Failure,
 }
 
 impl Recorder {
@@ -62,8 +98,9 @@ impl Recorder {
         tally: Arc<Tally>,
     ) -> (Recorder, tokio::task::JoinHandle<anyhow::Result<()>>) {
         let (tx, rx) = mpsc::channel(4096);
-        let handle = tokio::spawn(run(store, tally, rx));
-        (Recorder { tx }, handle)
+        let failure = Failure::default();
+        let handle = tokio::spawn(run(store, tally, rx, failure.clone()));
+        (Recorder { tx, failure }, handle)
     }
 
     /// Record one outcome and wait until it is durable.
@@ -78,24 +115,27 @@ impl Recorder {
         self.tx
             .send(Entry { outcome, done })
             .await
-            .map_err(|_| anyhow::anyhow!("the recorder has stopped"))?;
-        Ok(Durable(wait))
+            .map_err(|_| stopped(&self.failure))?;
+        Ok(Durable(wait, self.failure.clone()))
     }
 }
 
 /// An outcome on its way to the ledger.
-pub struct Durable(oneshot::Receiver<()>);
+pub struct Durable(oneshot::Receiver<()>, Failure);
 
 impl Durable {
     /// Wait until the outcome is committed.
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.0
-            .await
-            .map_err(|_| anyhow::anyhow!("the recorder could not write an outcome"))
+        self.0.await.map_err(|_| stopped(&self.1))
     }
 }
 
-async fn run(store: Store, tally: Arc<Tally>, mut rx: mpsc::Receiver<Entry>) -> anyhow::Result<()> {
+async fn run(
+    store: Store,
+    tally: Arc<Tally>,
+    mut rx: mpsc::Receiver<Entry>,
+    failure: Failure,
+) -> anyhow::Result<()> {
     let mut batch: Vec<Entry> = Vec::with_capacity(MAX_BATCH);
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
@@ -120,13 +160,17 @@ async fn run(store: Store, tally: Arc<Tally>, mut rx: mpsc::Receiver<Entry>) -> 
                 Err(e) => {
                     // Dropping the entries tells the waiting workers; their
                     // rows stay `claimed` and are resolved on the next run.
+                    tracing::error!(error = %e, "recording outcomes failed for good; stopping the run");
+                    *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
                     return Err(anyhow::Error::new(e).context("recording delivery outcomes"));
                 }
             }
         }
         for entry in batch.drain(..) {
-            tally.count(&entry.outcome);
-            tally.outstanding.fetch_sub(1, Ordering::AcqRel);
+            if !matches!(entry.outcome, Outcome::Handed { .. }) {
+                tally.count(&entry.outcome);
+                tally.outstanding.fetch_sub(1, Ordering::AcqRel);
+            }
             let _ = entry.done.send(());
         }
         tally.recorded.notify_waiters();

@@ -1,14 +1,15 @@
 //! One delivery worker: owns one transport connection, reconnecting with
 //! backoff; waits on the shared rate limiter; sends; records the outcome and
-//! waits for it to be durable before taking the next message.
+//! waits for it to be durable before taking the next message. It keeps its
+//! current row in a slot the engine reads if the worker dies.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, Mutex};
 
-use super::{Halt, Shared};
+use super::{FaultPoint, Halt, Shared};
 use crate::delivery::compose::Addressee;
 use crate::delivery::recorder::Durable;
 use crate::mailer::transport::{Connection, SendResult};
@@ -21,25 +22,130 @@ fn backoff(base: Duration, failures: u32) -> Duration {
         .min(MAX_PAUSE)
 }
 
+/// The row a worker holds, for the engine to resolve if the worker dies.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Slot {
+    pub job: Option<i64>,
+    /// The message went (or was going) to SMTP: its fate is unknown.
+    pub handed: bool,
+}
+
+/// Whether the worker holds a usable connection.
+enum Connected {
+    Yes,
+    /// A halt was requested while connecting.
+    Halted,
+    /// This worker cannot reach the server; the message is why.
+    GaveUp(String),
+}
+
+struct Worker {
+    n: usize,
+    shared: Arc<Shared>,
+    conn: Option<Connection>,
+    /// Consecutive connection troubles (failed connects, lost
+    /// connections, 421); reset by any complete exchange.
+    failures: u32,
+    /// The previous message's outcome, still being committed. It must be
+    /// durable before the next message goes to SMTP: that bounds what a
+    /// crash can duplicate to one message per worker.
+    in_commit: Option<Durable>,
+}
+
 pub(super) async fn run(
     n: usize,
     shared: Arc<Shared>,
     jobs: Arc<Mutex<mpsc::Receiver<ClaimedDelivery>>>,
 ) {
-    let mut conn: Option<Connection> = None;
-    let mut failures: u32 = 0;
+    let mut w = Worker {
+        n,
+        shared,
+        conn: None,
+        failures: 0,
+        in_commit: None,
+    };
     let mut gave_up = false;
-    // The previous message's outcome, still being committed. It must be
-    // durable before the next message goes to SMTP: that bounds what a
-    // crash can duplicate to one message per worker.
-    let mut in_commit: Option<Durable> = None;
+    // The next job, taken (and marked) right after a clean exchange.
+    let mut next: Option<ClaimedDelivery> = None;
     loop {
-        let job = { jobs.lock().await.recv().await };
-        let Some(job) = job else { break };
-        if gave_up || shared.stop.state() != Halt::None {
-            release(&shared, job.id).await;
+        let job = match next.take() {
+            Some(job) => job,
+            None => {
+                let job = { jobs.lock().await.recv().await };
+                let Some(job) = job else { break };
+                w.take(job.id).await;
+                job
+            }
+        };
+        if gave_up || w.shared.stop.state() != Halt::None {
+            w.release(job.id).await;
             continue;
         }
+        match w.deliver(&job, &jobs).await {
+            Ok(prefetched) => next = prefetched,
+            Err(why) => {
+                gave_up = true;
+                if w.shared.alive_workers.fetch_sub(1, Ordering::AcqRel) > 1 {
+                    // Others still reach the server: leave the work to them.
+                    tracing::warn!(worker = n, "{why}; this worker stops");
+                    break;
+                }
+                // The last worker: halt the run, then keep draining the
+                // queue (releasing each row) until the claimer closes it.
+                tracing::error!(server = %w.shared.connector.describe(), "no worker can reach the server; stopping: {why}");
+                w.shared.stop.halt_because(Halt::Unreachable, why);
+            }
+        }
+    }
+    w.finish().await;
+}
+
+impl Worker {
+    fn slot(&self, update: impl FnOnce(&mut Slot)) {
+        let mut slot = self.shared.slots[self.n]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        update(&mut slot);
+    }
+
+    /// Take a row: hold it in the slot and mark it taken in the ledger
+    /// (durable before its message goes out): a crash from now on leaves it
+    /// `unknown`, and only this one row of this worker.
+    async fn take(&mut self, id: i64) {
+        self.slot(|s| {
+            *s = Slot {
+                job: Some(id),
+                handed: false,
+            }
+        });
+        self.submit(Outcome::Handed { id }).await;
+    }
+
+    /// The row leaves this worker (its outcome is about to be recorded).
+    fn let_go(&self) {
+        self.slot(|s| *s = Slot::default());
+    }
+
+    /// Put a row never handed to SMTP back to `pending`.
+    async fn release(&self, id: i64) {
+        self.let_go();
+        if let Err(e) = self.shared.recorder.record(Outcome::Released { id }).await {
+            self.shared
+                .stop
+                .halt_because(Halt::LedgerFailed, format!("{e:#}"));
+        }
+    }
+
+    /// Send one message and hand its outcome to the recorder. `Ok` may
+    /// carry the next job, already taken, so that its mark and this
+    /// outcome share one group commit. `Err` means this worker cannot reach
+    /// the server any more (the row is resolved).
+    async fn deliver(
+        &mut self,
+        job: &ClaimedDelivery,
+        jobs: &Mutex<mpsc::Receiver<ClaimedDelivery>>,
+    ) -> Result<Option<ClaimedDelivery>, String> {
+        let shared = self.shared.clone();
         let message = match shared.composer.compose(&Addressee {
             subscriber_id: job.subscriber_id,
             email: &job.email,
@@ -49,6 +155,7 @@ pub(super) async fn run(
             Ok(m) => m,
             Err(e) => {
                 let reply = format!("could not build the message: {e:#}");
+                self.let_go();
                 let _ = shared
                     .recorder
                     .record(Outcome::Failed {
@@ -58,7 +165,7 @@ pub(super) async fn run(
                         bounce: None,
                     })
                     .await;
-                continue;
+                return Ok(None);
             }
         };
         let domain = job
@@ -66,62 +173,86 @@ pub(super) async fn run(
             .rsplit_once('@')
             .map(|(_, d)| d.to_ascii_lowercase())
             .unwrap_or_default();
-        // Make sure we hold a connection, pausing between failed attempts.
-        while conn.is_none() {
-            match shared.connector.connect().await {
-                Ok(c) => {
-                    conn = Some(c);
-                    failures = 0;
+        let mut replaced_stale = false;
+        let mut paced = false;
+        let result = loop {
+            match self.connect().await {
+                Connected::Yes => {}
+                Connected::Halted => {
+                    self.release(job.id).await;
+                    return Ok(None);
                 }
-                Err(e) => {
-                    failures += 1;
-                    tracing::warn!(worker = n, failures, error = %format!("{e:#}"), "cannot connect");
-                    if failures >= shared.options.reconnect_attempts {
-                        gave_up = true;
-                        break;
-                    }
-                    let pause = backoff(shared.options.reconnect_backoff, failures);
-                    let halted = tokio::select! {
-                        _ = tokio::time::sleep(pause) => false,
-                        _ = shared.stop.halted() => true,
-                    };
-                    if halted {
-                        break;
-                    }
+                Connected::GaveUp(why) => {
+                    self.release(job.id).await;
+                    return Err(why);
                 }
             }
-        }
-        let Some(c) = conn.as_mut() else {
-            release(&shared, job.id).await;
-            if gave_up {
-                if shared.alive_workers.fetch_sub(1, Ordering::AcqRel) > 1 {
-                    // Others still reach the server: leave the work to them.
-                    return;
+            if let Some(previous) = self.in_commit.take() {
+                if let Err(e) = previous.wait().await {
+                    shared
+                        .stop
+                        .halt_because(Halt::LedgerFailed, format!("{e:#}"));
+                    self.release(job.id).await;
+                    return Ok(None);
                 }
-                // The last worker: halt the run, then keep draining the
-                // queue (releasing each row) until the claimer closes it.
-                tracing::error!(server = %shared.connector.describe(), "no worker can reach the server; stopping");
-                shared.stop.halt(Halt::Unreachable);
             }
-            continue;
+            // The rate limit applies at the moment of sending: after every
+            // other wait (connection, previous commit), right before the
+            // handoff. A message sent again on a fresh connection after a
+            // stale one keeps its place.
+            if !paced {
+                tokio::select! {
+                    _ = shared.limiter.until_ready(&domain) => {}
+                    _ = shared.stop.halted() => {
+                        self.release(job.id).await;
+                        return Ok(None);
+                    }
+                }
+                paced = true;
+            }
+            shared.fault(FaultPoint::BeforeSend);
+            self.slot(|s| s.handed = true);
+            let body_started = AtomicBool::new(false);
+            let conn = self.conn.as_mut().expect("connected above");
+            let send_timeout = shared.options.send_timeout;
+            let stop = shared.stop.clone();
+            let result = tokio::select! {
+                r = conn.send_tracked(&message, &job.message_id, &body_started) => Some(r),
+                // Stopped: a message in flight gets at most one more send
+                // timeout to finish.
+                _ = async {
+                    stop.halted().await;
+                    tokio::time::sleep(send_timeout).await;
+                } => None,
+            };
+            let Some(result) = result else {
+                self.conn = None;
+                if body_started.load(Ordering::Acquire) {
+                    self.let_go();
+                    self.submit(Outcome::Unknown {
+                        id: job.id,
+                        reply:
+                            "outcome lost: the run stopped while this message was being transmitted"
+                                .into(),
+                    })
+                    .await;
+                } else {
+                    self.release(job.id).await;
+                }
+                return Ok(None);
+            };
+            if let SendResult::Stale { detail } = &result {
+                if !replaced_stale {
+                    tracing::info!(worker = self.n, %detail, "the server closed an idle connection; reconnecting");
+                    self.conn = None;
+                    replaced_stale = true;
+                    self.slot(|s| s.handed = false);
+                    continue;
+                }
+            }
+            break result;
         };
-        if let Some(previous) = in_commit.take() {
-            if previous.wait().await.is_err() {
-                shared.stop.halt(Halt::LedgerFailed);
-                release(&shared, job.id).await;
-                continue;
-            }
-        }
-        // The rate limit applies at the moment of sending: after every other
-        // wait (connection, previous commit), right before the handoff.
-        tokio::select! {
-            _ = shared.limiter.until_ready(&domain) => {}
-            _ = shared.stop.halted() => {
-                release(&shared, job.id).await;
-                continue;
-            }
-        }
-        let result = c.send(&message, &job.message_id).await;
+        shared.fault(FaultPoint::AfterSend);
         if let SendResult::Accepted { .. } = result {
             shared
                 .tally
@@ -131,55 +262,111 @@ pub(super) async fn run(
         let outcome = shared
             .options
             .retry
-            .outcome(&job, &result, chrono::Utc::now());
-        let pause = match &result {
-            SendResult::Accepted { .. } => None,
-            SendResult::Rejected { code: 421, .. } | SendResult::Lost { .. } => {
-                failures += 1;
-                Some(backoff(shared.options.reconnect_backoff, failures))
-            }
-            SendResult::Rejected { .. } => None,
+            .outcome(job, &result, chrono::Utc::now());
+        let trouble = match &result {
+            SendResult::Rejected {
+                code: 421, reply, ..
+            } => Some(format!("421 {reply}")),
+            SendResult::Lost { detail, .. } | SendResult::Stale { detail } => Some(detail.clone()),
+            SendResult::Accepted { .. } | SendResult::Rejected { .. } => None,
         };
         if !result.connection_usable() {
-            if let Some(old) = conn.take() {
+            if let Some(old) = self.conn.take() {
                 if matches!(result, SendResult::Rejected { .. }) {
                     old.close().await;
                 }
             }
         }
-        match shared.recorder.submit(outcome).await {
-            Ok(durable) => in_commit = Some(durable),
-            Err(_) => shared.stop.halt(Halt::LedgerFailed),
+        self.let_go();
+        // After a clean exchange, take the next job now if one is queued.
+        let next = match (&trouble, jobs.try_lock()) {
+            (None, Ok(mut rx)) => rx.try_recv().ok(),
+            _ => None,
+        };
+        self.submit(outcome).await;
+        let Some(trouble) = trouble else {
+            self.failures = 0;
+            if let Some(next) = &next {
+                self.take(next.id).await;
+            }
+            return Ok(next);
+        };
+        self.failures += 1;
+        if self.failures >= shared.options.reconnect_attempts {
+            return Err(format!(
+                "{} connection troubles in a row, the last: {trouble}",
+                self.failures
+            ));
         }
-        if let Some(pause) = pause {
-            tracing::info!(
-                worker = n,
-                pause_ms = pause.as_millis() as u64,
-                "server trouble; pausing this worker"
-            );
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = shared.stop.halted() => {}
+        let pause = backoff(shared.options.reconnect_backoff, self.failures);
+        tracing::info!(
+            worker = self.n,
+            pause_ms = pause.as_millis() as u64,
+            "server trouble; pausing this worker"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shared.stop.halted() => {}
+        }
+        Ok(None)
+    }
+
+    /// Queue an outcome; the next message waits for it to be durable.
+    async fn submit(&mut self, outcome: Outcome) {
+        match self.shared.recorder.submit(outcome).await {
+            Ok(durable) => self.in_commit = Some(durable),
+            Err(e) => self
+                .shared
+                .stop
+                .halt_because(Halt::LedgerFailed, format!("{e:#}")),
+        }
+    }
+
+    /// Make sure we hold a connection, pausing between failed attempts.
+    async fn connect(&mut self) -> Connected {
+        let shared = self.shared.clone();
+        while self.conn.is_none() {
+            let attempt = tokio::select! {
+                r = shared.connector.connect() => Some(r),
+                _ = shared.stop.halted() => None,
+            };
+            match attempt {
+                None => return Connected::Halted,
+                Some(Ok(c)) => self.conn = Some(c),
+                Some(Err(e)) => {
+                    self.failures += 1;
+                    tracing::warn!(worker = self.n, failures = self.failures, error = %e, "cannot connect");
+                    if e.permanent {
+                        // Every worker would meet the same refusal.
+                        shared
+                            .stop
+                            .halt_because(Halt::Unreachable, e.message.clone());
+                        return Connected::GaveUp(e.message);
+                    }
+                    if self.failures >= shared.options.reconnect_attempts {
+                        return Connected::GaveUp(e.message);
+                    }
+                    let pause = backoff(shared.options.reconnect_backoff, self.failures);
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = shared.stop.halted() => return Connected::Halted,
+                    }
+                }
             }
         }
+        Connected::Yes
     }
-    if let Some(previous) = in_commit.take() {
-        if previous.wait().await.is_err() {
-            shared.stop.halt(Halt::LedgerFailed);
-        }
-    }
-    if let Some(c) = conn {
-        c.close().await;
-    }
-}
 
-async fn release(shared: &Shared, id: i64) {
-    if shared
-        .recorder
-        .record(Outcome::Released { id })
-        .await
-        .is_err()
-    {
-        shared.stop.halt(Halt::LedgerFailed);
+    async fn finish(mut self) {
+        if let Some(previous) = self.in_commit.take() {
+            if let Err(e) = previous.wait().await {
+                self.shared
+                    .stop
+                    .halt_because(Halt::LedgerFailed, format!("{e:#}"));
+            }
+        }
+        if let Some(c) = self.conn.take() {
+            c.close().await;
+        }
     }
 }

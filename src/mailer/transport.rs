@@ -5,11 +5,13 @@
 //! outbox transport writes each message as an .eml file.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::extension::{ClientId, Extension};
 use lettre::transport::smtp::Error as SmtpError;
 use tokio::net::TcpStream;
 
@@ -41,6 +43,10 @@ pub enum SendResult {
     },
     /// The connection failed or timed out at `stage`.
     Lost { stage: Stage, detail: String },
+    /// A reused connection failed before the server accepted MAIL FROM
+    /// (typically closed by the server while idle): nothing was handed
+    /// over, and the recipient is not at fault. Reconnect and send again.
+    Stale { detail: String },
 }
 
 impl SendResult {
@@ -49,7 +55,33 @@ impl SendResult {
         match self {
             SendResult::Accepted { .. } => true,
             SendResult::Rejected { reusable, .. } => *reusable,
-            SendResult::Lost { .. } => false,
+            SendResult::Lost { .. } | SendResult::Stale { .. } => false,
+        }
+    }
+}
+
+/// Why a connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ConnectError {
+    pub message: String,
+    /// Retrying cannot help (untrusted certificate, STARTTLS not offered,
+    /// credentials refused or not to be sent in clear): stop at once.
+    pub permanent: bool,
+}
+
+impl ConnectError {
+    fn transient(message: String) -> ConnectError {
+        ConnectError {
+            message,
+            permanent: false,
+        }
+    }
+
+    fn permanent(message: String) -> ConnectError {
+        ConnectError {
+            message,
+            permanent: true,
         }
     }
 }
@@ -67,6 +99,9 @@ pub struct SmtpConnector {
     port: u16,
     tls: SmtpTls,
     credentials: Option<(String, secrecy::SecretString)>,
+    allow_plaintext_auth: bool,
+    /// Extra trusted roots (`smtp.ca_file`): its path and PEM contents.
+    ca: Option<(PathBuf, Arc<Vec<u8>>)>,
     hello: ClientId,
     connect_timeout: Duration,
     send_timeout: Duration,
@@ -74,8 +109,17 @@ pub struct SmtpConnector {
 
 /// One open connection, owned by one worker.
 pub enum Connection {
-    Smtp(Box<AsyncSmtpConnection>, Duration),
+    Smtp(Box<SmtpConnection>),
     Outbox(PathBuf),
+}
+
+/// An open SMTP session and what the sender needs to know about it.
+pub struct SmtpConnection {
+    conn: AsyncSmtpConnection,
+    timeout: Duration,
+    /// Messages already carried: a failure before MAIL FROM on a reused
+    /// connection is the connection's fault, not the recipient's.
+    carried: u64,
 }
 
 impl Connector {
@@ -86,11 +130,21 @@ impl Connector {
             },
             TransportKind::Smtp => {
                 let smtp = &settings.smtp;
+                // The file was checked when the settings were loaded; a
+                // read failure now is reported at connection time.
+                let ca = smtp.ca_file.as_ref().map(|path| {
+                    (
+                        path.clone(),
+                        Arc::new(std::fs::read(path).unwrap_or_default()),
+                    )
+                });
                 Connector::Smtp(SmtpConnector {
                     host: smtp.host.clone(),
                     port: smtp.port,
                     tls: smtp.tls,
                     credentials: smtp.username.clone().zip(smtp.password.clone()),
+                    allow_plaintext_auth: smtp.allow_plaintext_auth,
+                    ca,
                     hello: ClientId::Domain(settings.sending_domain().to_string()),
                     connect_timeout: Duration::from_secs(smtp.connect_timeout_secs),
                     send_timeout: Duration::from_secs(smtp.send_timeout_secs),
@@ -107,13 +161,19 @@ impl Connector {
         }
     }
 
-    pub async fn connect(&self) -> anyhow::Result<Connection> {
+    /// Open a connection. Every stage (TCP connect, TLS handshake,
+    /// greeting, EHLO, STARTTLS, AUTH) is bounded by
+    /// `smtp.connect_timeout_secs`.
+    pub async fn connect(&self) -> Result<Connection, ConnectError> {
         match self {
             Connector::Outbox { dir } => {
                 crate::private_fs::create_dir_all_async(dir)
                     .await
                     .map_err(|e| {
-                        anyhow::anyhow!("creating outbox directory {}: {e}", dir.display())
+                        ConnectError::transient(format!(
+                            "creating outbox directory {}: {e}",
+                            dir.display()
+                        ))
                     })?;
                 Ok(Connection::Outbox(dir.clone()))
             }
@@ -122,24 +182,95 @@ impl Connector {
     }
 }
 
+/// An error and its sources on one line.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
 impl SmtpConnector {
-    async fn connect(&self) -> anyhow::Result<Connection> {
-        let tls_params = || {
-            TlsParameters::new(self.host.clone())
-                .map_err(|e| anyhow::anyhow!("TLS set-up for {}: {e}", self.host))
-        };
+    /// Run one connection stage under the connect timeout.
+    async fn stage<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = Result<T, SmtpError>>,
+    ) -> Result<T, ConnectError> {
+        match tokio::time::timeout(self.connect_timeout, fut).await {
+            Err(_) => Err(ConnectError::transient(format!(
+                "{what} with {}:{}: no reply within {}s",
+                self.host,
+                self.port,
+                self.connect_timeout.as_secs()
+            ))),
+            Ok(Err(e)) => Err(self.classify(what, &e)),
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+
+    /// Turn a lettre error at a connection stage into a [`ConnectError`],
+    /// saying what the operator can do when retrying cannot help.
+    fn classify(&self, what: &str, e: &SmtpError) -> ConnectError {
+        let detail = chain(e);
+        let lower = detail.to_ascii_lowercase();
+        if lower.contains("certificate") || lower.contains("unknownissuer") {
+            return ConnectError::permanent(format!(
+                "{what} with {}:{}: the server's TLS certificate is not trusted for `{}` ({detail}); \
+                 if the relay uses its own CA, put that CA's certificate (PEM) in smtp.ca_file, \
+                 and make sure smtp.host is a name the certificate carries",
+                self.host, self.port, self.host
+            ));
+        }
+        if e.is_permanent() {
+            return ConnectError::permanent(format!(
+                "{what} with {}:{}: {detail}",
+                self.host, self.port
+            ));
+        }
+        ConnectError::transient(format!("{what} with {}:{}: {detail}", self.host, self.port))
+    }
+
+    fn tls_parameters(&self) -> Result<TlsParameters, ConnectError> {
+        let mut builder = TlsParameters::builder(self.host.clone());
+        if let Some((path, pem)) = &self.ca {
+            let cert = Certificate::from_pem(pem).map_err(|e| {
+                ConnectError::permanent(format!(
+                    "smtp.ca_file {}: no usable PEM certificate ({e})",
+                    path.display()
+                ))
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        builder.build_rustls().map_err(|e| {
+            ConnectError::permanent(format!("TLS set-up for {}: {}", self.host, chain(&e)))
+        })
+    }
+
+    async fn connect(&self) -> Result<Connection, ConnectError> {
         let mut conn = match self.tls {
             SmtpTls::Tls => {
-                // Implicit TLS goes through lettre's own connector.
-                AsyncSmtpConnection::connect_tokio1(
-                    (self.host.as_str(), self.port),
-                    Some(self.connect_timeout),
-                    &self.hello,
-                    Some(tls_params()?),
-                    None,
+                // Implicit TLS goes through lettre's own connector (TCP
+                // connect, handshake, greeting, EHLO), bounded as a whole.
+                let tls = self.tls_parameters()?;
+                self.stage(
+                    "TLS handshake, greeting and EHLO",
+                    AsyncSmtpConnection::connect_tokio1(
+                        (self.host.as_str(), self.port),
+                        Some(self.connect_timeout),
+                        &self.hello,
+                        Some(tls),
+                        None,
+                    ),
                 )
-                .await
-                .map_err(|e| anyhow::anyhow!("connecting to {}:{}: {e}", self.host, self.port))?
+                .await?
             }
             SmtpTls::None | SmtpTls::Starttls => {
                 let stream = tokio::time::timeout(
@@ -148,23 +279,37 @@ impl SmtpConnector {
                 )
                 .await
                 .map_err(|_| {
-                    anyhow::anyhow!("connecting to {}:{}: timed out", self.host, self.port)
+                    ConnectError::transient(format!(
+                        "connecting to {}:{}: timed out after {}s",
+                        self.host,
+                        self.port,
+                        self.connect_timeout.as_secs()
+                    ))
                 })?
-                .map_err(|e| anyhow::anyhow!("connecting to {}:{}: {e}", self.host, self.port))?;
-                stream.set_nodelay(true)?;
-                let mut conn = tokio::time::timeout(
-                    self.connect_timeout,
-                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
-                )
-                .await
-                .map_err(|_| {
-                    anyhow::anyhow!("greeting from {}:{}: timed out", self.host, self.port)
-                })?
-                .map_err(|e| anyhow::anyhow!("greeting from {}:{}: {e}", self.host, self.port))?;
+                .map_err(|e| {
+                    ConnectError::transient(format!(
+                        "connecting to {}:{}: {e}",
+                        self.host, self.port
+                    ))
+                })?;
+                let _ = stream.set_nodelay(true);
+                let mut conn = self
+                    .stage(
+                        "greeting and EHLO",
+                        AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
+                    )
+                    .await?;
                 if self.tls == SmtpTls::Starttls {
-                    conn.starttls(tls_params()?, &self.hello)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("STARTTLS with {}: {e}", self.host))?;
+                    if !conn.server_info().supports_feature(Extension::StartTls) {
+                        return Err(ConnectError::permanent(format!(
+                            "{}:{} does not offer STARTTLS; with smtp.tls = \"starttls\" herald never \
+                             falls back to plain text (use smtp.tls = \"tls\" for a relay with implicit TLS)",
+                            self.host, self.port
+                        )));
+                    }
+                    let tls = self.tls_parameters()?;
+                    self.stage("STARTTLS", conn.starttls(tls, &self.hello))
+                        .await?;
                 }
                 conn
             }
@@ -172,12 +317,43 @@ impl SmtpConnector {
         if let Some((user, password)) = &self.credentials {
             use lettre::transport::smtp::authentication::{Credentials, Mechanism};
             use secrecy::ExposeSecret;
+            if !conn.is_encrypted() && !self.allow_plaintext_auth {
+                return Err(ConnectError::permanent(format!(
+                    "refusing to send the credentials for {user} to {}:{} over an unencrypted \
+                     connection; set smtp.tls to \"starttls\" or \"tls\" (smtp.allow_plaintext_auth \
+                     = true is accepted for a loopback relay only)",
+                    self.host, self.port
+                )));
+            }
             let creds = Credentials::new(user.clone(), password.expose_secret().to_string());
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds)
-                .await
-                .map_err(|e| anyhow::anyhow!("authenticating as {user}: {e}"))?;
+            let what = format!("AUTH as {user}");
+            if conn
+                .server_info()
+                .get_auth_mechanism(&[Mechanism::Plain, Mechanism::Login])
+                .is_none()
+            {
+                return Err(ConnectError::permanent(format!(
+                    "{what} with {}:{}: the server offers neither AUTH PLAIN nor AUTH LOGIN{}",
+                    self.host,
+                    self.port,
+                    if conn.is_encrypted() {
+                        ""
+                    } else {
+                        " on this connection (many servers offer AUTH only after STARTTLS)"
+                    }
+                )));
+            }
+            self.stage(
+                &what,
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds),
+            )
+            .await?;
         }
-        Ok(Connection::Smtp(Box::new(conn), self.send_timeout))
+        Ok(Connection::Smtp(Box::new(SmtpConnection {
+            conn,
+            timeout: self.send_timeout,
+            carried: 0,
+        })))
     }
 }
 
@@ -205,30 +381,81 @@ fn rejected_or_lost(err: SmtpError, stage: Stage) -> SendResult {
 impl Connection {
     /// Send one message. `file_stem` names the outbox file.
     pub async fn send(&mut self, message: &OutgoingMessage, file_stem: &str) -> SendResult {
+        self.send_tracked(message, file_stem, &AtomicBool::new(false))
+            .await
+    }
+
+    /// Like [`Connection::send`], setting `body_started` once the message
+    /// content starts going out (from then on, an abandoned send may have
+    /// been delivered).
+    pub async fn send_tracked(
+        &mut self,
+        message: &OutgoingMessage,
+        file_stem: &str,
+        body_started: &AtomicBool,
+    ) -> SendResult {
         match self {
-            Connection::Outbox(dir) => write_outbox(dir, message, file_stem).await,
-            Connection::Smtp(conn, timeout) => smtp_send(conn, *timeout, message).await,
+            Connection::Outbox(dir) => {
+                body_started.store(true, Ordering::Release);
+                write_outbox(dir, message, file_stem).await
+            }
+            Connection::Smtp(smtp) => {
+                let result = smtp_send(smtp, message, body_started).await;
+                smtp.carried += 1;
+                result
+            }
         }
     }
 
     /// Say goodbye politely (best effort, bounded).
     pub async fn close(self) {
-        if let Connection::Smtp(mut conn, _) = self {
-            let _ = tokio::time::timeout(Duration::from_secs(2), conn.quit()).await;
+        if let Connection::Smtp(mut smtp) = self {
+            let _ = tokio::time::timeout(Duration::from_secs(2), smtp.conn.quit()).await;
         }
     }
 }
 
 async fn smtp_send(
-    conn: &mut AsyncSmtpConnection,
-    timeout: Duration,
+    smtp: &mut SmtpConnection,
     message: &OutgoingMessage,
+    body_started: &AtomicBool,
 ) -> SendResult {
+    let timeout = smtp.timeout;
+    let reused = smtp.carried > 0;
+    let conn = &mut smtp.conn;
     let envelope = message.message.envelope();
     let bytes = message.formatted();
+    let no_reply = |what: &str| format!("no reply to {what} within {}s", timeout.as_secs());
+    // MAIL FROM on its own: a reused connection that fails here was closed
+    // by the server while idle; the recipient has nothing to do with it.
+    match tokio::time::timeout(
+        timeout,
+        conn.command(Mail::new(envelope.from().cloned(), vec![])),
+    )
+    .await
+    {
+        Err(_) => {
+            return SendResult::Lost {
+                stage: Stage::Envelope,
+                detail: no_reply("MAIL FROM"),
+            }
+        }
+        Ok(Err(e)) => {
+            let result = rejected_or_lost(e, Stage::Envelope);
+            return match result {
+                SendResult::Lost { detail, .. } if reused => SendResult::Stale { detail },
+                SendResult::Rejected {
+                    code: 421, reply, ..
+                } if reused => SendResult::Stale {
+                    detail: format!("421 {reply}"),
+                },
+                SendResult::Rejected { .. } => reset_after(conn, timeout, result).await,
+                other => other,
+            };
+        }
+        Ok(Ok(_)) => {}
+    }
     let envelope_stage = async {
-        conn.command(Mail::new(envelope.from().cloned(), vec![]))
-            .await?;
         for to in envelope.to() {
             conn.command(Rcpt::new(to.clone(), vec![])).await?;
         }
@@ -238,25 +465,15 @@ async fn smtp_send(
         Err(_) => {
             return SendResult::Lost {
                 stage: Stage::Envelope,
-                detail: format!("no reply within {}s", timeout.as_secs()),
+                detail: no_reply("RCPT TO or DATA"),
             }
         }
         Ok(Err(e)) => {
-            let mut result = rejected_or_lost(e, Stage::Envelope);
-            if let SendResult::Rejected { reusable, .. } = &mut result {
-                // Reset the transaction so the connection can carry the next
-                // message; if that fails, the connection is done.
-                if *reusable {
-                    *reusable = matches!(
-                        tokio::time::timeout(timeout, conn.command(Rset)).await,
-                        Ok(Ok(_))
-                    );
-                }
-            }
-            return result;
+            return reset_after(conn, timeout, rejected_or_lost(e, Stage::Envelope)).await
         }
         Ok(Ok(_)) => {}
     }
+    body_started.store(true, Ordering::Release);
     let payload = async {
         match std::str::from_utf8(bytes) {
             Ok(text) => conn.command(DataPayload(text)).await,
@@ -266,7 +483,7 @@ async fn smtp_send(
     match tokio::time::timeout(timeout, payload).await {
         Err(_) => SendResult::Lost {
             stage: Stage::Body,
-            detail: format!("no reply to the message within {}s", timeout.as_secs()),
+            detail: no_reply("the message"),
         },
         Ok(Err(e)) => rejected_or_lost(e, Stage::Body),
         Ok(Ok(response)) => SendResult::Accepted {
@@ -274,6 +491,25 @@ async fn smtp_send(
             reply: response.message().collect::<Vec<_>>().join(" "),
         },
     }
+}
+
+/// After a rejection in the envelope, reset the transaction (bounded) so
+/// the connection can carry the next message; if that fails, the
+/// connection is done.
+async fn reset_after(
+    conn: &mut AsyncSmtpConnection,
+    timeout: Duration,
+    mut result: SendResult,
+) -> SendResult {
+    if let SendResult::Rejected { reusable, .. } = &mut result {
+        if *reusable {
+            *reusable = matches!(
+                tokio::time::timeout(timeout, conn.command(Rset)).await,
+                Ok(Ok(_))
+            );
+        }
+    }
+    result
 }
 
 /// The message content of a DATA transaction, dot-stuffed and terminated by

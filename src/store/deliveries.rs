@@ -54,6 +54,12 @@ pub enum Outcome {
     Released {
         id: i64,
     },
+    /// A worker took the claimed row and may hand it to SMTP: if the
+    /// process dies now, its outcome is unknown. Not an outcome of the
+    /// attempt; written before the message goes out.
+    Handed {
+        id: i64,
+    },
 }
 
 /// A delivery row for reports.
@@ -77,8 +83,9 @@ pub struct SendTimes {
 
 impl Store {
     /// Crash recovery before a run: rows left `claimed` by a dead process
-    /// become `unknown`; with `resend`, `unknown` rows go back to `pending`.
-    /// Returns (claimed→unknown, unknown→pending).
+    /// that a worker had taken become `unknown`, the others (never handed
+    /// to SMTP) go back to `pending`; with `resend`, `unknown` rows go back
+    /// to `pending`. Returns (claimed→unknown, unknown→pending).
     pub async fn recover_claimed(
         &self,
         issue_id: i64,
@@ -89,13 +96,21 @@ impl Store {
         let lost = sqlx::query(
             "UPDATE deliveries SET state = 'unknown', updated_at = ?2, \
              last_reply = 'outcome lost: the sending process stopped while this message was in flight' \
-             WHERE issue_id = ?1 AND state = 'claimed'",
+             WHERE issue_id = ?1 AND state = 'claimed' AND handed_at IS NOT NULL",
         )
         .bind(issue_id)
         .bind(now)
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        sqlx::query(
+            "UPDATE deliveries SET state = 'pending', attempts = MAX(attempts - 1, 0), updated_at = ?2 \
+             WHERE issue_id = ?1 AND state = 'claimed' AND handed_at IS NULL",
+        )
+        .bind(issue_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         let requeued = if resend {
             sqlx::query("UPDATE deliveries SET state = 'pending', updated_at = ?2 WHERE issue_id = ?1 AND state = 'unknown'")
                 .bind(issue_id)
@@ -122,7 +137,7 @@ impl Store {
     ) -> sqlx::Result<Vec<ClaimedDelivery>> {
         let mut tx = self.begin_write().await?;
         let claimed: Vec<(i64, i64, String, i64)> = sqlx::query_as(
-            "UPDATE deliveries SET state = 'claimed', claimed_at = ?2, updated_at = ?2, attempts = attempts + 1 \
+            "UPDATE deliveries SET state = 'claimed', claimed_at = ?2, handed_at = NULL, updated_at = ?2, attempts = attempts + 1 \
              WHERE id IN ( \
                  SELECT id FROM deliveries WHERE issue_id = ?1 AND state = 'pending' \
                  UNION ALL \
@@ -185,6 +200,7 @@ impl Store {
         }
         let (mut sent, mut deferred, mut failed, mut unknown, mut released, mut bounced) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let mut handed = vec![];
         for outcome in outcomes {
             match outcome {
                 Outcome::Sent { id, code, reply } => sent.push(json!([id, code, reply])),
@@ -205,6 +221,7 @@ impl Store {
                 }
                 Outcome::Unknown { id, reply } => unknown.push(json!([id, Value::Null, reply])),
                 Outcome::Released { id } => released.push(Value::from(*id)),
+                Outcome::Handed { id } => handed.push(Value::from(*id)),
             }
         }
         // Rows of (id, code, reply[, next_attempt_at]) from a JSON array.
@@ -236,41 +253,64 @@ impl Store {
                 &unknown,
                 format!(
                     "UPDATE deliveries SET state = 'unknown', last_reply = v.reply, updated_at = ?1 \
-                     FROM ({ROWS}) AS v WHERE deliveries.id = v.id"
+                     FROM ({ROWS}) AS v WHERE deliveries.id = v.id AND deliveries.state = 'claimed'"
                 ),
             ),
         ];
-        let mut tx = self.begin_write().await?;
-        for (rows, sql) in statements.iter() {
-            if !rows.is_empty() {
-                sqlx::query(sql)
-                    .bind(now)
-                    .bind(Value::from((*rows).clone()).to_string())
-                    .execute(&mut *tx)
-                    .await?;
+        // On a dedicated connection: when a statement or the commit fails,
+        // SQLite may already have rolled the transaction back, and the
+        // connection's idea of its transaction depth is no longer to be
+        // trusted. Such a connection is closed instead of going back to the
+        // pool, so the next attempt starts clean.
+        let mut conn = self.pool.acquire().await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+            if !handed.is_empty() {
+                sqlx::query(
+                    "UPDATE deliveries SET handed_at = ?1 \
+                     WHERE state = 'claimed' AND id IN (SELECT value FROM json_each(?2))",
+                )
+                .bind(now)
+                .bind(Value::from(handed).to_string())
+                .execute(&mut *tx)
+                .await?;
             }
+            for (rows, sql) in statements.iter() {
+                if !rows.is_empty() {
+                    sqlx::query(sql)
+                        .bind(now)
+                        .bind(Value::from((*rows).clone()).to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if !released.is_empty() {
+                sqlx::query(
+                    "UPDATE deliveries SET state = 'pending', attempts = MAX(attempts - 1, 0), updated_at = ?1 \
+                     WHERE state = 'claimed' AND id IN (SELECT value FROM json_each(?2))",
+                )
+                .bind(now)
+                .bind(Value::from(released).to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            if !bounced.is_empty() {
+                sqlx::query(
+                    "UPDATE subscribers SET status = 'bounced', unsubscribe_source = 'bounce', updated_at = ?1 \
+                     WHERE status = 'active' AND id IN (SELECT value FROM json_each(?2))",
+                )
+                .bind(now)
+                .bind(Value::from(bounced).to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
         }
-        if !released.is_empty() {
-            sqlx::query(
-                "UPDATE deliveries SET state = 'pending', attempts = MAX(attempts - 1, 0), updated_at = ?1 \
-                 WHERE state = 'claimed' AND id IN (SELECT value FROM json_each(?2))",
-            )
-            .bind(now)
-            .bind(Value::from(released).to_string())
-            .execute(&mut *tx)
-            .await?;
+        .await;
+        if result.is_err() {
+            conn.close_on_drop();
         }
-        if !bounced.is_empty() {
-            sqlx::query(
-                "UPDATE subscribers SET status = 'bounced', unsubscribe_source = 'bounce', updated_at = ?1 \
-                 WHERE status = 'active' AND id IN (SELECT value FROM json_each(?2))",
-            )
-            .bind(now)
-            .bind(Value::from(bounced).to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await
+        result
     }
 
     /// Rows per state for one issue (every state present).
@@ -320,6 +360,25 @@ impl Store {
             "SELECT MIN(next_attempt_at) FROM deliveries WHERE issue_id = ? AND state = 'deferred'",
         )
         .bind(issue_id)
+        .fetch_one(self.pool())
+        .await
+    }
+
+    /// The deferred rows of an issue due by `until`: how many, and the
+    /// last reply of the first one due (what the server said).
+    pub async fn deferred_due_by(
+        &self,
+        issue_id: i64,
+        until: &str,
+    ) -> sqlx::Result<(i64, Option<String>)> {
+        sqlx::query_as(
+            "SELECT COUNT(*), (SELECT COALESCE(CAST(last_code AS TEXT) || ' ', '') || COALESCE(last_reply, '') \
+               FROM deliveries WHERE issue_id = ?1 AND state = 'deferred' \
+               ORDER BY next_attempt_at LIMIT 1) \
+             FROM deliveries WHERE issue_id = ?1 AND state = 'deferred' AND next_attempt_at <= ?2",
+        )
+        .bind(issue_id)
+        .bind(until)
         .fetch_one(self.pool())
         .await
     }

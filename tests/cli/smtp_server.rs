@@ -1,7 +1,8 @@
 //! A small, scriptable SMTP server for the tests: speaks the protocol over
 //! real TCP on loopback, records every accepted message, and injects faults
 //! per recipient (replies at RCPT or after DATA, dropped connections,
-//! stalls).
+//! stalls) or per session (silence at a given stage of every session,
+//! closing idle connections, advertising STARTTLS and AUTH).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,6 +25,39 @@ pub enum Fault {
     StallAfterData,
     /// Never answer the RCPT command.
     StallAtRcpt,
+}
+
+/// A stage at which every session goes silent (reads on, never answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Silence {
+    /// No greeting after the TCP connection is accepted (for an implicit
+    /// TLS client: no answer to its handshake).
+    Greeting,
+    Ehlo,
+    /// No reply to STARTTLS.
+    Starttls,
+    /// "220 ready" to STARTTLS, then no answer to the TLS handshake.
+    TlsHandshake,
+    Auth,
+    Mail,
+    /// No reply to DATA.
+    Data,
+    /// The body is received, then no reply.
+    Body,
+    Rset,
+    Quit,
+}
+
+/// Session-wide behaviour of the server.
+#[derive(Debug, Clone, Default)]
+pub struct Script {
+    pub silence: Option<Silence>,
+    /// Advertise STARTTLS (needed for the STARTTLS stages).
+    pub offer_starttls: bool,
+    /// Advertise AUTH PLAIN LOGIN and accept any credentials.
+    pub offer_auth: bool,
+    /// Close a connection (without a word) after this long with no command.
+    pub close_idle_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +84,9 @@ struct State {
     rules: HashMap<String, Rule>,
     received: Vec<Received>,
     connections: usize,
+    script: Script,
+    /// Commands seen, by verb (EHLO, STARTTLS, AUTH, MAIL, ...).
+    commands: HashMap<String, usize>,
 }
 
 /// A running server; stops when dropped.
@@ -67,6 +104,15 @@ impl SmtpServer {
     /// Start on a given address (to bring a server up on a port a run was
     /// already configured with).
     pub fn start_on(addr: &str) -> SmtpServer {
+        Self::start_scripted_on(addr, Script::default())
+    }
+
+    /// Start on a free loopback port with session-wide behaviour.
+    pub fn start_scripted(script: Script) -> SmtpServer {
+        Self::start_scripted_on("127.0.0.1:0", script)
+    }
+
+    fn start_scripted_on(addr: &str, script: Script) -> SmtpServer {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -76,7 +122,10 @@ impl SmtpServer {
             .block_on(TcpListener::bind(addr))
             .expect("bind SMTP test server");
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            script,
+            ..State::default()
+        }));
         let st = state.clone();
         runtime.spawn(async move {
             loop {
@@ -143,6 +192,23 @@ impl SmtpServer {
     pub fn connections(&self) -> usize {
         self.state.lock().unwrap().connections
     }
+
+    /// How many times a command verb (e.g. "MAIL", "AUTH") arrived.
+    pub fn commands(&self, verb: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .commands
+            .get(verb)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// Stay silent (keep the connection open) for longer than any test runs.
+async fn go_silent() -> std::io::Result<()> {
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    Ok(())
 }
 
 fn take_fault(state: &Mutex<State>, rcpt: &str) -> Option<Fault> {
@@ -164,6 +230,11 @@ fn address(arg: &str) -> String {
 async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
+    let script = state.lock().unwrap().script.clone();
+    let silent_at = |s: Silence| script.silence == Some(s);
+    if silent_at(Silence::Greeting) {
+        return go_silent().await;
+    }
     write.write_all(b"220 herald-test ESMTP ready\r\n").await?;
     let mut from = String::new();
     let mut to: Vec<String> = Vec::new();
@@ -172,15 +243,79 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
     let mut line = String::new();
     loop {
         line.clear();
-        if lines.read_line(&mut line).await? == 0 {
+        let read = match script.close_idle_after {
+            Some(idle) => match tokio::time::timeout(idle, lines.read_line(&mut line)).await {
+                Ok(r) => r?,
+                // Idle too long: hang up without a word.
+                Err(_) => return Ok(()),
+            },
+            None => lines.read_line(&mut line).await?,
+        };
+        if read == 0 {
             return Ok(());
         }
         let cmd = line.trim_end();
         let upper = cmd.to_ascii_uppercase();
+        let verb = upper.split([' ', ':']).next().unwrap_or("").to_string();
+        *state
+            .lock()
+            .unwrap()
+            .commands
+            .entry(verb.clone())
+            .or_insert(0) += 1;
+        let silence = match verb.as_str() {
+            "EHLO" => Some(Silence::Ehlo),
+            "STARTTLS" => Some(Silence::Starttls),
+            "AUTH" => Some(Silence::Auth),
+            "MAIL" => Some(Silence::Mail),
+            "DATA" => Some(Silence::Data),
+            "RSET" => Some(Silence::Rset),
+            "QUIT" => Some(Silence::Quit),
+            _ => None,
+        };
+        if silence.is_some_and(silent_at) {
+            return go_silent().await;
+        }
         if upper.starts_with("EHLO") {
-            write
-                .write_all(b"250-herald-test\r\n250-8BITMIME\r\n250 SIZE 52428800\r\n")
-                .await?;
+            let mut reply = String::from("250-herald-test\r\n250-8BITMIME\r\n");
+            if script.offer_starttls {
+                reply.push_str("250-STARTTLS\r\n");
+            }
+            if script.offer_auth {
+                reply.push_str("250-AUTH PLAIN LOGIN\r\n");
+            }
+            reply.push_str("250 SIZE 52428800\r\n");
+            write.write_all(reply.as_bytes()).await?;
+        } else if verb == "STARTTLS" {
+            write.write_all(b"220 2.0.0 Ready to start TLS\r\n").await?;
+            // This server speaks no TLS: the handshake goes unanswered.
+            return go_silent().await;
+        } else if verb == "AUTH" {
+            if upper.starts_with("AUTH PLAIN ") {
+                write
+                    .write_all(b"235 2.7.0 Authentication successful\r\n")
+                    .await?;
+            } else if upper.starts_with("AUTH LOGIN") {
+                for prompt in ["334 VXNlcm5hbWU6\r\n", "334 UGFzc3dvcmQ6\r\n"] {
+                    write.write_all(prompt.as_bytes()).await?;
+                    line.clear();
+                    if lines.read_line(&mut line).await? == 0 {
+                        return Ok(());
+                    }
+                }
+                write
+                    .write_all(b"235 2.7.0 Authentication successful\r\n")
+                    .await?;
+            } else {
+                write.write_all(b"334 \r\n").await?;
+                line.clear();
+                if lines.read_line(&mut line).await? == 0 {
+                    return Ok(());
+                }
+                write
+                    .write_all(b"235 2.7.0 Authentication successful\r\n")
+                    .await?;
+            }
         } else if upper.starts_with("HELO") {
             write.write_all(b"250 herald-test\r\n").await?;
         } else if upper.starts_with("MAIL FROM:") {
@@ -236,6 +371,9 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
                     .filter(|_| line.starts_with(".."))
                     .unwrap_or(&line);
                 data.push_str(unstuffed);
+            }
+            if silent_at(Silence::Body) {
+                return go_silent().await;
             }
             match data_fault.take() {
                 Some(Fault::AfterData(reply)) => {

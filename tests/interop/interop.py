@@ -2,8 +2,15 @@
 """Independent checks of what herald sends, with Python's own SMTP server
 (aiosmtpd), MIME parser (email) and DKIM verifier (dkimpy).
 
-  interop.py serve OUTDIR      run an SMTP server on 127.0.0.1 (port printed
-                               on stdout), saving each message to OUTDIR
+  interop.py serve OUTDIR [--starttls CERT KEY | --implicit CERT KEY]
+                    [--auth MECH,...]
+                               run an SMTP server on 127.0.0.1 (port printed
+                               on stdout), saving each message to OUTDIR with
+                               a .meta file (TLS in use, AUTH mechanism and
+                               login); --starttls offers STARTTLS (and AUTH
+                               only after it), --implicit speaks TLS from the
+                               first byte, --auth requires authentication
+                               with one of the given mechanisms
   interop.py check OUTDIR N [--dkim-pubkey PEM --selector S --domain D]
                                assert N messages that parse, carry the bulk
                                sender headers, put text/plain before text/html,
@@ -20,8 +27,9 @@ import os
 import sys
 
 
-def serve(outdir):
+def serve(outdir, starttls=None, implicit=None, auth=None):
     from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
 
     os.makedirs(outdir, exist_ok=True)
 
@@ -36,13 +44,49 @@ def serve(outdir):
             os.rename(path + ".tmp", path)
             with open(path + ".rcpt", "w") as f:
                 f.write("\n".join(envelope.rcpt_tos))
+            login = getattr(session, "herald_login", None)
+            with open(path + ".meta", "w") as f:
+                tls = server.transport.get_extra_info("ssl_object") is not None
+                f.write(f"tls={'yes' if tls else 'no'}\n")
+                f.write(f"mechanism={getattr(session, 'herald_mechanism', None)}\n")
+                f.write(f"login={login}\n")
             return "250 2.0.0 Ok: saved"
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        login = auth_data.login.decode()
+        password = auth_data.password.decode()
+        ok = login == "herald" and password == "s3cret-relay-pass"
+        if ok:
+            session.herald_mechanism = mechanism
+            session.herald_login = login
+        return AuthResult(success=ok)
+
+    def context(cert, key):
+        import ssl
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+        return ctx
+
+    kwargs = {}
+    if starttls:
+        kwargs.update(tls_context=context(*starttls), require_starttls=True)
+    if implicit:
+        # aiosmtpd only counts STARTTLS as TLS for AUTH; here the whole
+        # session is TLS (the .meta file records it from the transport).
+        kwargs.update(ssl_context=context(*implicit), auth_require_tls=False)
+    if auth:
+        mechs = {m.strip().upper() for m in auth.split(",")}
+        kwargs.update(
+            authenticator=authenticator,
+            auth_required=True,
+            auth_exclude_mechanism=[m for m in ("PLAIN", "LOGIN") if m not in mechs],
+        )
 
     import socket
     with socket.socket() as probe:  # aiosmtpd cannot listen on port 0
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    controller = Controller(Saver(), hostname="127.0.0.1", port=port)
+    controller = Controller(Saver(), hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     print(port, flush=True)
     try:
@@ -122,7 +166,17 @@ def check(outdir, expected, pubkey=None, selector=None, domain=None):
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
-        serve(sys.argv[2])
+        args = sys.argv[3:]
+        opts = {}
+        while args:
+            flag = args.pop(0)
+            if flag in ("--starttls", "--implicit"):
+                opts[flag[2:]] = (args.pop(0), args.pop(0))
+            elif flag == "--auth":
+                opts["auth"] = args.pop(0)
+            else:
+                sys.exit(f"unknown option {flag}")
+        serve(sys.argv[2], **opts)
     elif sys.argv[1] == "check":
         args = sys.argv[2:]
         opts = {}

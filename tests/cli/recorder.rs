@@ -1,0 +1,271 @@
+//! The recorder under write failures, through the built binary: a fault
+//! planted in the database (a trigger that rolls the whole transaction
+//! back, as SQLite does on a full disk) makes recording a `sent` outcome
+//! fail. A fault that clears is survived by a retry; one that stays stops
+//! the run with the database's own words, and a later run loses nothing.
+//! Through the library: a real SQLITE_FULL (page cap) is reported as such,
+//! and a connection whose write failed is replaced, not reused. A WAL
+//! index (-shm) truncated under a running send ends it with a message and
+//! exit 1, not a bus error, and the next run finishes the issue.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::{ledger, seed_subscribers, smtp_env, stderr, write_issue, TestEnv};
+use crate::smtp_server::SmtpServer;
+
+/// Plant the fault: while `test_fault.active` is 1, marking a delivery
+/// `sent` aborts and rolls back the whole transaction.
+fn plant_fault(env: &TestEnv) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = env.store().await;
+        for sql in [
+            "CREATE TABLE test_fault (active INTEGER NOT NULL)",
+            "INSERT INTO test_fault VALUES (1)",
+            "CREATE TRIGGER test_fault_on_sent BEFORE UPDATE OF state ON deliveries \
+             WHEN NEW.state = 'sent' AND (SELECT active FROM test_fault) = 1 \
+             BEGIN SELECT RAISE(ROLLBACK, 'planted fault: no room to write'); END",
+        ] {
+            sqlx::query(sql).execute(store.pool()).await.unwrap();
+        }
+    });
+}
+
+fn clear_fault(env: &TestEnv) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = env.store().await;
+        sqlx::query("UPDATE test_fault SET active = 0")
+            .execute(store.pool())
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_commit_that_fails_then_succeeds_is_retried_and_the_run_completes() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 30);
+    let issue = write_issue(&env, "retried");
+    plant_fault(&env);
+    let server = SmtpServer::start();
+    let child = env
+        .herald_process(server.port(), 50, 2)
+        .env("HERALD__SMTP__HOST", "127.0.0.1")
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .spawn()
+        .unwrap();
+    server.wait_for(1, Duration::from_secs(20));
+    // The first batch has failed (and rolled back); let one retry fail too.
+    std::thread::sleep(Duration::from_millis(500));
+    clear_fault(&env);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("recording outcomes failed; retrying"), "{err}");
+    assert!(err.contains("planted fault"), "{err}");
+    assert!(!err.contains("transaction depth"), "{err}");
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["sent"], 30, "{l}");
+    let counts = server.counts();
+    assert_eq!(counts.len(), 30);
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+}
+
+#[test]
+fn a_ledger_that_cannot_be_written_stops_the_run_with_the_cause_and_a_later_run_loses_nothing() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 30);
+    let issue = write_issue(&env, "unwritable");
+    plant_fault(&env);
+    let server = SmtpServer::start();
+    let concurrency = 3;
+    let started = Instant::now();
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    let out = cmd
+        .env("HERALD__SENDER__CONCURRENCY", concurrency.to_string())
+        .env("HERALD__SENDER__RATE_PER_SECOND", "50")
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the delivery ledger cannot be written")
+            && stderr(&out).contains("planted fault: no room to write"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // Each worker waits for its previous outcome to be durable before the
+    // next message: at most one unrecorded message per worker went out.
+    let before = server.received().len();
+    assert!(before <= concurrency, "{before} messages went out");
+
+    clear_fault(&env);
+    let mut resume = env.herald();
+    smtp_env(&mut resume, server.port());
+    resume
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .success();
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["sent"], 30, "{l}");
+    assert_eq!(l["counts"]["claimed"], 0, "{l}");
+    let counts = server.counts();
+    assert_eq!(counts.len(), 30, "nothing lost");
+    let duplicates: usize = counts.values().map(|n| n - 1).sum();
+    assert!(duplicates <= concurrency, "{duplicates} duplicates");
+}
+
+#[test]
+fn a_full_database_fails_in_sqlites_own_words_and_every_retry_starts_clean() {
+    use herald::store::deliveries::Outcome;
+    use herald::store::issues::{NewIssue, Registered};
+    let env = TestEnv::new();
+    seed_subscribers(&env, 200);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = env.store().await;
+        let now = herald::store::now_text();
+        let Registered::Ready(issue) = store
+            .register_issue(
+                &NewIssue {
+                    slug: "full",
+                    subject: "Full",
+                    content_hash: "00",
+                    compiled_json: "{}",
+                    source_path: None,
+                },
+                false,
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("a new issue is ready");
+        };
+        store
+            .start_live_send(issue.id, "full", "example.org", &now)
+            .await
+            .unwrap();
+        let claimed = store.claim_due(issue.id, &now, 200).await.unwrap();
+        assert_eq!(claimed.len(), 200);
+        // Cap every pooled connection at the database's current size: the
+        // long replies below need new pages, so the write fails with
+        // SQLITE_FULL, as on a full disk.
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut conn = store.pool().acquire().await.unwrap();
+            sqlx::query(&format!("PRAGMA max_page_count = {pages}"))
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            held.push(conn);
+        }
+        drop(held);
+        let outcomes: Vec<Outcome> = claimed
+            .iter()
+            .map(|c| Outcome::Sent {
+                id: c.id,
+                code: 250,
+                reply: "x".repeat(2000),
+            })
+            .collect();
+        // Each capped connection fails with SQLite's own message (never a
+        // leftover transaction state); once they are all replaced, the
+        // write goes through.
+        let mut failures = 0;
+        loop {
+            match store.record_outcomes(&outcomes, &now).await {
+                Ok(()) => break,
+                Err(e) => {
+                    let text = e.to_string();
+                    assert!(text.contains("database or disk is full"), "{text}");
+                    failures += 1;
+                    assert!(failures <= 4, "a clean connection should have succeeded");
+                }
+            }
+        }
+        assert!(failures >= 1, "the cap did not bite");
+        let counts = store.delivery_counts(issue.id).await.unwrap();
+        assert_eq!(counts["sent"], 200);
+        assert_eq!(counts["claimed"], 0);
+    });
+}
+
+#[test]
+fn a_shared_memory_file_truncated_mid_send_ends_the_run_with_a_message_not_a_bus_error() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 1000);
+    let issue = write_issue(&env, "shm");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("herald"));
+    child
+        .current_dir(env.path())
+        .env("NO_COLOR", "1")
+        .env("HERALD__SENDER__RATE_PER_SECOND", "300")
+        .env(
+            "HERALD__UNSUBSCRIBE__SECRET",
+            "test-signing-key-0123456789abcdefghijkl",
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD")) {
+        child.env_remove(key);
+    }
+    let child = child
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .spawn()
+        .unwrap();
+    let outbox = env.path().join("outbox");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&outbox).map_or(0, |d| d.count()) < 100 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let shm = env.path().join("herald.db-shm");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&shm)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{:?}: {err}", out.status);
+    assert!(err.contains("shared-memory file"), "{err}");
+
+    // The next run finishes the issue; nothing is lost.
+    let out = env
+        .herald()
+        .env(
+            "HERALD__UNSUBSCRIBE__SECRET",
+            "test-signing-key-0123456789abcdefghijkl",
+        )
+        .env("HERALD__SENDER__RATE_PER_SECOND", "5000")
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["sent"], 1000, "{l}");
+    let delivered = std::fs::read_dir(&outbox)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".eml") && !name.starts_with('.')
+        })
+        .count();
+    assert_eq!(delivered, 1000);
+}
