@@ -27,6 +27,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// The installation directory: where config/local.toml and the database
+    /// are, and what relative paths in the settings are relative to.
+    /// Default: $HERALD_HOME, else the directory of --config, else the
+    /// current directory.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
     /// Log line format on stderr.
     #[arg(
         long,
@@ -69,12 +76,23 @@ pub enum Command {
     Send(SendArgs),
 
     /// Show an issue's delivery ledger: counts per state, rate, elapsed,
-    /// and the recipients that failed or are waiting for a retry.
+    /// and the recipients that failed or are waiting for a retry. Without
+    /// an issue: an overview of every issue.
     Status(StatusArgs),
 
     /// Put failed or unknown deliveries back to pending; the next
     /// `send --live` (or `run-due`) delivers them.
     Resend(ResendArgs),
+
+    /// Stop an issue's send for good: every delivery not yet attempted
+    /// (pending, deferred, unknown) becomes cancelled and the issue aborted.
+    /// A sender running in another process stops within seconds; neither
+    /// run-due nor `send --live` resumes it (a live send of the same issue
+    /// then needs --force-new-version). Also stops a scheduled send.
+    Abort {
+        /// Issue file (or its slug).
+        issue: PathBuf,
+    },
 
     /// Schedule an issue for `herald run-due` to send at a given time; list
     /// or cancel scheduled issues. The issue is checked and compiled now, so
@@ -127,17 +145,22 @@ pub struct SendArgs {
     /// as a new version to the whole audience.
     #[arg(long, requires = "live")]
     pub force_new_version: bool,
+    /// Send through SMTP even though http.public_base_url is not https or
+    /// points at a loopback or private address (an intranet list).
+    #[arg(long, requires = "live")]
+    pub allow_unsafe_links: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Issue file (or its slug).
-    pub issue: PathBuf,
+    /// Issue file (or its slug). Without it: every issue, with its state,
+    /// scheduled or start time, ledger counts and last activity.
+    pub issue: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: StatusFormat,
     /// List every failed recipient with the server's last reply.
-    #[arg(long)]
+    #[arg(long, requires = "issue")]
     pub failed: bool,
 }
 
@@ -179,6 +202,11 @@ pub struct ScheduleArgs {
     /// Take this as the current time (test and operations aid).
     #[arg(long, hide = true, value_name = "RFC3339")]
     pub now: Option<Timestamp>,
+    /// Accept an http.public_base_url that is not https or points at a
+    /// loopback or private address (an intranet list; run-due needs the
+    /// flag too).
+    #[arg(long)]
+    pub allow_unsafe_links: bool,
 }
 
 /// When a scheduled issue goes out.
@@ -219,6 +247,14 @@ pub struct RunDueArgs {
     /// (test and operations aid).
     #[arg(long, hide = true, value_name = "RFC3339")]
     pub now: Option<Timestamp>,
+    /// Print what a run would do now (issues due, sends to resume, issues
+    /// the lateness guard would mark missed) and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Send through SMTP even though http.public_base_url is not https or
+    /// points at a loopback or private address (an intranet list).
+    #[arg(long)]
+    pub allow_unsafe_links: bool,
 }
 
 #[derive(Debug, Subcommand)]

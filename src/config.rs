@@ -1,5 +1,6 @@
 //! Layered settings: the embedded `config/default.toml`, then
-//! `config/local.toml` (if present), then a `--config` file, then
+//! `config/local.toml` in the installation directory (if present; see
+//! `crate::home`, which relative paths resolve against), then a `--config` file, then
 //! `HERALD__SECTION__KEY` environment variables. Unknown keys and bad values
 //! are errors naming the key and where it came from. Secrets are
 //! [`SecretString`]s and never print.
@@ -13,10 +14,11 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::error::BadInput;
+use crate::home::Home;
 
 /// The defaults, compiled in so the binary runs anywhere.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
-/// Optional operator overrides, relative to the working directory.
+/// Optional operator overrides, relative to the installation directory.
 pub const LOCAL_PATH: &str = "config/local.toml";
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +35,10 @@ pub struct Settings {
     /// DKIM signing; off unless the section is present.
     #[serde(default)]
     pub dkim: Option<DkimSettings>,
+    /// The installation directory every relative path above was resolved
+    /// against (see `crate::home`).
+    #[serde(skip)]
+    pub home: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -170,12 +176,21 @@ pub struct ScheduleSettings {
 }
 
 impl Settings {
-    /// Load the layered settings. `extra` is the `--config` file, which must
-    /// exist when given.
+    /// Load the layered settings for the installation directory resolved
+    /// from `HERALD_HOME`, the `--config` file or the current directory.
+    /// `extra` is the `--config` file, which must exist when given.
     pub fn load(extra: Option<&Path>) -> Result<Settings, BadInput> {
+        Settings::load_from(&Home::resolve(None, extra)?, extra)
+    }
+
+    /// Load the layered settings of the installation at `home`:
+    /// `config/local.toml` is looked for there, and relative paths in the
+    /// settings (database, outbox, templates, DKIM key) resolve against it.
+    pub fn load_from(home: &Home, extra: Option<&Path>) -> Result<Settings, BadInput> {
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
-        if Path::new(LOCAL_PATH).is_file() {
-            figment = figment.merge(Toml::file(LOCAL_PATH));
+        let local = home.join(Path::new(LOCAL_PATH));
+        if local.is_file() {
+            figment = figment.merge(Toml::file(local));
         }
         if let Some(path) = extra {
             if !path.is_file() {
@@ -187,11 +202,22 @@ impl Settings {
             figment = figment.merge(Toml::file(path));
         }
         figment = figment.merge(Env::prefixed("HERALD__").split("__"));
-        let settings: Settings = figment
+        let mut settings: Settings = figment
             .extract()
             .map_err(|e| BadInput::new(format!("invalid configuration: {}", describe(e))))?;
         settings.check()?;
+        settings.resolve_paths(home);
         Ok(settings)
+    }
+
+    /// Make every relative path absolute against the installation directory.
+    fn resolve_paths(&mut self, home: &Home) {
+        self.home = home.dir().to_path_buf();
+        self.database.url = home.resolve_sqlite_url(&self.database.url);
+        self.transport.outbox_dir = home.join(&self.transport.outbox_dir);
+        if let Some(dkim) = &mut self.dkim {
+            dkim.private_key_path = home.join(&dkim.private_key_path);
+        }
     }
 
     /// Value checks serde cannot express.

@@ -96,6 +96,14 @@ pub async fn import_reader(
     if head.contains(&0) {
         return Err(bad_input!("{shown}: not a CSV file (binary content)"));
     }
+    // The csv reader ends a CRLF record at its `\r` and counts the `\n` into
+    // the next record, so in a CRLF file (Excel, RFC 4180) every record's
+    // line is reported one low: shift it to the physical line it starts on.
+    let crlf_shift = u64::from(
+        head.iter()
+            .position(|b| *b == b'\n')
+            .is_some_and(|i| i > 0 && head[i - 1] == b'\r'),
+    );
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -129,7 +137,7 @@ pub async fn import_reader(
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
+                let line = record.position().map_or(0, |p| p.line() + crlf_shift);
                 match parse_row(&record, &columns, email_at, headers.len()) {
                     Ok(row) => batch.push(row, &mut report.counts),
                     Err(reason) => {
@@ -139,7 +147,7 @@ pub async fn import_reader(
                 }
             }
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e.position().map_or(0, |p| p.line() + crlf_shift);
                 match e.kind() {
                     csv::ErrorKind::Io(_) => {
                         return Err(anyhow::Error::new(e).context(format!("reading {shown}")))

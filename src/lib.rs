@@ -7,6 +7,7 @@ pub mod config;
 pub mod delivery;
 pub mod domain;
 pub mod error;
+pub mod home;
 pub mod http;
 pub mod import;
 pub mod mailer;

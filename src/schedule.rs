@@ -217,7 +217,15 @@ impl RunDue {
 /// resume interrupted live sends. Per-issue problems are logged here and
 /// reported in the result; only database errors outside an issue's send
 /// are returned as errors.
-pub async fn run_due(settings: &Settings, store: &Store, clock: Clock) -> anyhow::Result<RunDue> {
+///
+/// `allow_unsafe_links` lifts the live-send guard's rule on
+/// `http.public_base_url` (an intranet list).
+pub async fn run_due(
+    settings: &Settings,
+    store: &Store,
+    clock: Clock,
+    allow_unsafe_links: bool,
+) -> anyhow::Result<RunDue> {
     let lease = Lease::new(settings, RUN_DUE_LEASE.to_string());
     if !lease.take(store).await? {
         let (holder, until) = store
@@ -227,7 +235,7 @@ pub async fn run_due(settings: &Settings, store: &Store, clock: Clock) -> anyhow
         return Ok(RunDue::LeaseHeld { holder, until });
     }
     let renewer = tokio::spawn(lease.clone().renew_forever(store.clone()));
-    let result = run_with_lease(settings, store, clock).await;
+    let result = run_with_lease(settings, store, clock, allow_unsafe_links).await;
     renewer.abort();
     let _ = store.release_lease(&lease.name, &lease.holder).await;
     result.map(RunDue::Ran)
@@ -237,6 +245,7 @@ async fn run_with_lease(
     settings: &Settings,
     store: &Store,
     clock: Clock,
+    allow_unsafe_links: bool,
 ) -> anyhow::Result<Vec<IssueRun>> {
     let now = clock.now();
     let now_text = format_time(now);
@@ -256,7 +265,15 @@ async fn run_with_lease(
     let max_lateness = Duration::from_secs(settings.schedule.max_lateness_secs);
     let mut runs = Vec::new();
     for issue in due {
-        let outcome = scheduled(settings, store, &issue, now, max_lateness).await?;
+        let outcome = scheduled(
+            settings,
+            store,
+            &issue,
+            now,
+            max_lateness,
+            allow_unsafe_links,
+        )
+        .await?;
         let stop = outcome == IssueOutcome::Delivered(130);
         runs.push(IssueRun {
             slug: issue.slug,
@@ -268,7 +285,7 @@ async fn run_with_lease(
     }
     for issue in resumable {
         tracing::info!(issue = %issue.slug, "resuming an interrupted live send");
-        let outcome = deliver(settings, store, &issue).await?;
+        let outcome = deliver(settings, store, &issue, allow_unsafe_links).await?;
         let stop = outcome == IssueOutcome::Delivered(130);
         runs.push(IssueRun {
             slug: issue.slug,
@@ -288,6 +305,7 @@ async fn scheduled(
     issue: &IssueRecord,
     now: DateTime<Utc>,
     max_lateness: Duration,
+    allow_unsafe_links: bool,
 ) -> anyhow::Result<IssueOutcome> {
     let Some(at_text) = issue.scheduled_at.as_deref() else {
         return Ok(IssueOutcome::Changed);
@@ -321,7 +339,7 @@ async fn scheduled(
                 return Ok(IssueOutcome::Changed);
             };
             tracing::info!(issue = %record.slug, scheduled_at = %at_text, "sending scheduled issue");
-            let outcome = deliver(settings, store, &record).await?;
+            let outcome = deliver(settings, store, &record, allow_unsafe_links).await?;
             if matches!(outcome, IssueOutcome::Failed { .. } | IssueOutcome::Busy) {
                 // Not started: keep it scheduled (and under the guard).
                 store.undo_scheduled_send(record.id).await?;
@@ -336,10 +354,12 @@ async fn deliver(
     settings: &Settings,
     store: &Store,
     record: &IssueRecord,
+    allow_unsafe_links: bool,
 ) -> anyhow::Result<IssueOutcome> {
     let opts = LiveOptions {
         yes: true,
         force_new_version: false,
+        allow_unsafe_links,
         progress: Progress::Auto {
             every: Duration::from_secs(10),
         },

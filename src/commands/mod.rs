@@ -1,9 +1,13 @@
 //! What each CLI command does: glue between settings, store and engines.
 //! Output meant for the operator goes to stdout; diagnostics to stderr.
 
+mod abort;
 mod demo;
 mod init;
 mod issue;
+mod live_guard;
+mod overview;
+mod run_due_preview;
 mod schedule;
 pub mod send;
 mod serve;
@@ -11,19 +15,21 @@ mod subscribers;
 
 use crate::cli::{Cli, Command};
 use crate::config::Settings;
+use crate::home::{self, Home};
 use crate::store::Store;
 
 /// Run one parsed command; returns the process exit code on success paths
 /// that still want a non-zero code.
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
-    let settings = Settings::load(cli.config.as_deref())?;
+    let home = Home::resolve(cli.dir.as_deref(), cli.config.as_deref())?;
+    let settings = Settings::load_from(&home, cli.config.as_deref())?;
     match cli.command {
         Command::Init => init::run(&settings).await,
         Command::Issue(cmd) => issue::run(&settings, cmd),
         Command::Demo(args) => demo::run(&settings, args).await,
         Command::Serve { bind } => serve::run(&settings, bind.as_deref()).await,
         command => {
-            let store = open_store(&settings).await?;
+            let store = open_existing_store(&settings).await?;
             let result = dispatch(&settings, &store, command).await;
             store.close().await;
             result
@@ -36,8 +42,12 @@ async fn dispatch(settings: &Settings, store: &Store, command: Command) -> anyho
     match command {
         Command::Subscribers(cmd) => subscribers::run(store, settings, cmd).await,
         Command::Send(args) => send::run(settings, store, args).await,
-        Command::Status(args) => send::status(store, args).await,
+        Command::Status(args) => match args.issue {
+            Some(issue) => send::status(store, issue, args.format, args.failed).await,
+            None => overview::run(store, args.format).await,
+        },
         Command::Resend(args) => send::resend(store, args).await,
+        Command::Abort { issue } => abort::run(store, &issue).await,
         Command::Schedule(args) => schedule::run(settings, store, args).await,
         Command::RunDue(args) => schedule::run_due(settings, store, args).await,
         Command::Init | Command::Demo(_) | Command::Issue(_) | Command::Serve { .. } => {
@@ -46,7 +56,15 @@ async fn dispatch(settings: &Settings, store: &Store, command: Command) -> anyho
     }
 }
 
-/// Open and migrate the configured database.
+/// Open and migrate the configured database, creating it if missing: only
+/// `init` and `demo` do that.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    Store::open(&settings.database).await
+}
+
+/// Open and migrate the configured database, which must exist (exit 2
+/// naming the path otherwise).
+pub async fn open_existing_store(settings: &Settings) -> anyhow::Result<Store> {
+    home::require_database(&settings.database.url)?;
     Store::open(&settings.database).await
 }

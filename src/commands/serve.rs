@@ -17,7 +17,16 @@ pub async fn run(settings: &Settings, bind: Option<&str>) -> anyhow::Result<u8> 
     let addr: SocketAddr = addr.trim().parse().map_err(|_| {
         bad_input!("{source} `{addr}`: expected IP:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
     })?;
-    let store = super::open_store(settings).await?;
+    let store = super::open_existing_store(settings).await?;
+    if !secrets::has_signing_key(&store, settings).await? {
+        store.close().await;
+        return Err(bad_input!(
+            "the database at {} holds no unsubscribe signing key and unsubscribe.secret is not \
+             set, so no link in any sent message could be verified (run `herald init` there, \
+             or set unsubscribe.secret)",
+            settings.database.url
+        ));
+    }
     let keys = secrets::signing_keys(&store, settings).await?;
     let state = AppState::new(
         store.clone(),

@@ -35,7 +35,7 @@ fn a_clean_run_delivers_every_recipient_exactly_once_and_a_rerun_sends_nothing()
     assert!(server
         .received()
         .iter()
-        .all(|r| r.from == "news@example.org"));
+        .all(|r| r.from == crate::helpers::FROM_ADDRESS));
     // Each worker keeps its connection: no connection per message.
     assert!(
         server.connections() <= 4,
@@ -383,7 +383,13 @@ fn sigterm_stops_claiming_records_every_outcome_and_the_next_run_finishes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("run the same command to resume"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("run the same command to resume"), "{err}");
+    assert!(
+        err.contains("the next `herald run-due` (cron) resumes it too")
+            && err.contains("herald abort stopped"),
+        "{err}"
+    );
 
     // Every message the server accepted is recorded as sent; nothing is
     // left claimed; the rest is pending.
@@ -637,7 +643,7 @@ fn a_one_click_unsubscribe_from_a_received_message_removes_the_reader_from_the_n
     );
 
     let (mut http, base) = serve(&env);
-    let url = url.replace("http://127.0.0.1:8080", &base);
+    let url = url.replace(crate::helpers::PUBLIC_BASE_URL, &base);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let get = |path: String| {
         rt.block_on(async {

@@ -2,12 +2,16 @@
 //! public boundary (the built binary, the library API) against a real SQLite
 //! file in a fresh temporary directory.
 
+mod abort;
 mod config;
 mod delivery;
 mod demo;
+mod guards;
 mod helpers;
 mod http;
+mod installation;
 mod interop;
+mod overview;
 mod render;
 mod schedule;
 mod smtp_server;

@@ -431,3 +431,43 @@ fn the_schema_checks_are_enforced_again_on_every_connection_after_an_import() {
         }
     });
 }
+
+#[test]
+fn rejected_rows_name_their_physical_line_in_lf_and_crlf_files_alike() {
+    // A bad address on line 5, after a quoted field spanning lines 3-4
+    // (rejected too: a name may not hold a line break).
+    let rows = [
+        "email,name",
+        "ana@example.org,Ana",
+        "bob@example.org,\"Bob",
+        "the Builder\"",
+        "not-an-address,Nobody",
+        "cy@example.org,Cy",
+    ];
+    for (ending, name) in [("\n", "lf.csv"), ("\r\n", "crlf.csv")] {
+        let env = TestEnv::new();
+        let file = env.write(name, rows.join(ending) + ending);
+        let out = env
+            .herald()
+            .args(["subscribers", "import"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("{name}:5: rejected: email: `not-an-address`")),
+            "{name}: {err}"
+        );
+        // The record spanning lines 3-4 is reported where it starts.
+        assert!(
+            err.contains(&format!("{name}:3: rejected: name")),
+            "{name}: {err}"
+        );
+        assert!(
+            stdout(&out).starts_with("imported 2, updated 0, unchanged 0, rejected 2"),
+            "{name}: {}",
+            stdout(&out)
+        );
+    }
+}
