@@ -16,4 +16,5 @@ pub mod schedule;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
+pub mod test_copy;
 pub mod token;

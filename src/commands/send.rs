@@ -123,7 +123,26 @@ async fn test_send(
         .map(|a| SubscriberEmail::parse(a).map_err(|e| bad_input!("--test {a}: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (issue, compiled) = compile_file(settings, path)?;
-    let composer = composer_for(settings, store, &compiled, issue.slug(), None, "[TEST] ").await?;
+    // Registered (as a draft until a live send starts), so the copy's
+    // "view in browser" link can open this version with a signed preview.
+    let issue_id = match register_file(store, &issue, &compiled, path, false).await? {
+        Registered::Ready(r) => Some(r.id),
+        Registered::ChangedAfterStart(_) => None,
+    };
+    let mut composer = composer_for(
+        settings,
+        store,
+        &compiled,
+        issue.slug(),
+        issue_id,
+        "[TEST] ",
+    )
+    .await?;
+    if let Some(id) = issue_id {
+        let keys = secrets::signing_keys(store, settings).await?;
+        let view = render::view_url(settings, issue.slug());
+        composer = composer.with_view_url(crate::test_copy::preview_url(&view, &keys, id));
+    }
     let connector = Connector::from_settings(settings);
     let mut conn = connector
         .connect()
@@ -139,7 +158,9 @@ async fn test_send(
             settings.sending_domain()
         );
         let message = composer.compose(&Addressee {
-            subscriber_id: subscriber.as_ref().map_or(0, |s| s.id),
+            // Never a real subscriber's link: a tester's click on a test
+            // copy's unsubscribe link changes nothing.
+            subscriber_id: crate::test_copy::TEST_COPY_SUBSCRIBER,
             email: to.as_ref(),
             name: subscriber.as_ref().and_then(|s| s.name.as_deref()),
             message_id: &message_id,

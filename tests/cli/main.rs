@@ -16,3 +16,4 @@ mod render;
 mod schedule;
 mod smtp_server;
 mod subscribers;
+mod test_copy;
