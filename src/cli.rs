@@ -13,7 +13,8 @@ use crate::schedule::{Delay, Timestamp};
 /// twin, and delivers one personalised copy per subscriber from a SQLite
 /// audience, recording every recipient's outcome.
 ///
-/// Exit codes: 0 ok, 1 runtime failure, 2 bad input or configuration.
+/// Exit codes: 0 ok, 1 runtime failure, 2 bad input or configuration, 130
+/// stopped by Ctrl-C or SIGTERM.
 #[derive(Debug, Parser)]
 #[command(
     name = "herald",
@@ -72,7 +73,8 @@ pub enum Command {
 
     /// Send an issue: to test addresses, as a dry run, or live to every
     /// active subscriber. A live send records each recipient's outcome and
-    /// resumes where it stopped when run again.
+    /// resumes where it stopped when run again. Exit 130 after Ctrl-C or
+    /// SIGTERM (run-due resumes the send; `herald abort` stops it for good).
     Send(SendArgs),
 
     /// Show an issue's delivery ledger: counts per state, rate, elapsed,
@@ -105,7 +107,8 @@ pub enum Command {
     /// overlap (a second run exits 0 at once). An issue found later than
     /// schedule.max_lateness_secs is not sent but marked missed (exit 1).
     /// Exit codes: 0 ok or nothing to do, 1 a send failed or an issue was
-    /// missed, 2 bad configuration.
+    /// missed, 2 bad configuration, 130 stopped by SIGTERM (the next run
+    /// resumes).
     RunDue(RunDueArgs),
 
     /// Run the whole job on the embedded defaults: initialise the database,
@@ -116,8 +119,10 @@ pub enum Command {
     /// Serve the unsubscribe links (page and RFC 8058 one-click POST),
     /// /healthz and /metrics until SIGINT or SIGTERM. Never sends mail.
     Serve {
-        /// Address to listen on, IP:PORT (default: http.bind). Port 0 picks
-        /// a free port; the address in use is printed on stdout.
+        /// Address to listen on, HOST:PORT (default: http.bind), e.g.
+        /// 127.0.0.1:8080 or localhost:8090 (a name is resolved; the first
+        /// address is used). Port 0 picks a free port; the address in use
+        /// is printed on stdout.
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
     },

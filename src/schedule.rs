@@ -152,9 +152,25 @@ pub fn judge(at: DateTime<Utc>, now: DateTime<Utc>, max_lateness: Duration) -> V
     }
 }
 
-/// A duration for people: whole seconds, e.g. "7h 2m 5s".
+/// A duration for people: whole seconds, e.g. "7h 2m 5s" or
+/// "3 years 1 month 2 days" (spelled-out units get a space).
 pub fn human(d: Duration) -> String {
-    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    humantime::format_duration(Duration::from_secs(d.as_secs()))
+        .to_string()
+        .split(' ')
+        .map(|part| {
+            let unit_at = part
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(part.len());
+            let (n, unit) = part.split_at(unit_at);
+            if unit.len() > 2 {
+                format!("{n} {unit}")
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What one `run-due` pass did.
@@ -449,6 +465,19 @@ mod tests {
         for bad in ["", "soon", "2 parsecs", "-1h"] {
             assert!(bad.parse::<Delay>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn durations_read_like_words() {
+        assert_eq!(human(Duration::from_secs(7 * 3600 + 125)), "7h 2m 5s");
+        let day = 86_400;
+        assert_eq!(human(Duration::from_secs(2 * day)), "2 days");
+        assert_eq!(human(Duration::from_secs(day + 3600)), "1 day 1h");
+        let three_years_a_month = 3 * 31_557_600 + 2_630_016;
+        assert_eq!(
+            human(Duration::from_secs(three_years_a_month)),
+            "3 years 1 month"
+        );
     }
 
     #[test]

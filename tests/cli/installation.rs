@@ -235,3 +235,28 @@ fn the_example_local_config_lists_every_key_and_loads() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn serve_binds_a_host_name_by_resolving_it() {
+    use std::io::BufRead;
+    let env = TestEnv::new();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("herald"))
+        .current_dir(env.path())
+        .env_remove("HERALD_HOME")
+        .args(["serve", "--bind", "localhost:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.starts_with("listening on http://127.0.0.1:")
+            || line.starts_with("listening on http://[::1]:"),
+        "{line:?}"
+    );
+}
