@@ -299,7 +299,9 @@ pub enum SubscribersCommand {
         format: ListFormat,
     },
 
-    /// Unsubscribe one address (idempotent).
+    /// Unsubscribe one address (idempotent). An address that is not a
+    /// subscriber is recorded as unsubscribed (a suppression entry), so a
+    /// later import or add leaves it out.
     Unsubscribe {
         /// Email address.
         email: String,

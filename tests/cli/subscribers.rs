@@ -125,10 +125,70 @@ fn bad_addresses_and_names_are_refused_with_exit_2() {
         .code(2)
         .stderr(predicates::str::contains("--name"));
     env.herald()
-        .args(["subscribers", "unsubscribe", "nobody@example.org"])
+        .args(["subscribers", "unsubscribe", "not an address"])
         .assert()
-        .code(2)
-        .stderr(predicates::str::contains("no subscriber"));
+        .code(2);
+}
+
+#[test]
+fn unsubscribing_an_unknown_address_records_a_suppression_that_import_respects() {
+    let env = TestEnv::new();
+    let out = env
+        .herald()
+        .args(["subscribers", "unsubscribe", "Nobody@Example.org"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("is not a subscriber; recorded as unsubscribed"),
+        "{}",
+        stdout(&out)
+    );
+    // Loaded before the audience: the import leaves the address out.
+    let file = env.write(
+        "list.csv",
+        "email,name
+nobody@example.org,No Body
+ana@example.org,Ana
+",
+    );
+    let out = env
+        .herald()
+        .args(["subscribers", "import"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env
+        .herald()
+        .args([
+            "subscribers",
+            "list",
+            "--status",
+            "active",
+            "--format",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("ana@example.org"));
+    assert!(
+        !stdout(&out).to_lowercase().contains("nobody@example.org"),
+        "{}",
+        stdout(&out)
+    );
+    // Again: idempotent.
+    let out = env
+        .herald()
+        .args(["subscribers", "unsubscribe", "nobody@example.org"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("already unsubscribed"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
