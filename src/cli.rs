@@ -287,6 +287,9 @@ pub enum SubscribersCommand {
     Import {
         /// CSV file (UTF-8, comma-separated, header row).
         file: PathBuf,
+        /// Field delimiter, one ASCII character, e.g. ';' or '\t' (tab).
+        #[arg(long, default_value = ",", value_parser = parse_delimiter)]
+        delimiter: u8,
     },
 
     /// List subscribers.
@@ -370,4 +373,17 @@ pub struct DemoArgs {
     /// Issue to send (default: the bundled example issue).
     #[arg(long, value_name = "ISSUE")]
     pub issue: Option<PathBuf>,
+}
+
+/// One ASCII character (`\t` for a tab), as a CSV field delimiter.
+fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s {
+        "\\t" | "\t" | "tab" => Ok(b'\t'),
+        _ if s.len() == 1 && s.is_ascii() && s != "\"" && s != "\n" && s != "\r" => {
+            Ok(s.as_bytes()[0])
+        }
+        _ => Err(format!(
+            "`{s}`: expected one ASCII character such as ';' or '\\t'"
+        )),
+    }
 }

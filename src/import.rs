@@ -67,6 +67,30 @@ fn classify(header: &str) -> Column {
     }
 }
 
+/// When a header without an `email` column is one field holding another
+/// common delimiter next to `email`, say which `--delimiter` to pass.
+fn delimiter_hint(headers: &csv::StringRecord, delimiter: u8) -> String {
+    let [only] = headers.iter().collect::<Vec<_>>()[..] else {
+        return String::new();
+    };
+    [b';', b'\t', b'|', b',']
+        .into_iter()
+        .filter(|d| *d != delimiter)
+        .find(|d| {
+            only.split(char::from(*d))
+                .any(|h| classify(h) == Column::Email)
+        })
+        .map(|d| {
+            let shown = if d == b'\t' {
+                "\\t".to_string()
+            } else {
+                char::from(d).to_string()
+            };
+            format!("; the header looks `{shown}`-separated: pass --delimiter '{shown}'")
+        })
+        .unwrap_or_default()
+}
+
 /// Import `path` into `store`. Rejected rows are passed to `on_reject` as
 /// they are met (and skipped); the valid rows are written in batched
 /// transactions. A file that is not CSV or has no `email` column is a
@@ -76,9 +100,20 @@ pub async fn import_csv(
     path: &Path,
     on_reject: impl FnMut(&Rejection),
 ) -> anyhow::Result<ImportReport> {
+    import_csv_with(store, path, b',', on_reject).await
+}
+
+/// [`import_csv`] with another field delimiter (e.g. `b';'`, as spreadsheet
+/// programs write CSV in many locales).
+pub async fn import_csv_with(
+    store: &Store,
+    path: &Path,
+    delimiter: u8,
+    on_reject: impl FnMut(&Rejection),
+) -> anyhow::Result<ImportReport> {
     let shown = path.display().to_string();
     let file = File::open(path).map_err(|e| bad_input!("{shown}: cannot open: {e}"))?;
-    import_reader(store, &shown, file, on_reject).await
+    import_reader_with(store, &shown, file, delimiter, on_reject).await
 }
 
 /// [`import_csv`] on any reader; `source` names it in messages.
@@ -86,6 +121,17 @@ pub async fn import_reader(
     store: &Store,
     source: &str,
     input: impl Read,
+    on_reject: impl FnMut(&Rejection),
+) -> anyhow::Result<ImportReport> {
+    import_reader_with(store, source, input, b',', on_reject).await
+}
+
+/// [`import_reader`] with another field delimiter.
+pub async fn import_reader_with(
+    store: &Store,
+    source: &str,
+    input: impl Read,
+    delimiter: u8,
     mut on_reject: impl FnMut(&Rejection),
 ) -> anyhow::Result<ImportReport> {
     let shown = source;
@@ -106,6 +152,7 @@ pub async fn import_reader(
     );
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
+        .delimiter(delimiter)
         .flexible(true)
         .trim(csv::Trim::Headers)
         .from_reader(input);
@@ -116,8 +163,9 @@ pub async fn import_reader(
     let columns: Vec<Column> = headers.iter().map(classify).collect();
     let Some(email_at) = columns.iter().position(|c| *c == Column::Email) else {
         return Err(bad_input!(
-            "{shown}:1: no `email` column in the header (found: {})",
-            headers.iter().collect::<Vec<_>>().join(", ")
+            "{shown}:1: no `email` column in the header (found: {}){}",
+            headers.iter().collect::<Vec<_>>().join(", "),
+            delimiter_hint(&headers, delimiter)
         ));
     };
     for (i, h) in headers.iter().enumerate() {

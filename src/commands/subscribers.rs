@@ -24,8 +24,8 @@ pub async fn run(
             name,
             reactivate,
         } => add(store, &email, name.as_deref(), reactivate).await,
-        SubscribersCommand::Import { file } => {
-            let report = import::import_csv(store, &file, |r| {
+        SubscribersCommand::Import { file, delimiter } => {
+            let report = import::import_csv_with(store, &file, delimiter, |r| {
                 eprintln!("{}:{}: rejected: {}", file.display(), r.line, r.reason);
             })
             .await?;

@@ -531,3 +531,41 @@ fn rejected_rows_name_their_physical_line_in_lf_and_crlf_files_alike() {
         );
     }
 }
+
+#[test]
+fn a_semicolon_separated_file_gets_a_hint_and_imports_with_delimiter() {
+    let env = TestEnv::new();
+    let file = env.write(
+        "excel.csv",
+        "email;name\r\nana@example.org;Ana\r\nbob@example.org;Bob\r\n",
+    );
+    let out = env
+        .herald()
+        .args(["subscribers", "import"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("the header looks `;`-separated: pass --delimiter ';'"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env
+        .herald()
+        .args(["subscribers", "import", "--delimiter", ";"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("imported 2, updated 0, unchanged 0, rejected 0"),
+        "{}",
+        stdout(&out)
+    );
+    env.herald()
+        .args(["subscribers", "import", "--delimiter", "ab"])
+        .arg(&file)
+        .assert()
+        .code(2);
+}
