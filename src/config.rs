@@ -201,6 +201,7 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
+        warn_single_underscore_env(std::env::vars().map(|(k, _)| k));
         figment = figment.merge(Env::prefixed("HERALD__").split("__"));
         let mut settings: Settings = figment
             .extract()
@@ -279,6 +280,40 @@ impl Settings {
     }
 }
 
+/// The sections of the settings, for spotting misspelt variables.
+const SECTIONS: [&str; 9] = [
+    "database",
+    "newsletter",
+    "sender",
+    "transport",
+    "smtp",
+    "http",
+    "unsubscribe",
+    "schedule",
+    "dkim",
+];
+
+/// Variables such as `HERALD_SMTP_PORT` (one underscore) look like settings
+/// but are ignored; say so instead of silently using the default.
+fn warn_single_underscore_env(names: impl Iterator<Item = String>) -> Vec<String> {
+    let mut found = Vec::new();
+    for name in names {
+        let Some(rest) = name.strip_prefix("HERALD_") else {
+            continue;
+        };
+        if rest.starts_with('_') {
+            continue;
+        }
+        let section = rest.split('_').next().unwrap_or("").to_ascii_lowercase();
+        if SECTIONS.contains(&section.as_str()) {
+            let meant = format!("HERALD__{}", rest.replacen('_', "__", 1));
+            tracing::warn!("environment variable {name} is ignored: settings variables use two underscores, e.g. {meant}");
+            found.push(name);
+        }
+    }
+    found
+}
+
 /// One line per figment error, each naming the key path and its source.
 fn describe(err: figment::Error) -> String {
     err.into_iter()
@@ -299,4 +334,26 @@ fn describe(err: figment::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_underscore_variables_next_to_known_sections_are_flagged() {
+        let names = [
+            "HERALD_SMTP_PORT",
+            "HERALD_HOME",
+            "HERALD_LOG",
+            "HERALD_LOG_FORMAT",
+            "HERALD__SMTP__PORT",
+            "HERALD_DATABASE_URL",
+            "PATH",
+        ];
+        assert_eq!(
+            warn_single_underscore_env(names.iter().map(|s| s.to_string())),
+            ["HERALD_SMTP_PORT", "HERALD_DATABASE_URL"]
+        );
+    }
 }

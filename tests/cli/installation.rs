@@ -260,3 +260,22 @@ fn serve_binds_a_host_name_by_resolving_it() {
         "{line:?}"
     );
 }
+
+#[test]
+fn a_settings_variable_with_one_underscore_gets_a_warning() {
+    let env = TestEnv::new();
+    let out = env
+        .herald()
+        .env("HERALD_SMTP_PORT", "2525")
+        .arg("status")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "environment variable HERALD_SMTP_PORT is ignored: settings variables use two underscores, e.g. HERALD__SMTP__PORT"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
