@@ -43,8 +43,9 @@ pub struct Home {
 
 impl Home {
     /// Resolve the home from the `--dir` flag, `HERALD_HOME`, the `--config`
-    /// file, or the current directory, in that order. The directory must
-    /// exist (except the current one, which always does).
+    /// file, or the current directory, in that order. The directory need
+    /// not exist yet: `herald init` creates it, every other command finds
+    /// no database there and says so.
     pub fn resolve(dir: Option<&Path>, config: Option<&Path>) -> Result<Home, BadInput> {
         let env = std::env::var_os(HOME_VAR).filter(|v| !v.is_empty());
         let (dir, source) = if let Some(dir) = dir {
@@ -60,9 +61,9 @@ impl Home {
         let cwd = std::env::current_dir()
             .map_err(|e| BadInput::new(format!("cannot read the current directory: {e}")))?;
         let dir = absolute(&cwd, &dir);
-        if source != HomeSource::CurrentDir && !dir.is_dir() {
+        if dir.exists() && !dir.is_dir() {
             return Err(BadInput::new(format!(
-                "installation directory {} (from {source}) does not exist",
+                "installation directory {} (from {source}) is not a directory",
                 dir.display()
             )));
         }
@@ -141,6 +142,19 @@ pub fn require_database(url: &str) -> Result<(), BadInput> {
             "no herald database at {} (run `herald init` there, or pass --dir)",
             file.display()
         ))),
+        _ => Ok(()),
+    }
+}
+
+/// For `init` and `demo`: create the directory the database file goes in
+/// (the installation directory, or a subdirectory the settings name).
+pub fn prepare_database_dir(url: &str) -> Result<(), BadInput> {
+    let Some(file) = database_file(url) else {
+        return Ok(());
+    };
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => std::fs::create_dir_all(dir)
+            .map_err(|e| BadInput::new(format!("cannot create {}: {e}", dir.display()))),
         _ => Ok(()),
     }
 }

@@ -56,9 +56,10 @@ async fn dispatch(settings: &Settings, store: &Store, command: Command) -> anyho
     }
 }
 
-/// Open and migrate the configured database, creating it if missing: only
-/// `init` and `demo` do that.
+/// Open and migrate the configured database, creating it (and its
+/// directory) if missing: only `init` and `demo` do that.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    home::prepare_database_dir(&settings.database.url)?;
     Store::open(&settings.database).await
 }
 

@@ -78,7 +78,7 @@ fn dir_flag_and_herald_home_choose_the_installation_from_any_working_directory()
     assert!(stdout(&out).contains("ana@example.org"), "{}", stdout(&out));
     assert!(!cwd.path().join("herald.db").exists());
 
-    // --dir wins over HERALD_HOME; a missing directory is exit 2.
+    // --dir wins over HERALD_HOME; a directory without a database is exit 2.
     let out = cwd
         .herald()
         .env("HERALD_HOME", home.path())
@@ -86,8 +86,21 @@ fn dir_flag_and_herald_home_choose_the_installation_from_any_working_directory()
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("no-such-dir"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--dir"), "{}", stderr(&out));
+    let expected = cwd.path().join("no-such-dir/herald.db");
+    assert!(
+        stderr(&out).contains(&format!("no herald database at {}", expected.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!cwd.path().join("no-such-dir").exists());
+    // init creates the installation directory.
+    let out = cwd
+        .herald()
+        .args(["init", "--dir", "new/home"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(cwd.path().join("new/home/herald.db").is_file());
 }
 
 #[test]
