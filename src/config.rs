@@ -203,9 +203,12 @@ impl Settings {
         }
         warn_single_underscore_env(std::env::vars().map(|(k, _)| k));
         figment = figment.merge(Env::prefixed("HERALD__").split("__"));
-        let mut settings: Settings = figment
-            .extract()
-            .map_err(|e| BadInput::new(format!("invalid configuration: {}", describe(e))))?;
+        let mut settings: Settings = figment.extract().map_err(|e| {
+            BadInput::new(format!(
+                "invalid configuration: {}",
+                describe(name_env_variables(e))
+            ))
+        })?;
         settings.check()?;
         settings.resolve_paths(home);
         Ok(settings)
@@ -312,6 +315,40 @@ fn warn_single_underscore_env(names: impl Iterator<Item = String>) -> Vec<String
         }
     }
     found
+}
+
+/// Make the source of an error from the environment the variable itself
+/// (`HERALD__SMTP__PORT`) instead of "`HERALD__` environment variable(s)".
+fn name_env_variables(err: figment::Error) -> figment::Error {
+    let errors: Vec<figment::Error> = err
+        .into_iter()
+        .map(|mut e| {
+            let from_env = e
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.source.is_none() && m.name.contains("environment variable"));
+            if from_env {
+                let var = format!(
+                    "HERALD__{}",
+                    e.path
+                        .iter()
+                        .map(|k| k.to_ascii_uppercase())
+                        .collect::<Vec<_>>()
+                        .join("__")
+                );
+                if let Some(md) = &mut e.metadata {
+                    md.source = Some(figment::Source::Custom(var));
+                }
+            }
+            e
+        })
+        .collect();
+    // Iterating yields the latest first; chain them back in order.
+    errors
+        .into_iter()
+        .rev()
+        .reduce(|chain, e| chain.chain(e))
+        .expect("a figment error holds at least one error")
 }
 
 /// One line per figment error, each naming the key path and its source.

@@ -292,3 +292,30 @@ fn a_settings_variable_with_one_underscore_gets_a_warning() {
         stderr(&out)
     );
 }
+
+#[test]
+fn errors_from_environment_variables_name_the_variable() {
+    let env = TestEnv::new();
+    let out = env
+        .herald()
+        .env("HERALD__SMTP__PORT", "twenty-five")
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("smtp.port"), "{err}");
+    assert!(err.contains("(from HERALD__SMTP__PORT)"), "{err}");
+    let out = env
+        .herald()
+        .env("HERALD__SENDER__RATE", "5")
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("(from HERALD__SENDER__RATE)"),
+        "{}",
+        stderr(&out)
+    );
+}
