@@ -115,6 +115,16 @@ async fn add(
                 path.display()
             ))
         }
+        Registered::Ready(r) if r.state == "aborted" => {
+            return Err(bad_input!(
+                "{}: the send of `{}` (version {}) was aborted; it is not scheduled again. To send \
+                 it to the whole audience as a new version: herald send {} --live --force-new-version",
+                path.display(),
+                r.slug,
+                r.version,
+                path.display()
+            ))
+        }
         Registered::Ready(r) if r.started_at.is_some() => return Err(already_started(path, &r)),
         Registered::Ready(r) => r,
     };

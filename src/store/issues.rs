@@ -89,7 +89,13 @@ impl Store {
                 tx.commit().await?;
                 return Ok(Registered::ChangedAfterStart(l));
             }
-            Some(l) if l.started_at.is_none() => {
+            // An aborted version is never changed: the caller refuses it
+            // unless a new version is asked for.
+            Some(l) if l.state == "aborted" && !new_version => {
+                tx.commit().await?;
+                return Ok(Registered::Ready(l));
+            }
+            Some(l) if l.started_at.is_none() && l.state != "aborted" => {
                 sqlx::query(
                     "UPDATE issues SET subject = ?, content_hash = ?, compiled = ?, source_path = ? WHERE id = ?",
                 )

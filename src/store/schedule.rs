@@ -42,7 +42,7 @@ impl Store {
     pub async fn set_schedule(&self, issue_id: i64, at: &str) -> sqlx::Result<bool> {
         let done = sqlx::query(
             "UPDATE issues SET state = 'scheduled', scheduled_at = ?2 \
-             WHERE id = ?1 AND started_at IS NULL AND state <> 'sending'",
+             WHERE id = ?1 AND started_at IS NULL AND state NOT IN ('sending', 'aborted')",
         )
         .bind(issue_id)
         .bind(at)

@@ -31,6 +31,7 @@ fn abort_from_a_second_process_stops_a_running_send_for_good() {
     // The running sender notices within seconds and stops, exit 0.
     let out = child.wait_with_output().unwrap();
     let stopped_after = aborted_at.elapsed();
+    eprintln!("the running send stopped {stopped_after:?} after the abort");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stopped_after < Duration::from_secs(5),
@@ -131,6 +132,51 @@ fn abort_stops_a_scheduled_send_and_refuses_a_finished_one() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!env.path().join("outbox").exists(), "nothing was sent");
     assert_eq!(ledger(&env, &issue)["state"], "aborted");
+    // Scheduling it again, even edited, is refused; a live send needs a
+    // new version.
+    let edited = std::fs::read_to_string(&issue).unwrap() + "\n# edited\n";
+    std::fs::write(&issue, edited).unwrap();
+    let out = env
+        .herald()
+        .arg("schedule")
+        .arg(&issue)
+        .args([
+            "--at",
+            "2030-01-08T07:00:00Z",
+            "--now",
+            "2030-01-06T08:00:00Z",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("was aborted"), "{}", stderr(&out));
+    let out = env
+        .herald()
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--force-new-version"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(ledger(&env, &issue)["state"], "aborted");
+    let out = env
+        .herald()
+        .args(["send", "--live", "--yes", "--force-new-version"])
+        .arg(&issue)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let l = ledger(&env, &issue);
+    assert_eq!(
+        (l["version"].as_i64(), l["state"].as_str()),
+        (Some(2), Some("sent")),
+        "{l}"
+    );
+    assert_eq!(l["counts"]["sent"], 3, "{l}");
 
     // A finished send has nothing to abort: exit 2, nothing changes.
     let done = write_issue(&env, "done");
