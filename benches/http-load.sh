@@ -73,7 +73,7 @@ echo "token pool: $(wc -l <"$tmp/paths.txt") paths"
 server_pid=$!
 base=
 for _ in $(seq 100); do
-  base=$(sed -n 's/^listening on //p' "$tmp/serve.out")
+  base=$(sed -n 's/^listening on //p' "$tmp/serve.out" 2>/dev/null || true)
   [ -n "$base" ] && break
   kill -0 "$server_pid" 2>/dev/null || break
   sleep 0.1

@@ -33,6 +33,9 @@ sleep 0.5
 export HERALD__TRANSPORT__KIND=smtp HERALD__SMTP__HOST=127.0.0.1 HERALD__SMTP__PORT=$PORT
 export HERALD__SENDER__CONCURRENCY=$CONN HERALD__SENDER__RATE_PER_SECOND=1000000 HERALD__SENDER__BURST=1000
 export HERALD__UNSUBSCRIBE__SECRET=bench-signing-key-0123456789abcdefghijk HERALD_LOG=herald=warn
+# A list identity of its own: a live send through SMTP refuses the demo's.
+export HERALD__SENDER__FROM_ADDRESS=news@bench.example.net HERALD__NEWSLETTER__LIST_ID=news.bench.example.net
+export HERALD__NEWSLETTER__POSTAL_ADDRESS="herald bench, 1 Bench Road" HERALD__HTTP__PUBLIC_BASE_URL=https://news.bench.example.net
 
 python3 - "$N" > subs.csv <<'PY'
 import sys
@@ -41,6 +44,7 @@ print("email,name")
 for i in range(n):
     print(f"reader{i:07d}@example{i % 50}.org,Reader {i}")
 PY
+"$HERALD" init >/dev/null
 "$HERALD" subscribers import subs.csv >/dev/null
 
 # Size of herald's messages, so smtp-source sends the same bytes.

@@ -9,7 +9,8 @@
 #   ISSUE   default: issues/2018-12-14-migration-news.toml
 #   WIDTH   default: 375 640
 # Needs: Debian package `chromium`, and Node.js >= 20 (no npm packages).
-# Env: HERALD_BIN (default: target/debug/herald, built if missing),
+# Env: HERALD_BIN (default: $CARGO_TARGET_DIR/debug/herald, else
+#      target/debug/herald; built first),
 #      CHROMIUM (default: chromium), SCREENSHOTS (default: screenshots),
 #      TILES=N (also save N px tall slices of each page).
 # Exit 0: no overflow at any width; 1: overflow or a failed step.
@@ -20,15 +21,15 @@ issue=${1:-issues/2018-12-14-migration-news.toml}
 [ $# -gt 0 ] && shift
 widths=("$@")
 [ ${#widths[@]} -gt 0 ] || widths=(375 640)
-bin=${HERALD_BIN:-target/debug/herald}
+bin=${HERALD_BIN:-${CARGO_TARGET_DIR:-target}/debug/herald}
 shots=${SCREENSHOTS:-screenshots}
 
 command -v "${CHROMIUM:-chromium}" >/dev/null || {
     echo "browser-check: ${CHROMIUM:-chromium} not found (apt-get install -y chromium)" >&2
     exit 1
 }
-command -v node >/dev/null || { echo "browser-check: node not found" >&2; exit 1; }
-[ -x "$bin" ] || cargo build --quiet --bin herald
+command -v node >/dev/null || { echo "browser-check: node not found (apt-get install -y nodejs)" >&2; exit 1; }
+[ -n "${HERALD_BIN:-}" ] || cargo build --quiet --bin herald
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -13,7 +13,8 @@ use crate::schedule::{Delay, Timestamp};
 /// twin, and delivers one personalised copy per subscriber from a SQLite
 /// audience, recording every recipient's outcome.
 ///
-/// Exit codes: 0 ok, 1 runtime failure, 2 bad input or configuration.
+/// Exit codes: 0 ok, 1 runtime failure, 2 bad input or configuration, 130
+/// stopped by Ctrl-C or SIGTERM.
 #[derive(Debug, Parser)]
 #[command(
     name = "herald",
@@ -26,6 +27,13 @@ pub struct Cli {
     /// config/local.toml (environment variables HERALD__SECTION__KEY still win).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+
+    /// The installation directory: where config/local.toml and the database
+    /// are, and what relative paths in the settings are relative to.
+    /// Default: $HERALD_HOME, else the directory of --config, else the
+    /// current directory.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 
     /// Log line format on stderr.
     #[arg(
@@ -65,16 +73,28 @@ pub enum Command {
 
     /// Send an issue: to test addresses, as a dry run, or live to every
     /// active subscriber. A live send records each recipient's outcome and
-    /// resumes where it stopped when run again.
+    /// resumes where it stopped when run again. Exit 130 after Ctrl-C or
+    /// SIGTERM (run-due resumes the send; `herald abort` stops it for good).
     Send(SendArgs),
 
     /// Show an issue's delivery ledger: counts per state, rate, elapsed,
-    /// and the recipients that failed or are waiting for a retry.
+    /// and the recipients that failed or are waiting for a retry. Without
+    /// an issue: an overview of every issue.
     Status(StatusArgs),
 
     /// Put failed or unknown deliveries back to pending; the next
     /// `send --live` (or `run-due`) delivers them.
     Resend(ResendArgs),
+
+    /// Stop an issue's send for good: every delivery not yet attempted
+    /// (pending, deferred, unknown) becomes cancelled and the issue aborted.
+    /// A sender running in another process stops within seconds; neither
+    /// run-due nor `send --live` resumes it (a live send of the same issue
+    /// then needs --force-new-version). Also stops a scheduled send.
+    Abort {
+        /// Issue file (or its slug).
+        issue: PathBuf,
+    },
 
     /// Schedule an issue for `herald run-due` to send at a given time; list
     /// or cancel scheduled issues. The issue is checked and compiled now, so
@@ -87,7 +107,8 @@ pub enum Command {
     /// overlap (a second run exits 0 at once). An issue found later than
     /// schedule.max_lateness_secs is not sent but marked missed (exit 1).
     /// Exit codes: 0 ok or nothing to do, 1 a send failed or an issue was
-    /// missed, 2 bad configuration.
+    /// missed, 2 bad configuration, 130 stopped by SIGTERM (the next run
+    /// resumes).
     RunDue(RunDueArgs),
 
     /// Run the whole job on the embedded defaults: initialise the database,
@@ -98,8 +119,10 @@ pub enum Command {
     /// Serve the unsubscribe links (page and RFC 8058 one-click POST),
     /// /healthz and /metrics until SIGINT or SIGTERM. Never sends mail.
     Serve {
-        /// Address to listen on, IP:PORT (default: http.bind). Port 0 picks
-        /// a free port; the address in use is printed on stdout.
+        /// Address to listen on, HOST:PORT (default: http.bind), e.g.
+        /// 127.0.0.1:8080 or localhost:8090 (a name is resolved; the first
+        /// address is used). Port 0 picks a free port; the address in use
+        /// is printed on stdout.
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
     },
@@ -198,17 +221,22 @@ pub struct SendArgs {
     /// as a new version to the whole audience.
     #[arg(long, requires = "live")]
     pub force_new_version: bool,
+    /// Send through SMTP even though http.public_base_url is not https or
+    /// points at a loopback or private address (an intranet list).
+    #[arg(long, requires = "live")]
+    pub allow_unsafe_links: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Issue file (or its slug).
-    pub issue: PathBuf,
+    /// Issue file (or its slug). Without it: every issue, with its state,
+    /// scheduled or start time, ledger counts and last activity.
+    pub issue: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: StatusFormat,
     /// List every failed recipient with the server's last reply.
-    #[arg(long)]
+    #[arg(long, requires = "issue")]
     pub failed: bool,
 }
 
@@ -250,6 +278,11 @@ pub struct ScheduleArgs {
     /// Take this as the current time (test and operations aid).
     #[arg(long, hide = true, value_name = "RFC3339")]
     pub now: Option<Timestamp>,
+    /// Accept an http.public_base_url that is not https or points at a
+    /// loopback or private address (an intranet list; run-due needs the
+    /// flag too).
+    #[arg(long)]
+    pub allow_unsafe_links: bool,
 }
 
 /// When a scheduled issue goes out.
@@ -290,6 +323,14 @@ pub struct RunDueArgs {
     /// (test and operations aid).
     #[arg(long, hide = true, value_name = "RFC3339")]
     pub now: Option<Timestamp>,
+    /// Print what a run would do now (issues due, sends to resume, issues
+    /// the lateness guard would mark missed) and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Send through SMTP even though http.public_base_url is not https or
+    /// points at a loopback or private address (an intranet list).
+    #[arg(long)]
+    pub allow_unsafe_links: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -317,6 +358,9 @@ pub enum SubscribersCommand {
     Import {
         /// CSV file (UTF-8, comma-separated, header row).
         file: PathBuf,
+        /// Field delimiter, one ASCII character, e.g. ';' or '\t' (tab).
+        #[arg(long, default_value = ",", value_parser = parse_delimiter)]
+        delimiter: u8,
     },
 
     /// List subscribers.
@@ -329,7 +373,9 @@ pub enum SubscribersCommand {
         format: ListFormat,
     },
 
-    /// Unsubscribe one address (idempotent).
+    /// Unsubscribe one address (idempotent). An address that is not a
+    /// subscriber is recorded as unsubscribed (a suppression entry), so a
+    /// later import or add leaves it out.
     Unsubscribe {
         /// Email address.
         email: String,
@@ -398,4 +444,17 @@ pub struct DemoArgs {
     /// Issue to send (default: the bundled example issue).
     #[arg(long, value_name = "ISSUE")]
     pub issue: Option<PathBuf>,
+}
+
+/// One ASCII character (`\t` for a tab), as a CSV field delimiter.
+fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s {
+        "\\t" | "\t" | "tab" => Ok(b'\t'),
+        _ if s.len() == 1 && s.is_ascii() && s != "\"" && s != "\n" && s != "\r" => {
+            Ok(s.as_bytes()[0])
+        }
+        _ => Err(format!(
+            "`{s}`: expected one ASCII character such as ';' or '\\t'"
+        )),
+    }
 }

@@ -1,5 +1,6 @@
 //! Layered settings: the embedded `config/default.toml`, then
-//! `config/local.toml` (if present), then a `--config` file, then
+//! `config/local.toml` in the installation directory (if present; see
+//! `crate::home`, which relative paths resolve against), then a `--config` file, then
 //! `HERALD__SECTION__KEY` environment variables. Unknown keys and bad values
 //! are errors naming the key and where it came from. Secrets are
 //! [`SecretString`]s and never print.
@@ -13,10 +14,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::error::BadInput;
+use crate::home::Home;
 
 /// The defaults, compiled in so the binary runs anywhere.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
-/// Optional operator overrides, relative to the working directory.
+/// Optional operator overrides, relative to the installation directory.
 pub const LOCAL_PATH: &str = "config/local.toml";
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,6 +38,10 @@ pub struct Settings {
     /// Bounce and complaint handling (VERP, webhooks).
     #[serde(default)]
     pub bounce: BounceSettings,
+    /// The installation directory every relative path above was resolved
+    /// against (see `crate::home`).
+    #[serde(skip)]
+    pub home: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -253,12 +259,21 @@ pub const MIN_SIGNING_KEY_BYTES: usize = 32;
 pub const KEYGEN_HINT: &str = "generate one with `openssl rand -hex 32`";
 
 impl Settings {
-    /// Load the layered settings. `extra` is the `--config` file, which must
-    /// exist when given.
+    /// Load the layered settings for the installation directory resolved
+    /// from `HERALD_HOME`, the `--config` file or the current directory.
+    /// `extra` is the `--config` file, which must exist when given.
     pub fn load(extra: Option<&Path>) -> Result<Settings, BadInput> {
+        Settings::load_from(&Home::resolve(None, extra)?, extra)
+    }
+
+    /// Load the layered settings of the installation at `home`:
+    /// `config/local.toml` is looked for there, and relative paths in the
+    /// settings (database, outbox, templates, DKIM key) resolve against it.
+    pub fn load_from(home: &Home, extra: Option<&Path>) -> Result<Settings, BadInput> {
         let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
-        if Path::new(LOCAL_PATH).is_file() {
-            figment = figment.merge(Toml::file(checked_toml(Path::new(LOCAL_PATH))?));
+        let local = home.join(Path::new(LOCAL_PATH));
+        if local.is_file() {
+            figment = figment.merge(Toml::file(checked_toml(&local)?));
         }
         if let Some(path) = extra {
             if !path.is_file() {
@@ -274,11 +289,26 @@ impl Settings {
         for (key, value) in env.only(&RAW_STRING_KEYS).iter() {
             figment = figment.merge(figment::providers::Serialized::default(key.as_str(), value));
         }
-        let settings: Settings = figment
-            .extract()
-            .map_err(|e| BadInput::new(format!("invalid configuration: {}", describe(e))))?;
+        warn_single_underscore_env(std::env::vars().map(|(k, _)| k));
+        let mut settings: Settings = figment.extract().map_err(|e| {
+            BadInput::new(format!(
+                "invalid configuration: {}",
+                describe(name_env_variables(e))
+            ))
+        })?;
         settings.check()?;
+        settings.resolve_paths(home);
         Ok(settings)
+    }
+
+    /// Make every relative path absolute against the installation directory.
+    fn resolve_paths(&mut self, home: &Home) {
+        self.home = home.dir().to_path_buf();
+        self.database.url = home.resolve_sqlite_url(&self.database.url);
+        self.transport.outbox_dir = home.join(&self.transport.outbox_dir);
+        if let Some(dkim) = &mut self.dkim {
+            dkim.private_key_path = home.join(&dkim.private_key_path);
+        }
     }
 
     /// Value checks serde cannot express: ranges of every number, and the
@@ -418,8 +448,77 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// One line per figment error, each naming the key path and its source (for
-/// an environment variable, the variable). A secret's value is never shown.
+/// The sections of the settings, for spotting misspelt variables.
+const SECTIONS: [&str; 10] = [
+    "bounce",
+    "database",
+    "newsletter",
+    "sender",
+    "transport",
+    "smtp",
+    "http",
+    "unsubscribe",
+    "schedule",
+    "dkim",
+];
+
+/// Variables such as `HERALD_SMTP_PORT` (one underscore) look like settings
+/// but are ignored; say so instead of silently using the default.
+fn warn_single_underscore_env(names: impl Iterator<Item = String>) -> Vec<String> {
+    let mut found = Vec::new();
+    for name in names {
+        let Some(rest) = name.strip_prefix("HERALD_") else {
+            continue;
+        };
+        if rest.starts_with('_') {
+            continue;
+        }
+        let section = rest.split('_').next().unwrap_or("").to_ascii_lowercase();
+        if SECTIONS.contains(&section.as_str()) {
+            let meant = format!("HERALD__{}", rest.replacen('_', "__", 1));
+            tracing::warn!("environment variable {name} is ignored: settings variables use two underscores, e.g. {meant}");
+            found.push(name);
+        }
+    }
+    found
+}
+
+/// Make the source of an error from the environment the variable itself
+/// (`HERALD__SMTP__PORT`) instead of "`HERALD__` environment variable(s)".
+fn name_env_variables(err: figment::Error) -> figment::Error {
+    let errors: Vec<figment::Error> = err
+        .into_iter()
+        .map(|mut e| {
+            let from_env = e
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.source.is_none() && m.name.contains("environment variable"));
+            if from_env {
+                let var = format!(
+                    "HERALD__{}",
+                    e.path
+                        .iter()
+                        .map(|k| k.to_ascii_uppercase())
+                        .collect::<Vec<_>>()
+                        .join("__")
+                );
+                if let Some(md) = &mut e.metadata {
+                    md.source = Some(figment::Source::Custom(var));
+                }
+            }
+            e
+        })
+        .collect();
+    // Iterating yields the latest first; chain them back in order.
+    errors
+        .into_iter()
+        .rev()
+        .reduce(|chain, e| chain.chain(e))
+        .expect("a figment error holds at least one error")
+}
+
+/// One line per figment error, each naming the key path and its source (an
+/// environment variable by name). A secret's value is never shown.
 fn describe(err: figment::Error) -> String {
     err.into_iter()
         .map(|e| {
@@ -434,16 +533,11 @@ fn describe(err: figment::Error) -> String {
                 line = format!("{key}: {line}");
             }
             if let Some(md) = &e.metadata {
-                let source = match (&md.source, &e.profile) {
-                    (Some(s), _) => s.to_string(),
-                    (None, Some(profile)) if md.name.contains("environment") => {
-                        format!(
-                            "environment variable HERALD__{}",
-                            md.interpolate(profile, &e.path).replace('.', "__")
-                        )
-                    }
-                    _ => md.name.to_string(),
-                };
+                let source = md
+                    .source
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| md.name.to_string());
                 line = format!("{line} (from {source})");
             }
             line
@@ -699,4 +793,26 @@ pub fn check_signing_key(key: &str, value: &str) -> Result<(), BadInput> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_underscore_variables_next_to_known_sections_are_flagged() {
+        let names = [
+            "HERALD_SMTP_PORT",
+            "HERALD_HOME",
+            "HERALD_LOG",
+            "HERALD_LOG_FORMAT",
+            "HERALD__SMTP__PORT",
+            "HERALD_DATABASE_URL",
+            "PATH",
+        ];
+        assert_eq!(
+            warn_single_underscore_env(names.iter().map(|s| s.to_string())),
+            ["HERALD_SMTP_PORT", "HERALD_DATABASE_URL"]
+        );
+    }
 }

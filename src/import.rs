@@ -82,6 +82,30 @@ fn classify(header: &str) -> Column {
     }
 }
 
+/// When a header without an `email` column is one field holding another
+/// common delimiter next to `email`, say which `--delimiter` to pass.
+fn delimiter_hint(headers: &csv::StringRecord, delimiter: u8) -> String {
+    let [only] = headers.iter().collect::<Vec<_>>()[..] else {
+        return String::new();
+    };
+    [b';', b'\t', b'|', b',']
+        .into_iter()
+        .filter(|d| *d != delimiter)
+        .find(|d| {
+            only.split(char::from(*d))
+                .any(|h| classify(h) == Column::Email)
+        })
+        .map(|d| {
+            let shown = if d == b'\t' {
+                "\\t".to_string()
+            } else {
+                char::from(d).to_string()
+            };
+            format!("; the header looks `{shown}`-separated: pass --delimiter '{shown}'")
+        })
+        .unwrap_or_default()
+}
+
 /// Import `path` into `store`. Rejected rows are passed to `on_reject` as
 /// they are met (and skipped); the valid rows are written in batched
 /// transactions. A file that is not CSV or has no `email` column is a
@@ -91,9 +115,20 @@ pub async fn import_csv(
     path: &Path,
     on_reject: impl FnMut(&Rejection),
 ) -> anyhow::Result<ImportReport> {
+    import_csv_with(store, path, b',', on_reject).await
+}
+
+/// [`import_csv`] with another field delimiter (e.g. `b';'`, as spreadsheet
+/// programs write CSV in many locales).
+pub async fn import_csv_with(
+    store: &Store,
+    path: &Path,
+    delimiter: u8,
+    on_reject: impl FnMut(&Rejection),
+) -> anyhow::Result<ImportReport> {
     let shown = path.display().to_string();
     let file = File::open(path).map_err(|e| bad_input!("{shown}: cannot open: {e}"))?;
-    import_reader(store, &shown, file, on_reject).await
+    import_reader_with(store, &shown, file, delimiter, on_reject).await
 }
 
 /// [`import_csv`] on any reader; `source` names it in messages.
@@ -101,6 +136,17 @@ pub async fn import_reader(
     store: &Store,
     source: &str,
     input: impl Read,
+    on_reject: impl FnMut(&Rejection),
+) -> anyhow::Result<ImportReport> {
+    import_reader_with(store, source, input, b',', on_reject).await
+}
+
+/// [`import_reader`] with another field delimiter.
+pub async fn import_reader_with(
+    store: &Store,
+    source: &str,
+    input: impl Read,
+    delimiter: u8,
     mut on_reject: impl FnMut(&Rejection),
 ) -> anyhow::Result<ImportReport> {
     let shown = source;
@@ -111,10 +157,19 @@ pub async fn import_reader(
     if head.contains(&0) {
         return Err(bad_input!("{shown}: not a CSV file (binary content)"));
     }
+    // The csv reader ends a CRLF record at its `\r` and counts the `\n` into
+    // the next record, so in a CRLF file (Excel, RFC 4180) every record's
+    // line is reported one low: shift it to the physical line it starts on.
+    let crlf_shift = u64::from(
+        head.iter()
+            .position(|b| *b == b'\n')
+            .is_some_and(|i| i > 0 && head[i - 1] == b'\r'),
+    );
     let capped = LineCap::new(input);
     let overlong = capped.overlong.clone();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
+        .delimiter(delimiter)
         .flexible(true)
         .trim(csv::Trim::Headers)
         .from_reader(capped);
@@ -137,8 +192,9 @@ pub async fn import_reader(
     let columns: Vec<Column> = headers.iter().map(classify).collect();
     let Some(email_at) = columns.iter().position(|c| *c == Column::Email) else {
         return Err(bad_input!(
-            "{shown}:1: no `email` column in the header (found: {})",
-            headers.iter().collect::<Vec<_>>().join(", ")
+            "{shown}:1: no `email` column in the header (found: {}){}",
+            headers.iter().collect::<Vec<_>>().join(", "),
+            delimiter_hint(&headers, delimiter)
         ));
     };
     let mut seen = HashSet::with_capacity(headers.len());
@@ -159,9 +215,10 @@ pub async fn import_reader(
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
-                // Lines of this record: from its start to the next record's.
-                let next = reader.position().line();
+                let line = record.position().map_or(0, |p| p.line() + crlf_shift);
+                // Physical lines of this record: from its start to the next
+                // record's.
+                let next = reader.position().line() + crlf_shift;
                 let truncated = overlong
                     .lock()
                     .expect("not poisoned")
@@ -186,7 +243,7 @@ pub async fn import_reader(
                 }
             }
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e.position().map_or(0, |p| p.line() + crlf_shift);
                 match e.kind() {
                     csv::ErrorKind::Io(_) => {
                         return Err(anyhow::Error::new(e).context(format!("reading {shown}")))

@@ -152,9 +152,25 @@ pub fn judge(at: DateTime<Utc>, now: DateTime<Utc>, max_lateness: Duration) -> V
     }
 }
 
-/// A duration for people: whole seconds, e.g. "7h 2m 5s".
+/// A duration for people: whole seconds, e.g. "7h 2m 5s" or
+/// "3 years 1 month 2 days" (spelled-out units get a space).
 pub fn human(d: Duration) -> String {
-    humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+    humantime::format_duration(Duration::from_secs(d.as_secs()))
+        .to_string()
+        .split(' ')
+        .map(|part| {
+            let unit_at = part
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(part.len());
+            let (n, unit) = part.split_at(unit_at);
+            if unit.len() > 2 {
+                format!("{n} {unit}")
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What one `run-due` pass did.
@@ -217,7 +233,15 @@ impl RunDue {
 /// resume interrupted live sends. Per-issue problems are logged here and
 /// reported in the result; only database errors outside an issue's send
 /// are returned as errors.
-pub async fn run_due(settings: &Settings, store: &Store, clock: Clock) -> anyhow::Result<RunDue> {
+///
+/// `allow_unsafe_links` lifts the live-send guard's rule on
+/// `http.public_base_url` (an intranet list).
+pub async fn run_due(
+    settings: &Settings,
+    store: &Store,
+    clock: Clock,
+    allow_unsafe_links: bool,
+) -> anyhow::Result<RunDue> {
     let lease = Lease::new(settings, RUN_DUE_LEASE.to_string());
     if !lease.take(store).await? {
         let (holder, until) = store
@@ -227,7 +251,7 @@ pub async fn run_due(settings: &Settings, store: &Store, clock: Clock) -> anyhow
         return Ok(RunDue::LeaseHeld { holder, until });
     }
     let renewer = tokio::spawn(lease.clone().renew_forever(store.clone()));
-    let result = run_with_lease(settings, store, clock).await;
+    let result = run_with_lease(settings, store, clock, allow_unsafe_links).await;
     renewer.abort();
     let _ = store.release_lease(&lease.name, &lease.holder).await;
     result.map(RunDue::Ran)
@@ -237,6 +261,7 @@ async fn run_with_lease(
     settings: &Settings,
     store: &Store,
     clock: Clock,
+    allow_unsafe_links: bool,
 ) -> anyhow::Result<Vec<IssueRun>> {
     let now = clock.now();
     let now_text = format_time(now);
@@ -256,7 +281,15 @@ async fn run_with_lease(
     let max_lateness = Duration::from_secs(settings.schedule.max_lateness_secs);
     let mut runs = Vec::new();
     for issue in due {
-        let outcome = scheduled(settings, store, &issue, now, max_lateness).await?;
+        let outcome = scheduled(
+            settings,
+            store,
+            &issue,
+            now,
+            max_lateness,
+            allow_unsafe_links,
+        )
+        .await?;
         let stop = outcome == IssueOutcome::Delivered(130);
         runs.push(IssueRun {
             slug: issue.slug,
@@ -268,7 +301,7 @@ async fn run_with_lease(
     }
     for issue in resumable {
         tracing::info!(issue = %issue.slug, "resuming an interrupted live send");
-        let outcome = deliver(settings, store, &issue).await?;
+        let outcome = deliver(settings, store, &issue, allow_unsafe_links).await?;
         let stop = outcome == IssueOutcome::Delivered(130);
         runs.push(IssueRun {
             slug: issue.slug,
@@ -288,6 +321,7 @@ async fn scheduled(
     issue: &IssueRecord,
     now: DateTime<Utc>,
     max_lateness: Duration,
+    allow_unsafe_links: bool,
 ) -> anyhow::Result<IssueOutcome> {
     let Some(at_text) = issue.scheduled_at.as_deref() else {
         return Ok(IssueOutcome::Changed);
@@ -321,7 +355,7 @@ async fn scheduled(
                 return Ok(IssueOutcome::Changed);
             };
             tracing::info!(issue = %record.slug, scheduled_at = %at_text, "sending scheduled issue");
-            let outcome = deliver(settings, store, &record).await?;
+            let outcome = deliver(settings, store, &record, allow_unsafe_links).await?;
             if matches!(outcome, IssueOutcome::Failed { .. } | IssueOutcome::Busy) {
                 // Not started: keep it scheduled (and under the guard).
                 store.undo_scheduled_send(record.id).await?;
@@ -336,10 +370,12 @@ async fn deliver(
     settings: &Settings,
     store: &Store,
     record: &IssueRecord,
+    allow_unsafe_links: bool,
 ) -> anyhow::Result<IssueOutcome> {
     let opts = LiveOptions {
         yes: true,
         force_new_version: false,
+        allow_unsafe_links,
         progress: Progress::Auto {
             every: Duration::from_secs(10),
         },
@@ -429,6 +465,19 @@ mod tests {
         for bad in ["", "soon", "2 parsecs", "-1h"] {
             assert!(bad.parse::<Delay>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn durations_read_like_words() {
+        assert_eq!(human(Duration::from_secs(7 * 3600 + 125)), "7h 2m 5s");
+        let day = 86_400;
+        assert_eq!(human(Duration::from_secs(2 * day)), "2 days");
+        assert_eq!(human(Duration::from_secs(day + 3600)), "1 day 1h");
+        let three_years_a_month = 3 * 31_557_600 + 2_630_016;
+        assert_eq!(
+            human(Duration::from_secs(three_years_a_month)),
+            "3 years 1 month"
+        );
     }
 
     #[test]

@@ -52,3 +52,9 @@ pub async fn signing_keys(store: &Store, settings: &Settings) -> anyhow::Result<
         settings.unsubscribe.previous_secret.clone(),
     ))
 }
+
+/// Is there a key to verify links with, without generating one: configured,
+/// or generated earlier into this database?
+pub async fn has_signing_key(store: &Store, settings: &Settings) -> anyhow::Result<bool> {
+    Ok(settings.unsubscribe.secret.is_some() || store.meta_get(META_KEY).await?.is_some())
+}

@@ -18,7 +18,7 @@ pub const TEMPFAIL: u8 = 75;
 /// Run a bounces command. `ingest` opens the database itself, so that an
 /// unavailable database is a temporary failure (75), not an error.
 pub async fn run(settings: &Settings, cmd: BouncesCommand) -> anyhow::Result<u8> {
-    let store = match super::open_store(settings).await {
+    let store = match super::open_existing_store(settings).await {
         Ok(store) => store,
         Err(e) if matches!(cmd, BouncesCommand::Ingest { .. }) => {
             eprintln!("herald: database unavailable, try again later: {e:#}");

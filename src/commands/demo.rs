@@ -1,6 +1,5 @@
 //! `herald demo`: the whole job on embedded defaults, no server needed.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::DemoArgs;
@@ -12,8 +11,8 @@ use crate::{import, secrets};
 /// few deliberately bad rows).
 pub const SAMPLE_SUBSCRIBERS: &str = include_str!("../../config/sample-subscribers.csv");
 
-/// The bundled example issue, written out when the working directory does
-/// not have it (so the demo runs anywhere).
+/// The bundled example issue, written out when the installation directory
+/// does not have it (so the demo runs anywhere).
 pub const SAMPLE_ISSUE_PATH: &str = "issues/2018-12-14-migration-news.toml";
 const SAMPLE_ISSUE: &str = include_str!("../../issues/2018-12-14-migration-news.toml");
 
@@ -43,17 +42,20 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<u8> {
     let issue = match &args.issue {
         Some(path) => path.clone(),
         None => {
-            let path = Path::new(SAMPLE_ISSUE_PATH);
+            let path = settings.home.join(SAMPLE_ISSUE_PATH);
             if !path.exists() {
-                std::fs::create_dir_all("issues")?;
-                std::fs::write(path, SAMPLE_ISSUE)?;
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(&path, SAMPLE_ISSUE)?;
             }
-            path.to_path_buf()
+            path
         }
     };
     let opts = super::send::LiveOptions {
         yes: true,
         force_new_version: false,
+        allow_unsafe_links: false,
         progress: Progress::Auto {
             every: Duration::from_secs(10),
         },

@@ -72,7 +72,7 @@ pub fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
 /// Load, validate and compile; mrml warnings go to stderr.
 fn compile(settings: &Settings, path: &Path) -> anyhow::Result<(Issue, Compiled, Templates)> {
     let issue = render::load_issue(path)?;
-    let templates = Templates::discover()?;
+    let templates = Templates::discover(&settings.home)?;
     let compiled = render::compile_with(&issue, settings, &templates)?;
     for w in &compiled.warnings {
         eprintln!("herald: warning: {w}");

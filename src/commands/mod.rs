@@ -1,10 +1,14 @@
 //! What each CLI command does: glue between settings, store and engines.
 //! Output meant for the operator goes to stdout; diagnostics to stderr.
 
+mod abort;
 mod bounces;
 mod demo;
 mod init;
 mod issue;
+mod live_guard;
+mod overview;
+mod run_due_preview;
 mod schedule;
 pub mod send;
 mod serve;
@@ -12,12 +16,14 @@ mod subscribers;
 
 use crate::cli::{Cli, Command};
 use crate::config::Settings;
+use crate::home::{self, Home};
 use crate::store::Store;
 
 /// Run one parsed command; returns the process exit code on success paths
 /// that still want a non-zero code.
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
-    let settings = Settings::load(cli.config.as_deref())?;
+    let home = Home::resolve(cli.dir.as_deref(), cli.config.as_deref())?;
+    let settings = Settings::load_from(&home, cli.config.as_deref())?;
     match cli.command {
         Command::Init => init::run(&settings).await,
         Command::Issue(cmd) => issue::run(&settings, cmd),
@@ -25,7 +31,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve { bind } => serve::run(&settings, bind.as_deref()).await,
         Command::Bounces(cmd) => bounces::run(&settings, cmd).await,
         command => {
-            let store = open_store(&settings).await?;
+            let store = open_existing_store(&settings).await?;
             let result = dispatch(&settings, &store, command).await;
             store.close().await;
             result
@@ -38,8 +44,12 @@ async fn dispatch(settings: &Settings, store: &Store, command: Command) -> anyho
     match command {
         Command::Subscribers(cmd) => subscribers::run(store, settings, cmd).await,
         Command::Send(args) => send::run(settings, store, args).await,
-        Command::Status(args) => send::status(store, args).await,
+        Command::Status(args) => match args.issue {
+            Some(issue) => send::status(store, issue, args.format, args.failed).await,
+            None => overview::run(store, args.format).await,
+        },
         Command::Resend(args) => send::resend(store, args).await,
+        Command::Abort { issue } => abort::run(store, &issue).await,
         Command::Schedule(args) => schedule::run(settings, store, args).await,
         Command::RunDue(args) => schedule::run_due(settings, store, args).await,
         Command::Init
@@ -52,7 +62,16 @@ async fn dispatch(settings: &Settings, store: &Store, command: Command) -> anyho
     }
 }
 
-/// Open and migrate the configured database.
+/// Open and migrate the configured database, creating it (and its
+/// directory) if missing: only `init` and `demo` do that.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    home::prepare_database_dir(&settings.database.url)?;
+    Store::open(&settings.database).await
+}
+
+/// Open and migrate the configured database, which must exist (exit 2
+/// naming the path otherwise).
+pub async fn open_existing_store(settings: &Settings) -> anyhow::Result<Store> {
+    home::require_database(&settings.database.url)?;
     Store::open(&settings.database).await
 }

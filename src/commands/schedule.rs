@@ -31,6 +31,7 @@ pub async fn run(settings: &Settings, store: &Store, args: ScheduleArgs) -> anyh
                 &issue,
                 &args.when,
                 Clock::from_flag(args.now),
+                args.allow_unsafe_links,
             )
             .await
         }
@@ -38,7 +39,11 @@ pub async fn run(settings: &Settings, store: &Store, args: ScheduleArgs) -> anyh
 }
 
 pub async fn run_due(settings: &Settings, store: &Store, args: RunDueArgs) -> anyhow::Result<u8> {
-    let report = schedule::run_due(settings, store, Clock::from_flag(args.now)).await?;
+    let clock = Clock::from_flag(args.now);
+    if args.dry_run {
+        return super::run_due_preview::run(settings, store, clock, args.allow_unsafe_links).await;
+    }
+    let report = schedule::run_due(settings, store, clock, args.allow_unsafe_links).await?;
     if let RunDue::LeaseHeld { holder, until } = &report {
         println!("another run-due holds the lease ({holder}, until {until}); nothing to do");
     }
@@ -61,6 +66,7 @@ async fn add(
     path: &Path,
     when: &ScheduleWhen,
     clock: Clock,
+    allow_unsafe_links: bool,
 ) -> anyhow::Result<u8> {
     let now = clock.now();
     let at = match (when.at, when.after) {
@@ -87,6 +93,7 @@ async fn add(
     }
 
     // Everything a send needs, checked now rather than at send time.
+    super::live_guard::check(settings, allow_unsafe_links)?;
     let issue = render::load_issue(path).map_err(|e| refuse(path, e))?;
     let compiled = render::compile(&issue, settings).map_err(|e| refuse(path, e))?;
     check_composes(settings, store, &issue, &compiled)
@@ -105,6 +112,16 @@ async fn add(
                 r.version,
                 r.started_at.as_deref().unwrap_or("?"),
                 r.version + 1,
+                path.display()
+            ))
+        }
+        Registered::Ready(r) if r.state == "aborted" => {
+            return Err(bad_input!(
+                "{}: the send of `{}` (version {}) was aborted; it is not scheduled again. To send \
+                 it to the whole audience as a new version: herald send {} --live --force-new-version",
+                path.display(),
+                r.slug,
+                r.version,
                 path.display()
             ))
         }
@@ -189,10 +206,12 @@ async fn list(store: &Store, format: StatusFormat, all: bool) -> anyhow::Result<
                 } else {
                     format!("{} (v{})", i.slug, i.version)
                 };
-                println!(
-                    "{:<25} {:<10} {:<24} {}",
-                    i.scheduled_at, i.state, name, i.subject
-                );
+                let when = match (&i.scheduled_at, &i.started_at) {
+                    (Some(at), _) => at.clone(),
+                    (None, Some(started)) => format!("{started} (by hand)"),
+                    (None, None) => "-".into(),
+                };
+                println!("{when:<25} {:<10} {name:<24} {}", i.state, i.subject);
             }
         }
     }
@@ -219,8 +238,11 @@ async fn cancel(store: &Store, arg: &Path) -> anyhow::Result<u8> {
     // Why not: look again, the state may have moved since it was read.
     let record = store.issue_by_id(record.id).await?.unwrap_or(record);
     match record.state.as_str() {
-        "cancelled" => {
-            println!("the scheduled send of `{slug}` was already cancelled");
+        "cancelled" | "aborted" => {
+            println!(
+                "the scheduled send of `{slug}` was already {}",
+                record.state
+            );
             Ok(0)
         }
         "sent" => Err(bad_input!(
@@ -229,8 +251,8 @@ async fn cancel(store: &Store, arg: &Path) -> anyhow::Result<u8> {
             record.finished_at.as_deref().unwrap_or("?")
         )),
         _ if record.started_at.is_some() => Err(bad_input!(
-            "{}: the live send of `{slug}` already started at {} (state {}); cancelling does not \
-             stop a send. Stop a running send with Ctrl-C or SIGTERM; see herald status {}",
+            "{}: the live send of `{slug}` already started at {} (state {}); cancelling a \
+             schedule does not stop a send. To stop it for good: herald abort {}",
             arg.display(),
             record.started_at.as_deref().unwrap_or("?"),
             record.state,

@@ -10,7 +10,7 @@ use anyhow::Context;
 use sha2::Digest;
 
 use crate::bad_input;
-use crate::cli::{ResendArgs, SendArgs, StatusArgs, StatusFormat};
+use crate::cli::{ResendArgs, SendArgs, StatusFormat};
 use crate::config::Settings;
 use crate::delivery::compose::{Addressee, Composer};
 use crate::delivery::progress::Progress;
@@ -37,6 +37,7 @@ pub async fn run(settings: &Settings, store: &Store, args: SendArgs) -> anyhow::
         let opts = LiveOptions {
             yes: args.yes,
             force_new_version: args.force_new_version,
+            allow_unsafe_links: args.allow_unsafe_links,
             progress: Progress::Auto {
                 every: Duration::from_secs(10),
             },
@@ -123,7 +124,26 @@ async fn test_send(
         .map(|a| SubscriberEmail::parse(a).map_err(|e| bad_input!("--test {a}: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (issue, compiled) = compile_file(settings, path)?;
-    let composer = composer_for(settings, store, &compiled, issue.slug(), None, "[TEST] ").await?;
+    // Registered (as a draft until a live send starts), so the copy's
+    // "view in browser" link can open this version with a signed preview.
+    let issue_id = match register_file(store, &issue, &compiled, path, false).await? {
+        Registered::Ready(r) => Some(r.id),
+        Registered::ChangedAfterStart(_) => None,
+    };
+    let mut composer = composer_for(
+        settings,
+        store,
+        &compiled,
+        issue.slug(),
+        issue_id,
+        "[TEST] ",
+    )
+    .await?;
+    if let Some(id) = issue_id {
+        let keys = secrets::signing_keys(store, settings).await?;
+        let view = render::view_url(settings, issue.slug());
+        composer = composer.with_view_url(crate::test_copy::preview_url(&view, &keys, id));
+    }
     let connector = Connector::from_settings(settings);
     let mut conn = connector
         .connect()
@@ -139,7 +159,9 @@ async fn test_send(
             settings.sending_domain()
         );
         let message = composer.compose(&Addressee {
-            subscriber_id: subscriber.as_ref().map_or(0, |s| s.id),
+            // Never a real subscriber's link: a tester's click on a test
+            // copy's unsubscribe link changes nothing.
+            subscriber_id: crate::test_copy::TEST_COPY_SUBSCRIBER,
             email: to.as_ref(),
             name: subscriber.as_ref().and_then(|s| s.name.as_deref()),
             message_id: &message_id,
@@ -206,6 +228,8 @@ async fn dry_run(settings: &Settings, store: &Store, path: &Path) -> anyhow::Res
 pub struct LiveOptions {
     pub yes: bool,
     pub force_new_version: bool,
+    /// Lift the live-send guard's rule on http.public_base_url.
+    pub allow_unsafe_links: bool,
     pub progress: Progress,
 }
 
@@ -218,9 +242,21 @@ pub async fn live_send(
     path: &Path,
     opts: &LiveOptions,
 ) -> anyhow::Result<(u8, Option<RunReport>)> {
+    super::live_guard::check(settings, opts.allow_unsafe_links)?;
     let (issue, compiled) = compile_file(settings, path)?;
     let registered = register_file(store, &issue, &compiled, path, opts.force_new_version).await?;
     let record = match registered {
+        Registered::Ready(r) if r.state == "aborted" => {
+            return Err(bad_input!(
+                "{}: the send of `{}` (version {}) was aborted at {}; it is not resumed. To send \
+                 this issue to the whole audience as version {}: pass --force-new-version",
+                path.display(),
+                r.slug,
+                r.version,
+                r.finished_at.as_deref().unwrap_or("?"),
+                r.version + 1
+            ))
+        }
         Registered::Ready(r) => r,
         Registered::ChangedAfterStart(r) => {
             return Err(bad_input!(
@@ -246,6 +282,14 @@ pub async fn deliver_record(
     opts: &LiveOptions,
 ) -> anyhow::Result<(u8, Option<RunReport>)> {
     // The stored compiled content, so a resumed send is byte-identical.
+    super::live_guard::check(settings, opts.allow_unsafe_links)?;
+    if record.state == "aborted" {
+        return Err(bad_input!(
+            "the send of `{}` (version {}) was aborted; it is not resumed",
+            record.slug,
+            record.version
+        ));
+    }
     let compiled: CompiledIssue =
         serde_json::from_str(&record.compiled).context("reading the stored compiled issue")?;
     let lease = Lease::new(settings, format!("send:{}", record.id));
@@ -306,6 +350,7 @@ async fn deliver_with_lease(
     .await?;
     let stop = Stopper::default();
     let signals = tokio::spawn(watch_signals(stop.clone()));
+    let abort_watch = tokio::spawn(super::abort::watch(store.clone(), record.id, stop.clone()));
     let plan = Plan {
         composer,
         connector: Connector::from_settings(settings),
@@ -314,7 +359,12 @@ async fn deliver_with_lease(
     };
     let report = delivery::run(store, record, plan, stop, &opts.progress).await;
     signals.abort();
+    abort_watch.abort();
     let report = report?;
+    let aborted = store.cancel_rest_if_aborted(record.id, &now_text()).await?;
+    let aborted = (aborted > 0
+        || store.issue_state(record.id).await?.as_deref() == Some("aborted"))
+    .then_some(aborted);
     let counts = store.delivery_counts(record.id).await?;
     println!(
         "{}: this run sent {}, failed {}, deferred {}, unknown {} in {:.1?} ({} bytes)",
@@ -328,6 +378,13 @@ async fn deliver_with_lease(
     );
     println!("ledger: {}", format_states(&counts));
     let left = counts["pending"] + counts["deferred"] + counts["unknown"] + counts["claimed"];
+    if let Some(cancelled) = aborted {
+        println!(
+            "{}: the send was aborted (`herald abort`); stopped, {cancelled} more deliveries cancelled",
+            record.slug
+        );
+        return Ok((0, Some(report)));
+    }
     let because = report
         .cause
         .as_deref()
@@ -342,7 +399,12 @@ async fn deliver_with_lease(
             1
         }
         Halt::Interrupted => {
-            eprintln!("herald: stopped by request; {left} deliveries left; run the same command to resume");
+            eprintln!(
+                "herald: stopped by request; {left} deliveries left; run the same command to \
+                 resume. Note: the next `herald run-due` (cron) resumes it too; to stop it for \
+                 good instead: herald abort {}",
+                record.slug
+            );
             INTERRUPTED
         }
         Halt::LedgerFailed => {
@@ -519,8 +581,13 @@ pub(crate) async fn find_issue(store: &Store, arg: &Path) -> anyhow::Result<Issu
     })
 }
 
-pub async fn status(store: &Store, args: StatusArgs) -> anyhow::Result<u8> {
-    let issue = find_issue(store, &args.issue).await?;
+pub async fn status(
+    store: &Store,
+    arg: std::path::PathBuf,
+    format: StatusFormat,
+    failed: bool,
+) -> anyhow::Result<u8> {
+    let issue = find_issue(store, &arg).await?;
     let counts = store.delivery_counts(issue.id).await?;
     let times = store.send_times(issue.id).await?;
     let total: i64 = counts.values().sum();
@@ -549,7 +616,7 @@ pub async fn status(store: &Store, args: StatusArgs) -> anyhow::Result<u8> {
                 .unwrap_or_else(chrono::Utc::now);
             (end - start).as_seconds_f64()
         });
-    let limit = if args.failed { i64::MAX } else { 20 };
+    let limit = if failed { i64::MAX } else { 20 };
     let problems = store
         .deliveries_in_states(issue.id, &["failed", "deferred", "unknown"], limit)
         .await?;
@@ -560,7 +627,7 @@ pub async fn status(store: &Store, args: StatusArgs) -> anyhow::Result<u8> {
         "complaint": bounce_counts.get("complaint").copied().unwrap_or(0),
         "auto_reply": bounce_counts.get("auto-reply").copied().unwrap_or(0),
     });
-    match args.format {
+    match format {
         StatusFormat::Json => {
             let value = serde_json::json!({
                 "issue": issue.slug,
@@ -631,7 +698,7 @@ pub async fn status(store: &Store, args: StatusArgs) -> anyhow::Result<u8> {
                         for_terminal(&reply)
                     );
                 }
-                if !args.failed && problems.len() as i64 == limit {
+                if !failed && problems.len() as i64 == limit {
                     println!("… (first {limit}; --failed lists all)");
                 }
             }
@@ -642,6 +709,13 @@ pub async fn status(store: &Store, args: StatusArgs) -> anyhow::Result<u8> {
 
 pub async fn resend(store: &Store, args: ResendArgs) -> anyhow::Result<u8> {
     let issue = find_issue(store, &args.issue).await?;
+    if issue.state == "aborted" {
+        return Err(bad_input!(
+            "{}: the send of `{}` was aborted; nothing is resent (a new version: herald send FILE --live --force-new-version)",
+            args.issue.display(),
+            issue.slug
+        ));
+    }
     let from = if args.failed { "failed" } else { "unknown" };
     let n = store.requeue(issue.id, from, &now_text()).await?;
     // A command that works whatever the argument was: the issue file when

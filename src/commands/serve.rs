@@ -14,10 +14,17 @@ pub async fn run(settings: &Settings, bind: Option<&str>) -> anyhow::Result<u8> 
         Some(addr) => (addr, "--bind"),
         None => (settings.http.bind.as_str(), "http.bind"),
     };
-    let addr: SocketAddr = addr.trim().parse().map_err(|_| {
-        bad_input!("{source} `{addr}`: expected IP:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
-    })?;
-    let store = super::open_store(settings).await?;
+    let addr = resolve_bind(addr, source).await?;
+    let store = super::open_existing_store(settings).await?;
+    if !secrets::has_signing_key(&store, settings).await? {
+        store.close().await;
+        return Err(bad_input!(
+            "the database at {} holds no unsubscribe signing key and unsubscribe.secret is not \
+             set, so no link in any sent message could be verified (run `herald init` there, \
+             or set unsubscribe.secret)",
+            settings.database.url
+        ));
+    }
     let keys = secrets::signing_keys(&store, settings).await?;
     let state = AppState::new(
         store.clone(),
@@ -57,4 +64,25 @@ fn sns_verifier(settings: &Settings) -> anyhow::Result<Option<crate::http::sns::
     };
     crate::http::sns::SnsVerifier::new(topic.clone(), b.ses_test_cert_host.clone(), ca.as_deref())
         .map(Some)
+}
+
+/// `IP:PORT`, or `NAME:PORT` resolved (the first address it resolves to).
+async fn resolve_bind(addr: &str, source: &str) -> anyhow::Result<SocketAddr> {
+    let addr = addr.trim();
+    if let Ok(ip) = addr.parse::<SocketAddr>() {
+        return Ok(ip);
+    }
+    let usage = "expected HOST:PORT, e.g. 127.0.0.1:8080, [::1]:8080 or localhost:8080";
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Err(bad_input!("{source} `{addr}`: {usage}"));
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(bad_input!("{source} `{addr}`: {usage}"));
+    }
+    let mut found = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| bad_input!("{source} `{addr}`: cannot resolve `{host}`: {e}"))?;
+    found
+        .next()
+        .ok_or_else(|| bad_input!("{source} `{addr}`: `{host}` resolves to no address"))
 }

@@ -25,8 +25,8 @@ pub async fn run(
             name,
             reactivate,
         } => add(store, &email, name.as_deref(), reactivate).await,
-        SubscribersCommand::Import { file } => {
-            let report = import::import_csv(store, &file, |r| {
+        SubscribersCommand::Import { file, delimiter } => {
+            let report = import::import_csv_with(store, &file, delimiter, |r| {
                 eprintln!("{}:{r}", file.display());
             })
             .await?;
@@ -37,7 +37,19 @@ pub async fn run(
         SubscribersCommand::Unsubscribe { email } => {
             let email = parse_email(&email)?;
             match store.unsubscribe_email(&email).await? {
-                None => Err(bad_input!("no subscriber with address {email}")),
+                None => {
+                    // A suppression entry: the address can be loaded
+                    // before the audience and stays out of it.
+                    if store.suppress_email(&email).await? {
+                        println!(
+                            "{email} is not a subscriber; recorded as unsubscribed, so no import \
+                             or add makes it active"
+                        );
+                    } else {
+                        println!("{email} was added meanwhile; run the command again");
+                    }
+                    Ok(0)
+                }
                 Some(SubscriberStatus::Active) => {
                     println!("unsubscribed {email}");
                     Ok(0)

@@ -83,6 +83,13 @@ impl Composer {
         }
     }
 
+    /// Use `view_url` as every copy's "view in browser" link (a test
+    /// copy's signed preview link).
+    pub fn with_view_url(mut self, view_url: String) -> Composer {
+        self.view_url = view_url;
+        self
+    }
+
     /// The one-click unsubscribe URL for a subscriber.
     pub fn unsubscribe_url(&self, subscriber_id: i64) -> String {
         let token = self.keys.sign(TokenClaims {

@@ -219,6 +219,17 @@ pub fn cannot_resubscribe(newsletter: &str) -> Response {
     respond(StatusCode::FORBIDDEN, layout("Cannot resubscribe", &body))
 }
 
+/// The unsubscribe link of a test copy (`herald send --test`): says so and
+/// changes nothing.
+pub fn test_copy(newsletter: &str) -> Response {
+    let body = format!(
+        "{head}<p>This link comes from a <strong>test copy</strong> of {name}. In the copies          readers receive, it unsubscribes the reader at once.</p>\n         <p class=\"note\">Nothing was changed: a test copy's links unsubscribe no one.</p>\n",
+        head = heading(newsletter, "This is a test copy"),
+        name = text(newsletter),
+    );
+    respond(StatusCode::OK, layout("Test copy", &body))
+}
+
 /// The web version's generic unsubscribe link.
 pub fn unsubscribe_help(newsletter: &str) -> Response {
     let body = format!(

@@ -34,6 +34,9 @@ pub enum LinkError {
     /// Not a genuine token, or no such subscriber.
     #[error("not found")]
     NotFound,
+    /// A genuine link from a test copy (of this newsletter): changes nothing.
+    #[error("a test copy's link")]
+    TestCopy(String),
     /// The request body was refused (too large, unreadable).
     #[error("bad request body: {0}")]
     Body(#[from] BytesRejection),
@@ -51,6 +54,7 @@ impl IntoResponse for LinkError {
     fn into_response(self) -> Response {
         match self {
             LinkError::NotFound => pages::not_found(),
+            LinkError::TestCopy(newsletter) => pages::test_copy(&newsletter),
             LinkError::Body(rejection) => pages::error(rejection.status()),
             LinkError::Internal(e) => {
                 // Logged here, once; the client only learns it was our fault.
@@ -202,6 +206,9 @@ async fn resolve(
         return Err(LinkError::NotFound);
     };
     let claims = state.keys().verify(&token).ok_or(LinkError::NotFound)?;
+    if crate::test_copy::is_test_copy(&claims) {
+        return Err(LinkError::TestCopy(state.newsletter_name().to_string()));
+    }
     let sub = state
         .lookups()
         .get(claims.subscriber_id)

@@ -1,19 +1,47 @@
 //! The public web version of a sent issue (`GET /issues/{slug}`, the
 //! "view in browser" link in every message) and the page its generic
 //! unsubscribe link leads to. Only issues whose live send has started are
-//! shown; nothing per-recipient appears on them.
+//! shown, except with a test copy's signed preview token
+//! (`?preview=TOKEN`, see `crate::test_copy`), which opens the version it
+//! names; nothing per-recipient appears on them.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 
 use super::{pages, AppState};
 use crate::render::{CompiledIssue, Recipient};
+use crate::store::issues::IssueRecord;
+use crate::test_copy::{preview_issue, PREVIEW_PARAM};
 
-/// `GET /issues/{slug}`.
-pub async fn issue(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
-    let record = match state.store().latest_issue(&slug).await {
-        Ok(Some(r)) if r.started_at.is_some() => r,
-        Ok(_) => return pages::not_found(),
+/// `GET /issues/{slug}[?preview=TOKEN]`.
+pub async fn issue(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let preview = query.as_deref().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == PREVIEW_PARAM)
+            .map(|(_, v)| v.into_owned())
+    });
+    let found: sqlx::Result<Option<IssueRecord>> = match preview {
+        Some(token) => match preview_issue(state.keys(), &token) {
+            Some(id) => state
+                .store()
+                .issue_by_id(id)
+                .await
+                .map(|r| r.filter(|r| r.slug == slug)),
+            None => Ok(None),
+        },
+        None => state
+            .store()
+            .latest_issue(&slug)
+            .await
+            .map(|r| r.filter(|r| r.started_at.is_some())),
+    };
+    let record = match found {
+        Ok(Some(r)) => r,
+        Ok(None) => return pages::not_found(),
         Err(e) => {
             tracing::error!(error = %e, "reading an issue for the web");
             return pages::error(axum::http::StatusCode::SERVICE_UNAVAILABLE);

@@ -40,9 +40,9 @@ pub fn view_url(settings: &Settings, slug: &str) -> String {
 }
 
 /// Compile an issue with the operator's templates (`templates/` in the
-/// working directory) or the bundled ones. mrml warnings are logged.
+/// installation directory) or the bundled ones. mrml warnings are logged.
 pub fn compile(issue: &Issue, settings: &Settings) -> anyhow::Result<CompiledIssue> {
-    let templates = Templates::discover()?;
+    let templates = Templates::discover(&settings.home)?;
     let out = compile_with(issue, settings, &templates)?;
     for w in &out.warnings {
         tracing::warn!(issue = issue.slug(), "MJML: {w}");

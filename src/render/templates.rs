@@ -118,9 +118,11 @@ impl Templates {
         )
     }
 
-    /// `templates/` in the working directory if it exists, else bundled.
-    pub fn discover() -> anyhow::Result<Templates> {
-        let dir = Path::new(DIR);
+    /// `templates/` in the installation directory `home` if it exists, else
+    /// bundled.
+    pub fn discover(home: &Path) -> anyhow::Result<Templates> {
+        let dir = home.join(DIR);
+        let dir = dir.as_path();
         if dir.is_dir() {
             Templates::from_dir(dir)
         } else {

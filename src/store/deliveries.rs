@@ -8,8 +8,15 @@ use sqlx::FromRow;
 use super::Store;
 
 /// Every ledger state, in display order.
-pub const STATES: [&str; 7] = [
-    "pending", "claimed", "sent", "deferred", "failed", "unknown", "skipped",
+pub const STATES: [&str; 8] = [
+    "pending",
+    "claimed",
+    "sent",
+    "deferred",
+    "failed",
+    "unknown",
+    "skipped",
+    "cancelled",
 ];
 
 /// A delivery handed to a worker.

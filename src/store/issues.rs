@@ -77,7 +77,11 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let id = match latest {
-            Some(l) if l.content_hash == new.content_hash => {
+            // An aborted send is never resumed: with `new_version`, the same
+            // content becomes a new version (below).
+            Some(l)
+                if l.content_hash == new.content_hash && !(new_version && l.state == "aborted") =>
+            {
                 tx.commit().await?;
                 return Ok(Registered::Ready(l));
             }
@@ -85,7 +89,13 @@ impl Store {
                 tx.commit().await?;
                 return Ok(Registered::ChangedAfterStart(l));
             }
-            Some(l) if l.started_at.is_none() => {
+            // An aborted version is never changed: the caller refuses it
+            // unless a new version is asked for.
+            Some(l) if l.state == "aborted" && !new_version => {
+                tx.commit().await?;
+                return Ok(Registered::Ready(l));
+            }
+            Some(l) if l.started_at.is_none() && l.state != "aborted" => {
                 sqlx::query(
                     "UPDATE issues SET subject = ?, content_hash = ?, compiled = ?, source_path = ? WHERE id = ?",
                 )
@@ -133,11 +143,16 @@ impl Store {
         now: &str,
     ) -> sqlx::Result<u64> {
         let mut tx = self.begin_write().await?;
-        let started: Option<String> =
-            sqlx::query_scalar("SELECT started_at FROM issues WHERE id = ?")
+        let (started, state): (Option<String>, String) =
+            sqlx::query_as("SELECT started_at, state FROM issues WHERE id = ?")
                 .bind(issue_id)
                 .fetch_one(&mut *tx)
                 .await?;
+        if state == "aborted" {
+            // Aborted meanwhile: start nothing.
+            tx.commit().await?;
+            return Ok(0);
+        }
         let mut added = 0;
         if started.is_none() {
             added = sqlx::query(
@@ -167,7 +182,7 @@ impl Store {
     /// Mark an issue `sent` once no delivery row is left to work on.
     pub async fn finish_issue_if_done(&self, issue_id: i64, now: &str) -> sqlx::Result<bool> {
         let done = sqlx::query(
-            "UPDATE issues SET state = 'sent', finished_at = ?2 WHERE id = ?1 AND NOT EXISTS \
+            "UPDATE issues SET state = 'sent', finished_at = ?2 WHERE id = ?1 AND state = 'sending' AND NOT EXISTS \
              (SELECT 1 FROM deliveries WHERE issue_id = ?1 AND state IN ('pending', 'claimed', 'deferred', 'unknown'))",
         )
         .bind(issue_id)
@@ -175,5 +190,179 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+/// What [`Store::abort_issue`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aborted {
+    /// The issue's state before (`aborted` when it already was).
+    pub was: String,
+    /// Deliveries moved to `cancelled` by this call.
+    pub cancelled: u64,
+}
+
+/// Issue states `herald abort` can stop.
+const ABORTABLE: &str = "('draft', 'scheduled', 'sending', 'missed', 'aborted')";
+
+impl Store {
+    /// Stop an issue version's send for good, in one write transaction: the
+    /// issue becomes `aborted` and every delivery still `pending`,
+    /// `deferred` or `unknown` becomes `cancelled`. Rows `claimed` by a
+    /// running sender are left to it (it stops within seconds and cancels
+    /// what it did not send). `None` when the issue is finished (`sent`,
+    /// `cancelled`) and there is nothing to abort. Idempotent.
+    pub async fn abort_issue(&self, issue_id: i64, now: &str) -> sqlx::Result<Option<Aborted>> {
+        let mut tx = self.begin_write().await?;
+        let was: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT state FROM issues WHERE id = ?1 AND state IN {ABORTABLE}"
+        ))
+        .bind(issue_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(was) = was else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE issues SET state = 'aborted', finished_at = COALESCE(finished_at, ?2) WHERE id = ?1",
+        )
+        .bind(issue_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let cancelled = cancel_open(&mut tx, issue_id, now).await?;
+        tx.commit().await?;
+        Ok(Some(Aborted { was, cancelled }))
+    }
+
+    /// After a sender of an aborted issue stopped: cancel the rows it gave
+    /// back (claimed but never handed to SMTP) or that came back deferred.
+    /// Does nothing unless the issue is `aborted`.
+    pub async fn cancel_rest_if_aborted(&self, issue_id: i64, now: &str) -> sqlx::Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let aborted: bool =
+            sqlx::query_scalar("SELECT state = 'aborted' FROM issues WHERE id = ?1")
+                .bind(issue_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .unwrap_or(false);
+        let n = if aborted {
+            cancel_open(&mut tx, issue_id, now).await?
+        } else {
+            0
+        };
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// The current state of an issue version (`None` if it does not exist).
+    pub async fn issue_state(&self, issue_id: i64) -> sqlx::Result<Option<String>> {
+        sqlx::query_scalar("SELECT state FROM issues WHERE id = ?1")
+            .bind(issue_id)
+            .fetch_optional(self.pool())
+            .await
+    }
+}
+
+async fn cancel_open(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    issue_id: i64,
+    now: &str,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2 \
+         WHERE issue_id = ?1 AND state IN ('pending', 'deferred', 'unknown')",
+    )
+    .bind(issue_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
+
+/// One issue version for `herald status` without an issue: its state,
+/// times and ledger counts.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IssueOverview {
+    pub slug: String,
+    pub version: i64,
+    pub subject: String,
+    pub state: String,
+    pub scheduled_at: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// The latest of: created, started, finished, any delivery row change.
+    pub last_activity: String,
+    /// Delivery rows per ledger state (every state present).
+    pub counts: std::collections::BTreeMap<&'static str, i64>,
+}
+
+impl Store {
+    /// Every issue version, in order of its scheduled (or start, or
+    /// creation) time, with its ledger counts.
+    pub async fn issues_overview(&self) -> sqlx::Result<Vec<IssueOverview>> {
+        type Row = (
+            i64,
+            String,
+            i64,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT i.id, i.slug, i.version, i.subject, i.state, i.scheduled_at, i.started_at, \
+               i.finished_at, MAX(i.created_at, COALESCE(i.started_at, ''), COALESCE(i.finished_at, ''), \
+               COALESCE((SELECT MAX(d.updated_at) FROM deliveries d WHERE d.issue_id = i.id), '')) \
+             FROM issues i ORDER BY COALESCE(i.scheduled_at, i.started_at, i.created_at), i.id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let counts: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT issue_id, state, COUNT(*) FROM deliveries GROUP BY issue_id, state",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    id,
+                    slug,
+                    version,
+                    subject,
+                    state,
+                    scheduled_at,
+                    started_at,
+                    finished_at,
+                    last,
+                )| {
+                    let mut per_state: std::collections::BTreeMap<&'static str, i64> =
+                        super::deliveries::STATES.iter().map(|s| (*s, 0)).collect();
+                    for (_, st, n) in counts.iter().filter(|(i, _, _)| *i == id) {
+                        if let Some(key) = super::deliveries::STATES
+                            .iter()
+                            .find(|s| **s == st.as_str())
+                        {
+                            per_state.insert(*key, *n);
+                        }
+                    }
+                    IssueOverview {
+                        slug,
+                        version,
+                        subject,
+                        state,
+                        scheduled_at,
+                        started_at,
+                        finished_at,
+                        last_activity: last,
+                        counts: per_state,
+                    }
+                },
+            )
+            .collect())
     }
 }

@@ -21,7 +21,8 @@ pub struct ScheduledIssue {
     pub version: i64,
     pub subject: String,
     pub state: String,
-    pub scheduled_at: String,
+    /// `None` for a live send started by hand (listed with `--all`).
+    pub scheduled_at: Option<String>,
     pub source_path: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -41,7 +42,7 @@ impl Store {
     pub async fn set_schedule(&self, issue_id: i64, at: &str) -> sqlx::Result<bool> {
         let done = sqlx::query(
             "UPDATE issues SET state = 'scheduled', scheduled_at = ?2 \
-             WHERE id = ?1 AND started_at IS NULL AND state <> 'sending'",
+             WHERE id = ?1 AND started_at IS NULL AND state NOT IN ('sending', 'aborted')",
         )
         .bind(issue_id)
         .bind(at)
@@ -64,16 +65,17 @@ impl Store {
     }
 
     /// Issues with a scheduled time, earliest first: only those still to be
-    /// sent automatically or missed, or (`all`) every one ever scheduled.
+    /// sent automatically or missed, or (`all`) every one ever scheduled
+    /// and every live send started by hand (by its start time).
     pub async fn scheduled_issues(&self, all: bool) -> sqlx::Result<Vec<ScheduledIssue>> {
         let filter = if all {
-            String::new()
+            "(scheduled_at IS NOT NULL OR started_at IS NOT NULL)".to_string()
         } else {
-            format!("AND (state IN {PENDING_STATES} OR ({NOT_STARTED}))")
+            format!("scheduled_at IS NOT NULL AND (state IN {PENDING_STATES} OR ({NOT_STARTED}))")
         };
         sqlx::query_as(&format!(
             "SELECT slug, version, subject, state, scheduled_at, source_path, started_at, finished_at \
-             FROM issues WHERE scheduled_at IS NOT NULL {filter} ORDER BY scheduled_at, id"
+             FROM issues WHERE {filter} ORDER BY COALESCE(scheduled_at, started_at), id"
         ))
         .fetch_all(self.pool())
         .await

@@ -228,6 +228,23 @@ impl Store {
         Ok(Some(sub.status))
     }
 
+    /// Record an address that is not a subscriber as `unsubscribed` (a
+    /// suppression entry, e.g. loaded before the audience), so no import
+    /// or `add` without `--reactivate` makes it active. False when the
+    /// address exists meanwhile (nothing changed).
+    pub async fn suppress_email(&self, email: &SubscriberEmail) -> sqlx::Result<bool> {
+        let now = now_text();
+        let done = sqlx::query(
+            "INSERT INTO subscribers (email, status, created_at, updated_at, unsubscribed_at) \
+             VALUES (?1, 'unsubscribed', ?2, ?2, ?2) ON CONFLICT (email) DO NOTHING",
+        )
+        .bind(email.as_ref())
+        .bind(&now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// One page of subscribers with id above `after`, in id order,
     /// optionally of one status. Callers page through so memory stays flat
     /// and no read stays open across the whole listing.

@@ -61,7 +61,8 @@ export NO_COLOR=1
 server_pid=$!
 base=
 for _ in $(seq 100); do
-  base=$(sed -n 's/^listening on //p' "$tmp/serve.out")
+  # The background job may not have created the file yet.
+  base=$(sed -n 's/^listening on //p' "$tmp/serve.out" 2>/dev/null || true)
   [ -n "$base" ] && break
   kill -0 "$server_pid" 2>/dev/null || break
   sleep 0.1

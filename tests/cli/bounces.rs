@@ -21,7 +21,7 @@ use crate::smtp_server::SmtpServer;
 
 const KEY: &str = "test-signing-key-0123456789abcdefghijkl";
 const BOUNCE: &str = "bounces@news.example.org";
-const LIST: &str = "herald demo newsletter <news.example.org>";
+const LIST: &str = "herald demo newsletter <news.herald-test.example.net>";
 
 fn fixture(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -378,7 +378,7 @@ fn without_a_bounce_address_the_envelope_sender_is_the_from_address() {
     let server = SmtpServer::start();
     let out = live_send(&env, &issue, server.port());
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(server.received()[0].from, "news@example.org");
+    assert_eq!(server.received()[0].from, crate::helpers::FROM_ADDRESS);
 }
 
 // ESP webhooks, through the router.

@@ -4,7 +4,7 @@ use crate::helpers::{stderr, stdout, TestEnv};
 
 #[test]
 fn an_unknown_environment_key_is_exit_2_naming_the_key() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     let out = env
         .herald()
         .env("HERALD__SENDER__RATE", "5")
@@ -126,7 +126,7 @@ fn secrets_never_appear_in_debug_output() {
 
 #[test]
 fn init_is_idempotent_and_generates_one_signing_key() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     let first = env.herald().arg("init").output().unwrap();
     assert!(
         stdout(&first).contains("generated and stored in the database"),

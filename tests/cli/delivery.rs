@@ -35,7 +35,7 @@ fn a_clean_run_delivers_every_recipient_exactly_once_and_a_rerun_sends_nothing()
     assert!(server
         .received()
         .iter()
-        .all(|r| r.from == "news@example.org"));
+        .all(|r| r.from == crate::helpers::FROM_ADDRESS));
     // Each worker keeps its connection: no connection per message.
     assert!(
         server.connections() <= 4,
@@ -383,7 +383,13 @@ fn sigterm_stops_claiming_records_every_outcome_and_the_next_run_finishes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("run the same command to resume"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("run the same command to resume"), "{err}");
+    assert!(
+        err.contains("the next `herald run-due` (cron) resumes it too")
+            && err.contains("herald abort stopped"),
+        "{err}"
+    );
 
     // Every message the server accepted is recorded as sent; nothing is
     // left claimed; the rest is pending.
@@ -439,8 +445,11 @@ fn test_sends_go_only_to_the_given_addresses_and_stay_out_of_the_live_ledger() {
         .find(|r| r.to == ["user0002@example.org"])
         .unwrap();
     assert!(header(&to_sub.data, "To").unwrap().contains("User 2"));
-    // No live send exists yet.
-    env.herald().arg("status").arg(&issue).assert().code(2);
+    // No live send exists yet: the test send registered a draft (so its
+    // preview link works), with an empty ledger.
+    let l = ledger(&env, &issue);
+    assert_eq!(l["state"], "draft", "{l}");
+    assert_eq!(l["total"], 0, "{l}");
 
     // A bad test address is bad input.
     let mut bad = env.herald();
@@ -614,30 +623,9 @@ fn a_one_click_unsubscribe_from_a_received_message_removes_the_reader_from_the_n
     let env = TestEnv::new();
     seed_subscribers(&env, 8);
     let issue = write_issue(&env, "oneclick");
+    let next = write_issue(&env, "oneclick-next");
     let server = SmtpServer::start();
-    // The reader gets a copy (a test send) and uses its List-Unsubscribe URL.
-    let mut cmd = env.herald();
-    smtp_env(&mut cmd, server.port());
-    cmd.arg("send")
-        .arg(&issue)
-        .args(["--test", "user0005@example.org"])
-        .assert()
-        .success();
-    let message = &server.received()[0].data;
-    let link = header(message, "List-Unsubscribe").unwrap();
-    let url = link
-        .trim_start_matches('<')
-        .split('>')
-        .next()
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        header(message, "List-Unsubscribe-Post").unwrap(),
-        "List-Unsubscribe=One-Click"
-    );
-
     let (mut http, base) = serve(&env);
-    let url = url.replace("http://127.0.0.1:8080", &base);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let get = |path: String| {
         rt.block_on(async {
@@ -647,6 +635,32 @@ fn a_one_click_unsubscribe_from_a_received_message_removes_the_reader_from_the_n
     };
     // No web version before the live send starts.
     assert_eq!(get("/issues/oneclick".into()).0, 404);
+
+    // The reader gets their copy and uses its List-Unsubscribe URL.
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    cmd.args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .assert()
+        .success();
+    let message = server
+        .received()
+        .into_iter()
+        .find(|r| r.to == ["user0005@example.org"])
+        .unwrap()
+        .data;
+    let link = header(&message, "List-Unsubscribe").unwrap();
+    let url = link
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        header(&message, "List-Unsubscribe-Post").unwrap(),
+        "List-Unsubscribe=One-Click"
+    );
+    let url = url.replace(crate::helpers::PUBLIC_BASE_URL, &base);
     let status = rt.block_on(async {
         reqwest::Client::new()
             .post(&url)
@@ -662,13 +676,13 @@ fn a_one_click_unsubscribe_from_a_received_message_removes_the_reader_from_the_n
     let mut live = env.herald();
     smtp_env(&mut live, server.port());
     live.args(["send", "--live", "--yes"])
-        .arg(&issue)
+        .arg(&next)
         .assert()
         .success();
     let counts = server.counts();
-    assert_eq!(counts["user0005@example.org"], 1, "only the test copy");
+    assert_eq!(counts["user0005@example.org"], 1, "only the first issue");
     assert_eq!(counts.len(), 8);
-    assert_eq!(ledger(&env, &issue)["counts"]["sent"], 7);
+    assert_eq!(ledger(&env, &next)["counts"]["sent"], 7);
 
     // The "view in browser" link works once the issue is out, with nothing
     // personal on the page.
@@ -692,7 +706,7 @@ fn a_one_click_unsubscribe_from_a_received_message_removes_the_reader_from_the_n
     });
     assert!(
         body.lines()
-            .any(|l| l == "herald_deliveries{issue=\"oneclick\",state=\"sent\"} 7"),
+            .any(|l| l == "herald_deliveries{issue=\"oneclick-next\",state=\"sent\"} 7"),
         "{body}"
     );
     assert!(

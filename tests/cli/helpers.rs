@@ -12,10 +12,24 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
+    /// A fresh installation: `herald init` has created its database.
     pub fn new() -> TestEnv {
+        let env = TestEnv::bare();
+        env.init();
+        env
+    }
+
+    /// A fresh, empty directory: no database yet.
+    pub fn bare() -> TestEnv {
         TestEnv {
             dir: tempfile::tempdir().expect("temp dir"),
         }
+    }
+
+    /// `herald init` in this directory.
+    pub fn init(&self) {
+        let out = self.herald().arg("init").output().expect("herald init");
+        assert!(out.status.success(), "herald init: {}", stderr(&out));
     }
 
     pub fn path(&self) -> &Path {
@@ -55,6 +69,7 @@ impl TestEnv {
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD")) {
             cmd.env_remove(key);
         }
+        real_identity(&mut cmd);
         cmd.env("NO_COLOR", "1")
             .env("HERALD__TRANSPORT__KIND", "smtp")
             .env("HERALD__SMTP__PORT", port.to_string())
@@ -143,8 +158,46 @@ pub fn seed_subscribers(env: &TestEnv, n: usize) {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
-/// Settings for sending through the SMTP server on `port`, fast retries.
+/// The sender identity and link base of a real list (not the demo's), so
+/// the live-send guards let SMTP sends through.
+pub const FROM_ADDRESS: &str = "news@herald-test.example.net";
+pub const PUBLIC_BASE_URL: &str = "https://news.herald-test.example.net";
+
+/// Settings of a real list instead of the embedded demo identity.
+pub fn real_identity<C: EnvSetter>(cmd: &mut C) {
+    cmd.set("HERALD__SENDER__FROM_ADDRESS", FROM_ADDRESS);
+    cmd.set(
+        "HERALD__NEWSLETTER__LIST_ID",
+        "news.herald-test.example.net",
+    );
+    cmd.set(
+        "HERALD__NEWSLETTER__POSTAL_ADDRESS",
+        "Herald Test Weekly, 2 Test Road, 1000 Testville",
+    );
+    cmd.set("HERALD__HTTP__PUBLIC_BASE_URL", PUBLIC_BASE_URL);
+}
+
+/// `env` on both kinds of command.
+pub trait EnvSetter {
+    fn set(&mut self, key: &str, value: &str);
+}
+
+impl EnvSetter for Command {
+    fn set(&mut self, key: &str, value: &str) {
+        self.env(key, value);
+    }
+}
+
+impl EnvSetter for std::process::Command {
+    fn set(&mut self, key: &str, value: &str) {
+        self.env(key, value);
+    }
+}
+
+/// Settings for sending through the SMTP server on `port`, fast retries,
+/// with a real list's identity.
 pub fn smtp_env(cmd: &mut Command, port: u16) {
+    real_identity(cmd);
     cmd.env("HERALD__TRANSPORT__KIND", "smtp")
         .env("HERALD__SMTP__HOST", "127.0.0.1")
         .env("HERALD__SMTP__PORT", port.to_string())

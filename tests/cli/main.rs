@@ -2,13 +2,17 @@
 //! public boundary (the built binary, the library API) against a real SQLite
 //! file in a fresh temporary directory.
 
+mod abort;
 mod bounces;
 mod config;
 mod delivery;
 mod demo;
+mod guards;
 mod helpers;
 mod http;
+mod installation;
 mod interop;
+mod overview;
 mod recorder;
 mod render;
 mod schedule;
@@ -16,3 +20,4 @@ mod security;
 mod smtp_server;
 mod stalls;
 mod subscribers;
+mod test_copy;

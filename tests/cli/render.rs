@@ -137,7 +137,7 @@ fn the_name_fallback_is_escaped_once_in_html_and_verbatim_in_text() {
 
 #[test]
 fn an_empty_postal_address_is_refused_before_compiling() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     env.write("issues/ok.toml", VALID);
     let out = env
         .herald()
@@ -167,7 +167,7 @@ fn view_url_is_under_the_public_base_url() {
 
 #[test]
 fn issue_check_accepts_the_bundled_issue_with_the_built_in_templates() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     let out = env
         .herald()
         .args(["issue", "check"])
@@ -220,7 +220,7 @@ fn decode_qp(body: &str) -> String {
 
 #[test]
 fn issue_render_writes_html_text_and_a_multipart_alternative_sample_message() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     let out = env
         .herald()
         .args(["issue", "render"])
@@ -288,7 +288,7 @@ fn issue_render_writes_html_text_and_a_multipart_alternative_sample_message() {
 
 #[test]
 fn issue_preview_prints_the_sample_text_or_html() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     let out = env
         .herald()
         .args(["issue", "preview"])
@@ -319,7 +319,7 @@ body = "Some *text*."
 /// Write `contents` as `bad.toml`, run `issue check` on it, expect exit 2
 /// and every `expected` fragment in stderr.
 fn check_fails(contents: &str, expected: &[&str]) {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     env.write("issues/bad.toml", contents);
     let out = env
         .herald()
@@ -335,7 +335,7 @@ fn check_fails(contents: &str, expected: &[&str]) {
 
 #[test]
 fn a_minimal_issue_passes_the_check() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     env.write("issues/ok.toml", VALID);
     let out = env
         .herald()
@@ -496,7 +496,7 @@ fn news_items_need_source_text_and_absolute_url() {
 
 #[test]
 fn a_missing_issue_file_is_exit_2() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     let out = env
         .herald()
         .args(["issue", "check", "nope.toml"])
@@ -508,7 +508,7 @@ fn a_missing_issue_file_is_exit_2() {
 
 #[test]
 fn an_unknown_mjml_tag_in_an_operator_template_is_exit_2_naming_template_and_position() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     env.write("issues/ok.toml", VALID);
     let layout =
         include_str!("../../templates/issue.mjml").replacen("<mj-divider />", "<mj-devider />", 1);
@@ -536,7 +536,7 @@ fn an_unknown_mjml_tag_in_an_operator_template_is_exit_2_naming_template_and_pos
 
 #[test]
 fn an_operator_template_without_an_unsubscribe_link_is_refused() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     env.write("issues/ok.toml", VALID);
     env.write(
         "templates/issue.txt",
@@ -557,7 +557,7 @@ fn an_operator_template_without_an_unsubscribe_link_is_refused() {
 
 #[test]
 fn operator_templates_in_the_working_directory_win_over_the_built_in_ones() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     env.write("issues/ok.toml", VALID);
     env.write(
         "templates/issue.txt",

@@ -79,7 +79,7 @@ fn an_empty_or_short_previous_secret_is_a_configuration_error_and_forges_nothing
 
 #[test]
 fn the_current_secret_needs_32_bytes_and_must_differ_from_the_previous_one() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     let out = run(&env, &[("HERALD__UNSUBSCRIBE__SECRET", "")], &["init"]);
     assert_bad_input(&out, "unsubscribe.secret");
     let out = run(
@@ -591,7 +591,7 @@ fn a_huge_header_is_refused_quickly() {
 
 #[test]
 fn numeric_settings_out_of_range_are_refused_naming_key_and_range() {
-    let env = TestEnv::new();
+    let env = TestEnv::bare();
     for (var, value, key) in [
         (
             "HERALD__SCHEDULE__LEASE_SECS",
