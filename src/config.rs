@@ -296,8 +296,9 @@ impl Settings {
                 describe(name_env_variables(e))
             ))
         })?;
-        settings.check()?;
+        // Paths first, so the checks read the files the run will use.
         settings.resolve_paths(home);
+        settings.check()?;
         Ok(settings)
     }
 
@@ -308,6 +309,12 @@ impl Settings {
         self.transport.outbox_dir = home.join(&self.transport.outbox_dir);
         if let Some(dkim) = &mut self.dkim {
             dkim.private_key_path = home.join(&dkim.private_key_path);
+        }
+        if let Some(ca) = &mut self.smtp.ca_file {
+            *ca = home.join(ca);
+        }
+        if let Some(ca) = &mut self.bounce.ses_test_ca_file {
+            *ca = home.join(ca);
         }
     }
 

@@ -558,6 +558,19 @@ async fn the_generic_webhook_needs_the_bearer_token() {
         status_of(&store, "cy@example.org").await,
         SubscriberStatus::Bounced
     );
+    // Metrics count recorded bounces by kind.
+    let res = app(state.clone())
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&body);
+    assert!(
+        metrics.contains("herald_bounces_total{kind=\"hard\"} 1"),
+        "{metrics}"
+    );
     let bad_kind = serde_json::json!({"email": "ana@example.org", "kind": "maybe"}).to_string();
     assert_eq!(
         post(&state, "/webhooks/bounce", Some(&auth), bad_kind).await,

@@ -151,6 +151,25 @@ fn relative_paths_in_settings_resolve_against_the_installation_directory() {
     );
     // Nothing landed in the working directory.
     assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
+
+    // The relay's CA file is read from the home too: a relative name that
+    // exists only there is found (and checked: here it holds no PEM).
+    home.write("relay-ca.pem", "not a certificate\n");
+    let out = cwd
+        .herald()
+        .arg("--dir")
+        .arg(home.path())
+        .env("HERALD__SMTP__CA_FILE", "relay-ca.pem")
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&home.path().join("relay-ca.pem").display().to_string())
+            && err.contains("holds no PEM certificate"),
+        "{err}"
+    );
 }
 
 /// The README's Postfix pipe: `herald --config /etc/herald/herald.toml
