@@ -294,6 +294,10 @@ pub enum IssueCommand {
         /// Output directory (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Render for this subscriber (name and attributes from the
+        /// database) instead of the sample recipient.
+        #[arg(long, value_name = "EMAIL")]
+        sample: Option<String>,
     },
 
     /// Validate an issue file and compile it, writing nothing.
@@ -309,6 +313,10 @@ pub enum IssueCommand {
         /// Print the HTML instead of the text.
         #[arg(long)]
         html: bool,
+        /// Preview this subscriber's copy (name and attributes from the
+        /// database) instead of the sample recipient's.
+        #[arg(long, value_name = "EMAIL")]
+        sample: Option<String>,
     },
 }
 

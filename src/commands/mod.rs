@@ -19,7 +19,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Init => init::run(&settings).await,
-        Command::Issue(cmd) => issue::run(&settings, cmd),
+        Command::Issue(cmd) => issue::run(&settings, cmd).await,
         Command::Demo(args) => demo::run(&settings, args).await,
         Command::Serve { bind } => serve::run(&settings, bind.as_deref()).await,
         command => {

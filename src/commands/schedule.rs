@@ -168,6 +168,7 @@ async fn check_composes(
         subscriber_id: 0,
         email: &settings.sender.from_address,
         name: None,
+        attributes: None,
         message_id: &message_id,
     })?;
     Ok(())

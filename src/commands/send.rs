@@ -142,6 +142,7 @@ async fn test_send(
             subscriber_id: subscriber.as_ref().map_or(0, |s| s.id),
             email: to.as_ref(),
             name: subscriber.as_ref().and_then(|s| s.name.as_deref()),
+            attributes: subscriber.as_ref().map(|s| &s.attributes),
             message_id: &message_id,
         })?;
         let result = conn.send(&message, &message_id).await;
@@ -185,6 +186,7 @@ async fn dry_run(settings: &Settings, store: &Store, path: &Path) -> anyhow::Res
                 subscriber_id: sub.id,
                 email: &sub.email,
                 name: sub.name.as_deref(),
+                attributes: Some(&sub.attributes),
                 message_id: &message_id,
             })?;
             messages += 1;

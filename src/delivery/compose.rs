@@ -8,7 +8,7 @@ use crate::config::Settings;
 use crate::mailer::dkim::Signer;
 use crate::mailer::message::{self, Bodies, MessageSpec, OutgoingMessage};
 use crate::mailer::qp::{encode_piece, PieceCache};
-use crate::render::{Chunk, Prepared, Recipient};
+use crate::render::{Attributes, Chunk, Prepared, Recipient};
 use crate::token::{SigningKeys, TokenClaims};
 
 /// Everything needed to build any recipient's copy of one issue.
@@ -16,7 +16,9 @@ pub struct Composer {
     prepared: Prepared,
     keys: SigningKeys,
     issue_id: Option<i64>,
-    subject: String,
+    subject_prefix: String,
+    /// The subject when it has no placeholders (the usual case).
+    subject: Option<String>,
     from_name: String,
     from_address: String,
     reply_to: Option<String>,
@@ -37,6 +39,8 @@ pub struct Addressee<'a> {
     pub subscriber_id: i64,
     pub email: &'a str,
     pub name: Option<&'a str>,
+    /// The subscriber's attributes, for attribute placeholders.
+    pub attributes: Option<&'a Attributes>,
     pub message_id: &'a str,
 }
 
@@ -50,9 +54,12 @@ impl Composer {
         signer: Option<Arc<Signer>>,
         subject_prefix: &str,
     ) -> Composer {
-        let subject = format!("{subject_prefix}{}", prepared.subject());
+        let subject = prepared
+            .subject_is_static()
+            .then(|| format!("{subject_prefix}{}", prepared.subject()));
         Composer {
             subject,
+            subject_prefix: subject_prefix.to_string(),
             keys,
             issue_id,
             from_name: settings.sender.from_name.clone(),
@@ -93,6 +100,15 @@ impl Composer {
             name: to.name,
             unsubscribe_url: &unsubscribe_url,
             view_url: &self.view_url,
+            attributes: to.attributes,
+        };
+        let subject = match &self.subject {
+            Some(s) => std::borrow::Cow::Borrowed(s.as_str()),
+            None => std::borrow::Cow::Owned(format!(
+                "{}{}",
+                self.subject_prefix,
+                self.prepared.subject_for(&recipient)
+            )),
         };
         let mut html = Vec::with_capacity(48 * 1024);
         self.prepared.html_chunks(&recipient, &mut |c| {
@@ -108,7 +124,7 @@ impl Composer {
             to_address: to.email,
             to_name: to.name,
             reply_to: self.reply_to.as_deref(),
-            subject: &self.subject,
+            subject: &subject,
             message_id: to.message_id,
             unsubscribe_url: &unsubscribe_url,
             unsubscribe_mailto: None,

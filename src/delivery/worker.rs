@@ -44,6 +44,7 @@ pub(super) async fn run(
             subscriber_id: job.subscriber_id,
             email: &job.email,
             name: job.name.as_deref(),
+            attributes: Some(&job.attributes),
             message_id: &job.message_id,
         }) {
             Ok(m) => m,

@@ -34,6 +34,7 @@ pub async fn issue(State(state): State<AppState>, Path(slug): Path<String>) -> R
         name: None,
         unsubscribe_url: &unsubscribe_url,
         view_url: &view_url,
+        attributes: None,
     });
     pages::web_issue(html)
 }

@@ -8,6 +8,7 @@ mod demo;
 mod helpers;
 mod http;
 mod interop;
+mod personalise;
 mod render;
 mod schedule;
 mod security;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use herald::token::{SigningKeys, TokenClaims};
 
-use crate::helpers::{ledger, seed_subscribers, smtp_env, stderr, stdout, write_issue, TestEnv};
+use crate::helpers::{ledger, live_send, seed_subscribers, stderr, stdout, write_issue, TestEnv};
 use crate::smtp_server::{Fault, SmtpServer};
 
 const KEY: &str = "security-test-signing-key-0123456789abcdef";
