@@ -120,6 +120,12 @@ pub struct SendArgs {
     /// The real send to every active subscriber.
     #[arg(long)]
     pub live: bool,
+    /// Only subscribers whose attribute matches (repeatable; all must
+    /// hold): KEY=VALUE (give a key again for one of several values),
+    /// KEY=* (has it), KEY= (lacks it). Replaces the issue file's
+    /// [audience]. Applies to --live and --dry-run.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub audience: Vec<String>,
     /// Do not ask for confirmation (required when not on a terminal).
     #[arg(long, requires = "live")]
     pub yes: bool,
@@ -176,6 +182,10 @@ pub struct ScheduleArgs {
     pub issue: Option<PathBuf>,
     #[command(flatten)]
     pub when: ScheduleWhen,
+    /// Only subscribers whose attribute matches (as for `send`); replaces
+    /// the issue file's [audience].
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub audience: Vec<String>,
     /// Take this as the current time (test and operations aid).
     #[arg(long, hide = true, value_name = "RFC3339")]
     pub now: Option<Timestamp>,

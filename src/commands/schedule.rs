@@ -25,12 +25,15 @@ pub async fn run(settings: &Settings, store: &Store, args: ScheduleArgs) -> anyh
             let issue = args
                 .issue
                 .ok_or_else(|| bad_input!("usage: herald schedule ISSUE --at RFC3339"))?;
+            let audience = crate::domain::Audience::from_args(&args.audience)
+                .map_err(|e| bad_input!("{e}"))?;
             add(
                 settings,
                 store,
                 &issue,
                 &args.when,
                 Clock::from_flag(args.now),
+                audience.as_ref(),
             )
             .await
         }
@@ -61,6 +64,7 @@ async fn add(
     path: &Path,
     when: &ScheduleWhen,
     clock: Clock,
+    audience: Option<&crate::domain::Audience>,
 ) -> anyhow::Result<u8> {
     let now = clock.now();
     let at = match (when.at, when.after) {
@@ -111,6 +115,7 @@ async fn add(
         Registered::Ready(r) if r.started_at.is_some() => return Err(already_started(path, &r)),
         Registered::Ready(r) => r,
     };
+    let record = super::send::apply_audience(store, record, audience, issue.audience()).await?;
     if !store.set_schedule(record.id, &at.stored()).await? {
         return Err(bad_input!(
             "{}: the send of `{}` is starting right now; it cannot be rescheduled (see herald status {})",
@@ -132,6 +137,16 @@ async fn add(
     println!(
         "scheduled `{}` (version {}, \"{}\") for {at}{moved}; {when}",
         record.slug, record.version, compiled.subject
+    );
+    let filter = record
+        .audience
+        .as_deref()
+        .map(crate::domain::Audience::from_json)
+        .transpose()?;
+    println!(
+        "audience: {}: {} subscribers now",
+        super::send::describe_audience(filter.as_ref()),
+        store.count_audience(filter.as_ref()).await?
     );
     Ok(0)
 }

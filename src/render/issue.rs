@@ -30,6 +30,8 @@ pub struct Issue {
     /// The attribute placeholders of the issue's text, in the order of the
     /// tokens standing for them (see [`attr_token`]).
     pub(crate) attrs: Vec<AttrUse>,
+    /// `[audience]`: who a live send goes to (None: every active subscriber).
+    pub(crate) audience: Option<crate::domain::Audience>,
 }
 
 /// One `{{ attributes.KEY | default("…") }}` in the issue's text.
@@ -83,6 +85,11 @@ impl Issue {
     /// (or nothing): what lists and the archive show.
     pub fn display_subject(&self) -> String {
         self.expand_attrs(&self.subject, |u| u.default.clone().unwrap_or_default())
+    }
+
+    /// The file's `[audience]`, if any.
+    pub fn audience(&self) -> Option<&crate::domain::Audience> {
+        self.audience.as_ref()
     }
 
     /// The attribute placeholders of the issue's text.
@@ -223,6 +230,7 @@ struct RawIssue {
     date: S<toml::value::Datetime>,
     contact: S<String>,
     name_fallback: S<String>,
+    audience: S<toml::Table>,
     blocks: S<Vec<Spanned<RawBlock>>>,
 }
 
@@ -763,6 +771,16 @@ impl Validator<'_> {
             .opt_line(&raw.name_fallback, "name_fallback")
             .unwrap_or_else(|| "reader".to_string());
 
+        let audience =
+            raw.audience.as_ref().and_then(|a| {
+                match crate::domain::Audience::from_toml(a.get_ref()) {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        self.error(a.span().start, "audience", &e);
+                        None
+                    }
+                }
+            });
         let mut blocks = Vec::new();
         match &raw.blocks {
             None => self.error(
@@ -794,6 +812,7 @@ impl Validator<'_> {
             name_fallback,
             blocks,
             attrs: std::mem::take(&mut self.attrs),
+            audience,
         })
     }
 

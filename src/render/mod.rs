@@ -27,7 +27,7 @@ pub use issue::{
 pub use markdown::Markdown;
 pub use placeholder::{
     attr_value, attributes_in, is_attr_key, Attributes, Chunk, CompiledIssue, Prepared, Recipient,
-    Slot,
+    Slot, MAX_ATTR_KEY,
 };
 pub use templates::{Origin, Templates};
 
