@@ -266,10 +266,10 @@ pub async fn apply_audience(
             record.slug
         ));
     }
-    Ok(store
+    store
         .issue_by_id(record.id)
         .await?
-        .context("the issue just registered")?)
+        .context("the issue just registered")
 }
 
 /// Register the issue file, snapshot the audience on first start, and
