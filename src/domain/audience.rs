@@ -71,9 +71,11 @@ impl Audience {
                 ),
                 toml::Value::Boolean(true) => Filter::Present,
                 toml::Value::Boolean(false) => Filter::Absent,
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "`{key}`: write a string, a list of strings, true (present) or false (absent)"
-                )),
+                ))
+                }
             };
             out.insert(key.clone(), filter);
         }
