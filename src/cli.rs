@@ -103,6 +103,40 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
     },
+
+    /// DKIM set-up: generate a signing key and print the DNS record to
+    /// publish, or print the record of the configured keys again.
+    #[command(subcommand)]
+    Dkim(DkimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DkimCommand {
+    /// Generate a private key (mode 0600) and print the DNS TXT record and
+    /// the configuration lines for it. Existing files are never replaced.
+    Keygen {
+        /// The signing domain (d=), usually the sender address's domain.
+        #[arg(long)]
+        domain: String,
+        /// The selector (s=): the DNS name part before ._domainkey.
+        #[arg(long)]
+        selector: String,
+        /// Key type: rsa (2048 bits, verified everywhere) or ed25519 (RFC
+        /// 8463; pair it with an RSA key).
+        #[arg(long, value_enum, default_value = "rsa")]
+        algorithm: DkimKeyType,
+        /// Directory for the key file.
+        #[arg(long, value_name = "DIR", default_value = "dkim")]
+        dir: PathBuf,
+    },
+    /// Print the DNS TXT record of every configured key.
+    Show,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DkimKeyType {
+    Rsa,
+    Ed25519,
 }
 
 #[derive(Debug, Args)]

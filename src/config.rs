@@ -30,9 +30,10 @@ pub struct Settings {
     pub http: HttpSettings,
     pub unsubscribe: UnsubscribeSettings,
     pub schedule: ScheduleSettings,
-    /// DKIM signing; off unless the section is present.
+    /// DKIM signing; off unless a `[dkim]` table or `[[dkim]]` list is
+    /// present. Every message carries one signature per key.
     #[serde(default)]
-    pub dkim: Option<DkimSettings>,
+    pub dkim: DkimKeys,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +157,58 @@ pub struct DkimSettings {
     pub private_key_path: PathBuf,
     #[serde(default = "default_dkim_algorithm")]
     pub algorithm: DkimAlgorithm,
+}
+
+/// The DKIM keys: a single `[dkim]` table, or a `[[dkim]]` list (dual
+/// signing with RSA and Ed25519 keys).
+#[derive(Debug, Clone, Default)]
+pub struct DkimKeys(pub Vec<DkimSettings>);
+
+impl DkimKeys {
+    pub fn keys(&self) -> &[DkimSettings] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de> Deserialize<'de> for DkimKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(DkimSettings),
+            Many(Vec<DkimSettings>),
+        }
+        Ok(DkimKeys(match OneOrMany::deserialize(d)? {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }))
+    }
+}
+
+/// At most four keys, no (domain, selector) twice.
+fn check_dkim_keys(keys: &DkimKeys) -> Result<(), BadInput> {
+    if keys.keys().len() > 4 {
+        return Err(BadInput::new(
+            "invalid configuration: dkim: at most 4 keys (one RSA and one Ed25519 is the usual pair)",
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for k in keys.keys() {
+        if !seen.insert((
+            k.domain.to_ascii_lowercase(),
+            k.selector.to_ascii_lowercase(),
+        )) {
+            return Err(BadInput::new(format!(
+                "invalid configuration: dkim: selector {} of {} is listed twice",
+                k.selector, k.domain
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn default_dkim_algorithm() -> DkimAlgorithm {
@@ -285,7 +338,7 @@ impl Settings {
         if let Some(feedback_id) = &s.feedback_id {
             token_text("sender.feedback_id", feedback_id, 200)?;
         }
-        if let Some(dkim) = &self.dkim {
+        for dkim in self.dkim.keys() {
             dns_name("dkim.domain", &dkim.domain)?;
             dns_name("dkim.selector", &dkim.selector)?;
         }
@@ -293,7 +346,8 @@ impl Settings {
         if !self.database.url.starts_with("sqlite:") {
             return bad("database.url", "must be a sqlite: URL");
         }
-        self.unsubscribe.check()
+        self.unsubscribe.check()?;
+        check_dkim_keys(&self.dkim)
     }
 
     /// The sending domain (right of the @ in `sender.from_address`), used for
@@ -444,7 +498,7 @@ fn email(key: &str, value: &str) -> Result<(), BadInput> {
 }
 
 /// A DNS name or label: ASCII letters, digits, `-`, `_` and dots.
-fn dns_name(key: &str, value: &str) -> Result<(), BadInput> {
+pub(crate) fn dns_name(key: &str, value: &str) -> Result<(), BadInput> {
     let ok = !value.is_empty()
         && value.len() <= 253
         && value.split('.').all(|l| {

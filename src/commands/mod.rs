@@ -2,6 +2,7 @@
 //! Output meant for the operator goes to stdout; diagnostics to stderr.
 
 mod demo;
+mod dkim;
 mod init;
 mod issue;
 mod schedule;
@@ -22,6 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Issue(cmd) => issue::run(&settings, cmd).await,
         Command::Demo(args) => demo::run(&settings, args).await,
         Command::Serve { bind } => serve::run(&settings, bind.as_deref()).await,
+        Command::Dkim(cmd) => dkim::run(&settings, cmd),
         command => {
             let store = open_store(&settings).await?;
             let result = dispatch(&settings, &store, command).await;
@@ -40,7 +42,11 @@ async fn dispatch(settings: &Settings, store: &Store, command: Command) -> anyho
         Command::Resend(args) => send::resend(store, args).await,
         Command::Schedule(args) => schedule::run(settings, store, args).await,
         Command::RunDue(args) => schedule::run_due(settings, store, args).await,
-        Command::Init | Command::Demo(_) | Command::Issue(_) | Command::Serve { .. } => {
+        Command::Init
+        | Command::Demo(_)
+        | Command::Issue(_)
+        | Command::Serve { .. }
+        | Command::Dkim(_) => {
             unreachable!("handled before opening the store")
         }
     }

@@ -64,11 +64,7 @@ fn compile_file(
 }
 
 fn dkim_signer(settings: &Settings) -> anyhow::Result<Option<Arc<Signer>>> {
-    settings
-        .dkim
-        .as_ref()
-        .map(|d| Signer::load(d).map(Arc::new))
-        .transpose()
+    Ok(Signer::load_all(settings.dkim.keys())?.map(Arc::new))
 }
 
 /// A composer for `compiled` with this installation's unsubscribe key and

@@ -6,6 +6,7 @@ mod audience;
 mod config;
 mod delivery;
 mod demo;
+mod dkim;
 mod helpers;
 mod http;
 mod interop;
