@@ -137,6 +137,11 @@ pub struct UnsubscribeSettings {
     pub secret: Option<SecretString>,
     #[serde(default)]
     pub previous_secret: Option<SecretString>,
+    /// When set, List-Unsubscribe also offers
+    /// `<mailto:unsubscribe+TOKEN@DOMAIN>` after the https link; the mail
+    /// server pipes such mail to `herald subscribers unsubscribe-token`.
+    #[serde(default)]
+    pub mailto_domain: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -186,6 +191,14 @@ impl<'de> Deserialize<'de> for DkimKeys {
             OneOrMany::One(one) => vec![one],
             OneOrMany::Many(many) => many,
         }))
+    }
+}
+
+/// `unsubscribe.mailto_domain`: a DNS name (the mailto address's domain).
+fn check_mailto_domain(u: &UnsubscribeSettings) -> Result<(), BadInput> {
+    match &u.mailto_domain {
+        Some(d) => dns_name("unsubscribe.mailto_domain", d),
+        None => Ok(()),
     }
 }
 
@@ -347,7 +360,8 @@ impl Settings {
             return bad("database.url", "must be a sqlite: URL");
         }
         self.unsubscribe.check()?;
-        check_dkim_keys(&self.dkim)
+        check_dkim_keys(&self.dkim)?;
+        check_mailto_domain(&self.unsubscribe)
     }
 
     /// The sending domain (right of the @ in `sender.from_address`), used for

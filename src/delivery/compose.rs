@@ -25,6 +25,8 @@ pub struct Composer {
     feedback_id: Option<String>,
     list_id: message::ListIdHeader,
     base_url: String,
+    /// `unsubscribe.mailto_domain`: adds the mailto fallback.
+    mailto_domain: Option<String>,
     view_url: String,
     signer: Option<Arc<Signer>>,
     /// Quoted-printable encodings of the issue's static HTML and text,
@@ -75,6 +77,7 @@ impl Composer {
                 .public_base_url
                 .trim_end_matches('/')
                 .to_string(),
+            mailto_domain: settings.unsubscribe.mailto_domain.clone(),
             view_url: crate::render::view_url(settings, slug),
             signer,
             html_cache: PieceCache::new(prepared.html_pieces()),
@@ -85,16 +88,28 @@ impl Composer {
 
     /// The one-click unsubscribe URL for a subscriber.
     pub fn unsubscribe_url(&self, subscriber_id: i64) -> String {
-        let token = self.keys.sign(TokenClaims {
+        format!(
+            "{}/unsubscribe/{}",
+            self.base_url,
+            self.token(subscriber_id)
+        )
+    }
+
+    fn token(&self, subscriber_id: i64) -> String {
+        self.keys.sign(TokenClaims {
             subscriber_id,
             issue_id: self.issue_id,
-        });
-        format!("{}/unsubscribe/{token}", self.base_url)
+        })
     }
 
     /// Build one recipient's complete message.
     pub fn compose(&self, to: &Addressee<'_>) -> anyhow::Result<OutgoingMessage> {
-        let unsubscribe_url = self.unsubscribe_url(to.subscriber_id);
+        let token = self.token(to.subscriber_id);
+        let unsubscribe_url = format!("{}/unsubscribe/{token}", self.base_url);
+        let mailto = self
+            .mailto_domain
+            .as_ref()
+            .map(|domain| format!("mailto:unsubscribe+{token}@{domain}"));
         let recipient = Recipient {
             email: to.email,
             name: to.name,
@@ -127,7 +142,7 @@ impl Composer {
             subject: &subject,
             message_id: to.message_id,
             unsubscribe_url: &unsubscribe_url,
-            unsubscribe_mailto: None,
+            unsubscribe_mailto: mailto.as_deref(),
             list_id: &self.list_id,
             feedback_id: self.feedback_id.as_deref(),
             body: Bodies::QuotedPrintable { text, html },

@@ -16,3 +16,4 @@ mod schedule;
 mod security;
 mod smtp_server;
 mod subscribers;
+mod unsubscribe_mailto;
