@@ -128,6 +128,14 @@ pub struct SmtpSettings {
 pub struct HttpSettings {
     pub bind: String,
     pub public_base_url: String,
+    /// The public archive: `GET /issues` and `/issues/feed.xml`, and a link
+    /// to it on each web version. The web versions stay either way.
+    #[serde(default = "archive_on")]
+    pub archive: bool,
+}
+
+fn archive_on() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

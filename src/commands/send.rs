@@ -105,7 +105,7 @@ pub async fn register_file(
         .register_issue(
             &NewIssue {
                 slug: issue.slug(),
-                subject: &compiled.subject,
+                subject: &issue.display_subject(),
                 content_hash: &hash,
                 compiled_json: &compiled_json,
                 source_path: source.to_str(),

@@ -24,7 +24,8 @@ pub async fn run(settings: &Settings, bind: Option<&str>) -> anyhow::Result<u8> 
         keys,
         settings.newsletter.name.clone(),
         &settings.http.public_base_url,
-    )?;
+    )?
+    .with_archive(settings.http.archive);
     let app = Application::bind(addr, state).await?;
     // Scripts that bind port 0 read the address from here.
     println!("listening on http://{}", app.local_addr());

@@ -23,6 +23,14 @@ pub struct IssueRecord {
     pub audience: Option<String>,
 }
 
+/// An issue in the public archive.
+#[derive(Debug, Clone, FromRow)]
+pub struct ArchivedIssue {
+    pub slug: String,
+    pub subject: String,
+    pub started_at: String,
+}
+
 /// What registering an issue file found.
 #[derive(Debug, Clone)]
 pub enum Registered {
@@ -196,6 +204,19 @@ impl Store {
                 .execute(self.pool())
                 .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// The archive: for each slug whose latest version's live send has
+    /// started, that version, newest start first (at most `limit`).
+    pub async fn archived_issues(&self, limit: i64) -> sqlx::Result<Vec<ArchivedIssue>> {
+        sqlx::query_as(
+            "SELECT slug, subject, started_at FROM issues i WHERE started_at IS NOT NULL \
+             AND version = (SELECT MAX(version) FROM issues WHERE slug = i.slug) \
+             ORDER BY started_at DESC, id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
     }
 
     /// Mark an issue `sent` once no delivery row is left to work on.

@@ -2,6 +2,7 @@
 //! public boundary (the built binary, the library API) against a real SQLite
 //! file in a fresh temporary directory.
 
+mod archive;
 mod audience;
 mod config;
 mod delivery;
