@@ -136,7 +136,7 @@ async fn add(
     };
     println!(
         "scheduled `{}` (version {}, \"{}\") for {at}{moved}; {when}",
-        record.slug, record.version, compiled.subject
+        record.slug, record.version, record.subject
     );
     let filter = record
         .audience

@@ -362,10 +362,17 @@ impl Prepared {
         &self.subject.doc
     }
 
-    /// One recipient's subject (plain text).
+    /// One recipient's subject (plain text, one line: a control character
+    /// in an attribute value becomes a space, so no value can add a header).
     pub fn subject_for(&self, r: &Recipient<'_>) -> String {
         let mut out = String::new();
         self.subject.fill(r, &mut out, false);
+        if out.contains(char::is_control) {
+            out = out
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+        }
         out
     }
 
@@ -503,6 +510,59 @@ mod tests {
         p.personalise_into(&recipient(Some("B")), &mut h, &mut t);
         assert!(h.starts_with("<p>Hello B</p>"));
         assert!(t.starts_with("Hello B\n"));
+    }
+
+    #[test]
+    fn attributes_fill_html_escaped_text_verbatim_subject_on_one_line() {
+        let c = CompiledIssue {
+            subject: format!("News for {}", attr_sentinel("city", Some("you"))),
+            html: format!(
+                "<p>{}|{}</p>",
+                attr_sentinel("city", Some("you &amp; yours")),
+                attr_sentinel("n", None)
+            ),
+            text: format!(
+                "{}|{}",
+                attr_sentinel("city", Some("you & yours")),
+                attr_sentinel("n", None)
+            ),
+        };
+        let p = c.prepare();
+        assert!(!p.subject_is_static());
+        let attrs: Attributes =
+            serde_json::from_str(r#"{"city": "<b>Kyiv</b>\r\nBcc: x@example.org", "n": 7}"#)
+                .unwrap();
+        let r = Recipient {
+            attributes: Some(&attrs),
+            ..recipient(None)
+        };
+        let (html, text) = p.personalise(&r);
+        assert_eq!(
+            html,
+            "<p>&lt;b&gt;Kyiv&lt;/b&gt;\r\nBcc: x@example.org|7</p>"
+        );
+        assert_eq!(text, "<b>Kyiv</b>\r\nBcc: x@example.org|7");
+        assert_eq!(
+            p.subject_for(&r),
+            "News for <b>Kyiv</b>  Bcc: x@example.org"
+        );
+        let blank: Attributes = serde_json::from_str(r#"{"city": "  ", "n": null}"#).unwrap();
+        for attributes in [None, Some(&blank)] {
+            let r = Recipient {
+                attributes,
+                ..recipient(None)
+            };
+            let (html, text) = p.personalise(&r);
+            assert_eq!(html, "<p>you &amp; yours|</p>");
+            assert_eq!(text, "you & yours|");
+            assert_eq!(p.subject_for(&r), "News for you");
+        }
+        let mut used = std::collections::BTreeMap::new();
+        attributes_in(&c.html, &mut used);
+        assert_eq!(
+            used.into_iter().collect::<Vec<_>>(),
+            [("city".to_string(), true), ("n".to_string(), false)]
+        );
     }
 
     #[test]

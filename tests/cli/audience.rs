@@ -200,3 +200,53 @@ fn attribute_changes_after_the_start_do_not_change_who_gets_a_started_send() {
     );
     assert_eq!(server.received().len(), 1);
 }
+
+#[test]
+fn a_scheduled_send_keeps_the_audience_given_when_scheduling() {
+    let env = TestEnv::new();
+    people(&env);
+    let issue = write_issue(&env, "later");
+    let out = env
+        .herald()
+        .args(["schedule", "--audience", "city=Lviv"])
+        .arg(&issue)
+        .args([
+            "--at",
+            "2030-01-06T07:00:00Z",
+            "--now",
+            "2030-01-06T06:00:00Z",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .contains("audience: active subscribers with city = \"Lviv\": 1 subscribers now"),
+        "{}",
+        stdout(&out)
+    );
+    let out = env
+        .herald()
+        .args(["run-due", "--now", "2030-01-06T07:00:30Z"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sent: Vec<String> = std::fs::read_dir(env.path().join("outbox"))
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            (p.extension()? == "eml").then(|| std::fs::read_to_string(p).unwrap())
+        })
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].contains("To: bo@example.org"),
+        "{}",
+        &sent[0][..400]
+    );
+    assert_eq!(
+        ledger(&env, &issue)["audience"]["city"]["one-of"][0],
+        "Lviv"
+    );
+}
