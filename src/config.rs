@@ -188,17 +188,30 @@ impl DkimKeys {
 }
 
 impl<'de> Deserialize<'de> for DkimKeys {
+    /// A table is one key, an array of tables a list; either way serde's
+    /// own errors (unknown or missing keys) come through unchanged.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum OneOrMany {
-            One(DkimSettings),
-            Many(Vec<DkimSettings>),
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = DkimKeys;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a [dkim] table or a [[dkim]] list")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<DkimKeys, A::Error> {
+                Ok(DkimKeys(vec![DkimSettings::deserialize(
+                    MapAccessDeserializer::new(map),
+                )?]))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<DkimKeys, A::Error> {
+                Ok(DkimKeys(Vec::deserialize(SeqAccessDeserializer::new(seq))?))
+            }
         }
-        Ok(DkimKeys(match OneOrMany::deserialize(d)? {
-            OneOrMany::One(one) => vec![one],
-            OneOrMany::Many(many) => many,
-        }))
+        d.deserialize_any(Keys)
     }
 }
 
