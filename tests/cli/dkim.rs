@@ -169,3 +169,24 @@ fn dkim_show_without_a_key_is_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no DKIM key is configured"));
 }
+
+#[test]
+fn a_bad_key_in_a_dkim_table_or_list_is_named() {
+    let env = TestEnv::new();
+    for config in [
+        "[dkim]\ndomain = \"example.org\"\nselector = \"s\"\nprivate_key_path = \"k\"\nbogus = 1\n",
+        "[[dkim]]\ndomain = \"example.org\"\nselector = \"s\"\nprivate_key_path = \"k\"\n\
+         [[dkim]]\ndomain = \"example.org\"\nselector = \"t\"\nprivate_key_path = \"k\"\nbogus = 1\n",
+        "[[dkim]]\ndomain = \"example.org\"\nselector = \"s\"\nprivate_key_path = \"k\"\n\
+         [[dkim]]\ndomain = \"example.org\"\nselector = \"s\"\nprivate_key_path = \"k\"\n",
+    ] {
+        env.write("config/local.toml", config);
+        let out = env.herald().args(["dkim", "show"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = stderr(&out);
+        assert!(
+            err.contains("bogus") || err.contains("listed twice"),
+            "{err}"
+        );
+    }
+}
