@@ -107,6 +107,7 @@ fn main() {
             name: name.as_deref(),
             unsubscribe_url: unsub,
             view_url: &view,
+            attributes: None,
         };
         prepared.personalise_into(&r, &mut html, &mut text);
         bytes += black_box(html.len() + text.len());

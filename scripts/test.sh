@@ -98,3 +98,4 @@ echo "== browser: rendered issue"
 bash scripts/browser-check.sh
 echo "== browser: unsubscribe page"
 bash tests/browser/run.sh
+echo "== browser: public archive"; bash scripts/archive-browser-check.sh

@@ -132,6 +132,11 @@ pub enum Command {
     /// review what was recorded.
     #[command(subcommand)]
     Bounces(BouncesCommand),
+
+    /// DKIM set-up: generate a signing key and print the DNS record to
+    /// publish, or print the record of the configured keys again.
+    #[command(subcommand)]
+    Dkim(DkimCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +204,36 @@ impl BounceKind {
     }
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DkimCommand {
+    /// Generate a private key (mode 0600) and print the DNS TXT record and
+    /// the configuration lines for it. Existing files are never replaced.
+    Keygen {
+        /// The signing domain (d=), usually the sender address's domain.
+        #[arg(long)]
+        domain: String,
+        /// The selector (s=): the DNS name part before ._domainkey.
+        #[arg(long)]
+        selector: String,
+        /// Key type: rsa (2048 bits, verified everywhere) or ed25519 (RFC
+        /// 8463; pair it with an RSA key).
+        #[arg(long, value_enum, default_value = "rsa")]
+        algorithm: DkimKeyType,
+        /// Directory for the key file, relative to the installation
+        /// directory.
+        #[arg(long, value_name = "DIR", default_value = "dkim")]
+        key_dir: PathBuf,
+    },
+    /// Print the DNS TXT record of every configured key.
+    Show,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DkimKeyType {
+    Rsa,
+    Ed25519,
+}
+
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("mode").required(true).args(["test", "dry_run", "live"])))]
 pub struct SendArgs {
@@ -214,6 +249,12 @@ pub struct SendArgs {
     /// The real send to every active subscriber.
     #[arg(long)]
     pub live: bool,
+    /// Only subscribers whose attribute matches (repeatable; all must
+    /// hold): KEY=VALUE (give a key again for one of several values),
+    /// KEY=* (has it), KEY= (lacks it). Replaces the issue file's
+    /// [audience]. Applies to --live and --dry-run.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub audience: Vec<String>,
     /// Do not ask for confirmation (required when not on a terminal).
     #[arg(long, requires = "live")]
     pub yes: bool,
@@ -275,6 +316,10 @@ pub struct ScheduleArgs {
     pub issue: Option<PathBuf>,
     #[command(flatten)]
     pub when: ScheduleWhen,
+    /// Only subscribers whose attribute matches (as for `send`); replaces
+    /// the issue file's [audience].
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub audience: Vec<String>,
     /// Take this as the current time (test and operations aid).
     #[arg(long, hide = true, value_name = "RFC3339")]
     pub now: Option<Timestamp>,
@@ -411,6 +456,10 @@ pub enum IssueCommand {
         /// Output directory (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Render for this subscriber (name and attributes from the
+        /// database) instead of the sample recipient.
+        #[arg(long, value_name = "EMAIL")]
+        sample: Option<String>,
     },
 
     /// Validate an issue file and compile it, writing nothing.
@@ -426,6 +475,10 @@ pub enum IssueCommand {
         /// Print the HTML instead of the text.
         #[arg(long)]
         html: bool,
+        /// Preview this subscriber's copy (name and attributes from the
+        /// database) instead of the sample recipient's.
+        #[arg(long, value_name = "EMAIL")]
+        sample: Option<String>,
     },
 }
 

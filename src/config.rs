@@ -32,9 +32,10 @@ pub struct Settings {
     pub http: HttpSettings,
     pub unsubscribe: UnsubscribeSettings,
     pub schedule: ScheduleSettings,
-    /// DKIM signing; off unless the section is present.
+    /// DKIM signing; off unless a `[dkim]` table or `[[dkim]]` list is
+    /// present. Every message carries one signature per key.
     #[serde(default)]
-    pub dkim: Option<DkimSettings>,
+    pub dkim: DkimKeys,
     /// Bounce and complaint handling (VERP, webhooks).
     #[serde(default)]
     pub bounce: BounceSettings,
@@ -190,6 +191,14 @@ pub struct SmtpSettings {
 pub struct HttpSettings {
     pub bind: String,
     pub public_base_url: String,
+    /// The public archive: `GET /issues` and `/issues/feed.xml`, and a link
+    /// to it on each web version. The web versions stay either way.
+    #[serde(default = "archive_on")]
+    pub archive: bool,
+}
+
+fn archive_on() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -199,6 +208,11 @@ pub struct UnsubscribeSettings {
     pub secret: Option<SecretString>,
     #[serde(default)]
     pub previous_secret: Option<SecretString>,
+    /// When set, List-Unsubscribe also offers
+    /// `<mailto:unsubscribe+TOKEN@DOMAIN>` after the https link; the mail
+    /// server pipes such mail to `herald subscribers unsubscribe-token`.
+    #[serde(default)]
+    pub mailto_domain: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -219,6 +233,79 @@ pub struct DkimSettings {
     pub private_key_path: PathBuf,
     #[serde(default = "default_dkim_algorithm")]
     pub algorithm: DkimAlgorithm,
+}
+
+/// The DKIM keys: a single `[dkim]` table, or a `[[dkim]]` list (dual
+/// signing with RSA and Ed25519 keys).
+#[derive(Debug, Clone, Default)]
+pub struct DkimKeys(pub Vec<DkimSettings>);
+
+impl DkimKeys {
+    pub fn keys(&self) -> &[DkimSettings] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de> Deserialize<'de> for DkimKeys {
+    /// A table is one key, an array of tables a list; either way serde's
+    /// own errors (unknown or missing keys) come through unchanged.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = DkimKeys;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a [dkim] table or a [[dkim]] list")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<DkimKeys, A::Error> {
+                Ok(DkimKeys(vec![DkimSettings::deserialize(
+                    MapAccessDeserializer::new(map),
+                )?]))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<DkimKeys, A::Error> {
+                Ok(DkimKeys(Vec::deserialize(SeqAccessDeserializer::new(seq))?))
+            }
+        }
+        d.deserialize_any(Keys)
+    }
+}
+
+/// `unsubscribe.mailto_domain`: a DNS name (the mailto address's domain).
+fn check_mailto_domain(u: &UnsubscribeSettings) -> Result<(), BadInput> {
+    match &u.mailto_domain {
+        Some(d) => dns_name("unsubscribe.mailto_domain", d),
+        None => Ok(()),
+    }
+}
+
+/// At most four keys, no (domain, selector) twice.
+fn check_dkim_keys(keys: &DkimKeys) -> Result<(), BadInput> {
+    if keys.keys().len() > 4 {
+        return Err(BadInput::new(
+            "invalid configuration: dkim: at most 4 keys (one RSA and one Ed25519 is the usual pair)",
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for k in keys.keys() {
+        if !seen.insert((
+            k.domain.to_ascii_lowercase(),
+            k.selector.to_ascii_lowercase(),
+        )) {
+            return Err(BadInput::new(format!(
+                "invalid configuration: dkim: selector {} of {} is listed twice",
+                k.selector, k.domain
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn default_dkim_algorithm() -> DkimAlgorithm {
@@ -307,7 +394,7 @@ impl Settings {
         self.home = home.dir().to_path_buf();
         self.database.url = home.resolve_sqlite_url(&self.database.url);
         self.transport.outbox_dir = home.join(&self.transport.outbox_dir);
-        if let Some(dkim) = &mut self.dkim {
+        for dkim in &mut self.dkim.0 {
             dkim.private_key_path = home.join(&dkim.private_key_path);
         }
         if let Some(ca) = &mut self.smtp.ca_file {
@@ -383,7 +470,7 @@ impl Settings {
         if let Some(feedback_id) = &s.feedback_id {
             token_text("sender.feedback_id", feedback_id, 200)?;
         }
-        if let Some(dkim) = &self.dkim {
+        for dkim in self.dkim.keys() {
             dns_name("dkim.domain", &dkim.domain)?;
             dns_name("dkim.selector", &dkim.selector)?;
         }
@@ -393,7 +480,9 @@ impl Settings {
             return bad("database.url", "must be a sqlite: URL");
         }
         self.unsubscribe.check()?;
-        self.check_smtp()
+        self.check_smtp()?;
+        check_dkim_keys(&self.dkim)?;
+        check_mailto_domain(&self.unsubscribe)
     }
 
     /// Checks of the `[smtp]` timeouts, trust and authentication keys.
@@ -656,7 +745,7 @@ fn email(key: &str, value: &str) -> Result<(), BadInput> {
 }
 
 /// A DNS name or label: ASCII letters, digits, `-`, `_` and dots.
-fn dns_name(key: &str, value: &str) -> Result<(), BadInput> {
+pub(crate) fn dns_name(key: &str, value: &str) -> Result<(), BadInput> {
     let ok = !value.is_empty()
         && value.len() <= 253
         && value.split('.').all(|l| {

@@ -1,6 +1,7 @@
 //! `herald issue …`: check, render and preview an issue file. Nothing here
-//! touches the database or sends mail; `render` writes files for a sample
-//! recipient only.
+//! writes to the database or sends mail; `render` writes files for a sample
+//! recipient only. The database is read (when it exists) for `check`'s
+//! attribute coverage and for `--sample EMAIL`.
 
 use std::path::Path;
 
@@ -9,7 +10,9 @@ use anyhow::Context;
 use crate::cli::IssueCommand;
 use crate::config::Settings;
 use crate::delivery::compose::{Addressee, Composer};
-use crate::render::{self, Compiled, CompiledIssue, Issue, Recipient, Templates};
+use crate::domain::SubscriberEmail;
+use crate::render::{self, Attributes, Compiled, CompiledIssue, Issue, Recipient, Templates};
+use crate::store::Store;
 use crate::token::{SigningKeys, TokenClaims};
 
 /// The sample recipient of `render` and `preview`.
@@ -20,7 +23,7 @@ pub const SAMPLE_EMAIL: &str = "ana@example.org";
 const SAMPLE_KEY: &str = "herald-sample-key-not-a-secret";
 const SAMPLE_SUBSCRIBER: i64 = 1;
 
-pub fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
+pub async fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
     match cmd {
         IssueCommand::Check { issue } => {
             let (issue, compiled, templates) = compile(settings, &issue)?;
@@ -37,13 +40,20 @@ pub fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
                 templates.mjml_origin(),
                 templates.text_origin()
             );
+            attribute_coverage(settings, &compiled.compiled).await?;
             Ok(0)
         }
-        IssueCommand::Render { issue, out } => {
+        IssueCommand::Render { issue, out, sample } => {
             let (issue, compiled, _) = compile(settings, &issue)?;
-            let sample = Sample::new(settings, &issue);
+            let sample =
+                Sample::new(settings, &issue, &compiled.compiled, sample.as_deref()).await?;
             let (html, text) = compiled.compiled.prepare().personalise(&sample.recipient());
             let eml = sample.message(settings, &issue, &compiled.compiled)?;
+            let who = format!(
+                "{} <{}>",
+                sample.name.as_deref().unwrap_or("(no name)"),
+                sample.email
+            );
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             for (name, bytes) in [
                 ("index.html", html.as_bytes()),
@@ -53,15 +63,21 @@ pub fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
                 write(&out.join(name), bytes)?;
             }
             println!(
-                "{}: wrote index.html, index.txt and sample.eml to {} (sample recipient {SAMPLE_NAME} <{SAMPLE_EMAIL}>)",
+                "{}: wrote index.html, index.txt and sample.eml to {} (sample recipient {})",
                 issue.file(),
-                out.display()
+                out.display(),
+                crate::safe_text::for_terminal(&who)
             );
             Ok(0)
         }
-        IssueCommand::Preview { issue, html } => {
+        IssueCommand::Preview {
+            issue,
+            html,
+            sample,
+        } => {
             let (issue, compiled, _) = compile(settings, &issue)?;
-            let sample = Sample::new(settings, &issue);
+            let sample =
+                Sample::new(settings, &issue, &compiled.compiled, sample.as_deref()).await?;
             let (h, t) = compiled.compiled.prepare().personalise(&sample.recipient());
             print!("{}", if html { h } else { t });
             Ok(0)
@@ -84,34 +100,128 @@ fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-/// The sample recipient's per-recipient values.
+/// The database, if it exists (these commands never create it).
+async fn existing_store(settings: &Settings) -> anyhow::Result<Option<Store>> {
+    match Store::file_of(&settings.database) {
+        Some(file) if file.is_file() => Ok(Some(Store::open(&settings.database).await?)),
+        _ => Ok(None),
+    }
+}
+
+/// `issue check`: for each attribute the issue prints without a default,
+/// warn how many active subscribers lack it (they get nothing there).
+async fn attribute_coverage(settings: &Settings, compiled: &CompiledIssue) -> anyhow::Result<()> {
+    let mut used = std::collections::BTreeMap::new();
+    for doc in [&compiled.subject, &compiled.html, &compiled.text] {
+        render::attributes_in(doc, &mut used);
+    }
+    if used.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<&str> = used.keys().map(String::as_str).collect();
+    println!("attributes used: {}", keys.join(", "));
+    let bare: Vec<&str> = used
+        .iter()
+        .filter(|(_, defaulted)| !**defaulted)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if bare.is_empty() {
+        return Ok(());
+    }
+    let Some(store) = existing_store(settings).await? else {
+        println!("no database yet: attribute coverage not checked");
+        return Ok(());
+    };
+    let active = store.count_active().await?;
+    for key in bare {
+        let missing = store.active_missing_attribute(key).await?;
+        if missing > 0 {
+            eprintln!(
+                "herald: warning: attribute `{key}` has no default and {missing} of {active} active subscribers lack it (add | default(\"...\"))"
+            );
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// A stand-in recipient's per-recipient values: the sample recipient, or
+/// a real subscriber picked with `--sample EMAIL`.
 struct Sample {
+    subscriber_id: i64,
+    email: String,
+    name: Option<String>,
+    attributes: Attributes,
     unsubscribe_url: String,
     view_url: String,
 }
 
 impl Sample {
-    fn new(settings: &Settings, issue: &Issue) -> Sample {
+    async fn new(
+        settings: &Settings,
+        issue: &Issue,
+        compiled: &CompiledIssue,
+        pick: Option<&str>,
+    ) -> anyhow::Result<Sample> {
+        let (subscriber_id, email, name, attributes) = match pick {
+            None => {
+                // A sample value for every attribute the issue uses.
+                let mut used = std::collections::BTreeMap::new();
+                for doc in [&compiled.subject, &compiled.html, &compiled.text] {
+                    render::attributes_in(doc, &mut used);
+                }
+                let attributes = used
+                    .into_keys()
+                    .map(|k| {
+                        let v = serde_json::Value::String(format!("sample {k}"));
+                        (k, v)
+                    })
+                    .collect();
+                (
+                    SAMPLE_SUBSCRIBER,
+                    SAMPLE_EMAIL.to_string(),
+                    Some(SAMPLE_NAME.to_string()),
+                    attributes,
+                )
+            }
+            Some(address) => {
+                let email = SubscriberEmail::parse(address)
+                    .map_err(|e| crate::bad_input!("--sample {address}: {e}"))?;
+                let store = existing_store(settings).await?.ok_or_else(|| {
+                    crate::bad_input!("--sample {address}: there is no database yet")
+                })?;
+                let found = store.find_subscriber(&email).await;
+                store.close().await;
+                let sub = found?
+                    .ok_or_else(|| crate::bad_input!("--sample {address}: no such subscriber"))?;
+                (sub.id, sub.email, sub.name, sub.attributes)
+            }
+        };
         let keys = SigningKeys::new(SAMPLE_KEY.into(), None);
         let token = keys.sign(TokenClaims {
-            subscriber_id: SAMPLE_SUBSCRIBER,
+            subscriber_id,
             issue_id: None,
         });
-        Sample {
+        Ok(Sample {
+            subscriber_id,
+            email,
+            name,
+            attributes,
             unsubscribe_url: format!(
                 "{}/unsubscribe/{token}",
                 settings.http.public_base_url.trim_end_matches('/')
             ),
             view_url: render::view_url(settings, issue.slug()),
-        }
+        })
     }
 
     fn recipient(&self) -> Recipient<'_> {
         Recipient {
-            email: SAMPLE_EMAIL,
-            name: Some(SAMPLE_NAME),
+            email: &self.email,
+            name: self.name.as_deref(),
             unsubscribe_url: &self.unsubscribe_url,
             view_url: &self.view_url,
+            attributes: Some(&self.attributes),
         }
     }
 
@@ -134,9 +244,10 @@ impl Sample {
         );
         let message_id = format!("{}.sample@{}", issue.slug(), settings.sending_domain());
         let message = composer.compose(&Addressee {
-            subscriber_id: SAMPLE_SUBSCRIBER,
-            email: SAMPLE_EMAIL,
-            name: Some(SAMPLE_NAME),
+            subscriber_id: self.subscriber_id,
+            email: &self.email,
+            name: self.name.as_deref(),
+            attributes: Some(&self.attributes),
             message_id: &message_id,
         })?;
         Ok(message.formatted().to_vec())

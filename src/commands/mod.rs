@@ -4,6 +4,7 @@
 mod abort;
 mod bounces;
 mod demo;
+mod dkim;
 mod init;
 mod issue;
 mod live_guard;
@@ -26,10 +27,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let settings = Settings::load_from(&home, cli.config.as_deref())?;
     match cli.command {
         Command::Init => init::run(&settings).await,
-        Command::Issue(cmd) => issue::run(&settings, cmd),
+        Command::Issue(cmd) => issue::run(&settings, cmd).await,
         Command::Demo(args) => demo::run(&settings, args).await,
         Command::Serve { bind } => serve::run(&settings, bind.as_deref()).await,
         Command::Bounces(cmd) => bounces::run(&settings, cmd).await,
+        Command::Dkim(cmd) => dkim::run(&settings, cmd),
         command => {
             let store = open_existing_store(&settings).await?;
             let result = dispatch(&settings, &store, command).await;
@@ -56,7 +58,8 @@ async fn dispatch(settings: &Settings, store: &Store, command: Command) -> anyho
         | Command::Demo(_)
         | Command::Issue(_)
         | Command::Serve { .. }
-        | Command::Bounces(_) => {
+        | Command::Bounces(_)
+        | Command::Dkim(_) => {
             unreachable!("handled before opening the store")
         }
     }

@@ -25,6 +25,8 @@ pub async fn run(settings: &Settings, store: &Store, args: ScheduleArgs) -> anyh
             let issue = args
                 .issue
                 .ok_or_else(|| bad_input!("usage: herald schedule ISSUE --at RFC3339"))?;
+            let audience = crate::domain::Audience::from_args(&args.audience)
+                .map_err(|e| bad_input!("{e}"))?;
             add(
                 settings,
                 store,
@@ -32,6 +34,7 @@ pub async fn run(settings: &Settings, store: &Store, args: ScheduleArgs) -> anyh
                 &args.when,
                 Clock::from_flag(args.now),
                 args.allow_unsafe_links,
+                audience.as_ref(),
             )
             .await
         }
@@ -67,6 +70,7 @@ async fn add(
     when: &ScheduleWhen,
     clock: Clock,
     allow_unsafe_links: bool,
+    audience: Option<&crate::domain::Audience>,
 ) -> anyhow::Result<u8> {
     let now = clock.now();
     let at = match (when.at, when.after) {
@@ -128,6 +132,7 @@ async fn add(
         Registered::Ready(r) if r.started_at.is_some() => return Err(already_started(path, &r)),
         Registered::Ready(r) => r,
     };
+    let record = super::send::apply_audience(store, record, audience, issue.audience()).await?;
     if !store.set_schedule(record.id, &at.stored()).await? {
         return Err(bad_input!(
             "{}: the send of `{}` is starting right now; it cannot be rescheduled (see herald status {})",
@@ -148,7 +153,17 @@ async fn add(
     };
     println!(
         "scheduled `{}` (version {}, \"{}\") for {at}{moved}; {when}",
-        record.slug, record.version, compiled.subject
+        record.slug, record.version, record.subject
+    );
+    let filter = record
+        .audience
+        .as_deref()
+        .map(crate::domain::Audience::from_json)
+        .transpose()?;
+    println!(
+        "audience: {}: {} subscribers now",
+        super::send::describe_audience(filter.as_ref()),
+        store.count_audience(filter.as_ref()).await?
     );
     Ok(0)
 }
@@ -185,6 +200,7 @@ async fn check_composes(
         subscriber_id: 0,
         email: &settings.sender.from_address,
         name: None,
+        attributes: None,
         message_id: &message_id,
     })?;
     Ok(())

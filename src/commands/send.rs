@@ -16,7 +16,7 @@ use crate::delivery::compose::{Addressee, Composer};
 use crate::delivery::progress::Progress;
 use crate::delivery::ratelimit::SendLimiter;
 use crate::delivery::{self, EngineOptions, Halt, Plan, RunReport, Stopper};
-use crate::domain::{SubscriberEmail, SubscriberStatus};
+use crate::domain::{Audience, SubscriberEmail};
 use crate::mailer::dkim::Signer;
 use crate::mailer::transport::{Connector, SendResult};
 use crate::render::{self, CompiledIssue};
@@ -29,10 +29,16 @@ use crate::store::{now_text, Store};
 const INTERRUPTED: u8 = 130;
 
 pub async fn run(settings: &Settings, store: &Store, args: SendArgs) -> anyhow::Result<u8> {
+    let audience = Audience::from_args(&args.audience).map_err(|e| bad_input!("{e}"))?;
     if !args.test.is_empty() {
+        if audience.is_some() {
+            return Err(bad_input!(
+                "--audience selects subscribers for a live send or dry run, not for --test"
+            ));
+        }
         test_send(settings, store, &args.issue, &args.test).await
     } else if args.dry_run {
-        dry_run(settings, store, &args.issue).await
+        dry_run(settings, store, &args.issue, audience.as_ref()).await
     } else {
         let opts = LiveOptions {
             yes: args.yes,
@@ -42,7 +48,8 @@ pub async fn run(settings: &Settings, store: &Store, args: SendArgs) -> anyhow::
                 every: Duration::from_secs(10),
             },
         };
-        let (code, _) = live_send(settings, store, &args.issue, &opts).await?;
+        let (code, _) =
+            live_send_to(settings, store, &args.issue, &opts, audience.as_ref()).await?;
         Ok(code)
     }
 }
@@ -58,11 +65,7 @@ fn compile_file(
 }
 
 fn dkim_signer(settings: &Settings) -> anyhow::Result<Option<Arc<Signer>>> {
-    settings
-        .dkim
-        .as_ref()
-        .map(|d| Signer::load(d).map(Arc::new))
-        .transpose()
+    Ok(Signer::load_all(settings.dkim.keys())?.map(Arc::new))
 }
 
 /// A composer for `compiled` with this installation's unsubscribe key and
@@ -103,7 +106,7 @@ pub async fn register_file(
         .register_issue(
             &NewIssue {
                 slug: issue.slug(),
-                subject: &compiled.subject,
+                subject: &issue.display_subject(),
                 content_hash: &hash,
                 compiled_json: &compiled_json,
                 source_path: source.to_str(),
@@ -164,6 +167,7 @@ async fn test_send(
             subscriber_id: crate::test_copy::TEST_COPY_SUBSCRIBER,
             email: to.as_ref(),
             name: subscriber.as_ref().and_then(|s| s.name.as_deref()),
+            attributes: subscriber.as_ref().map(|s| &s.attributes),
             message_id: &message_id,
         })?;
         let result = conn.send(&message, &message_id).await;
@@ -192,15 +196,24 @@ async fn test_send(
     Ok(if failures > 0 { 1 } else { 0 })
 }
 
-async fn dry_run(settings: &Settings, store: &Store, path: &Path) -> anyhow::Result<u8> {
+async fn dry_run(
+    settings: &Settings,
+    store: &Store,
+    path: &Path,
+    audience: Option<&Audience>,
+) -> anyhow::Result<u8> {
     let (issue, compiled) = compile_file(settings, path)?;
+    let audience = audience.or(issue.audience());
     let composer = composer_for(settings, store, &compiled, issue.slug(), None, "").await?;
+    let count = store.count_audience(audience).await?;
+    println!(
+        "audience: {}: {count} subscribers",
+        describe_audience(audience)
+    );
     let started = std::time::Instant::now();
     let (mut messages, mut bytes, mut after) = (0u64, 0u64, 0i64);
     loop {
-        let page = store
-            .subscribers_page(Some(SubscriberStatus::Active), after, 2000)
-            .await?;
+        let page = store.audience_page(audience, after, 2000).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
         for sub in &page {
@@ -209,6 +222,7 @@ async fn dry_run(settings: &Settings, store: &Store, path: &Path) -> anyhow::Res
                 subscriber_id: sub.id,
                 email: &sub.email,
                 name: sub.name.as_deref(),
+                attributes: Some(&sub.attributes),
                 message_id: &message_id,
             })?;
             messages += 1;
@@ -233,6 +247,53 @@ pub struct LiveOptions {
     pub progress: Progress,
 }
 
+/// How an audience is shown to the operator.
+pub fn describe_audience(audience: Option<&Audience>) -> String {
+    match audience {
+        None => "every active subscriber".to_string(),
+        Some(a) => format!("active subscribers with {a}"),
+    }
+}
+
+/// Fix the audience of a registered version: `given` (from --audience)
+/// wins over the issue file's `[audience]`. Once the send has started the
+/// audience cannot change: a different --audience is refused.
+pub async fn apply_audience(
+    store: &Store,
+    record: IssueRecord,
+    given: Option<&Audience>,
+    file: Option<&Audience>,
+) -> anyhow::Result<IssueRecord> {
+    if record.started_at.is_some() {
+        let stored = record
+            .audience
+            .as_deref()
+            .map(Audience::from_json)
+            .transpose()?;
+        if let Some(given) = given {
+            if stored.as_ref() != Some(given) {
+                return Err(bad_input!(
+                    "the live send of `{}` started with audience: {}; --audience cannot change it",
+                    record.slug,
+                    describe_audience(stored.as_ref())
+                ));
+            }
+        }
+        return Ok(record);
+    }
+    let audience = given.or(file);
+    if !store.set_issue_audience(record.id, audience).await? {
+        return Err(bad_input!(
+            "the send of `{}` is starting right now; its audience cannot change",
+            record.slug
+        ));
+    }
+    store
+        .issue_by_id(record.id)
+        .await?
+        .context("the issue just registered")
+}
+
 /// Register the issue file, snapshot the audience on first start, and
 /// deliver (resuming if it was interrupted). Returns the exit code and the
 /// run report.
@@ -241,6 +302,17 @@ pub async fn live_send(
     store: &Store,
     path: &Path,
     opts: &LiveOptions,
+) -> anyhow::Result<(u8, Option<RunReport>)> {
+    live_send_to(settings, store, path, opts, None).await
+}
+
+/// [`live_send`] with an audience given on the command line.
+pub async fn live_send_to(
+    settings: &Settings,
+    store: &Store,
+    path: &Path,
+    opts: &LiveOptions,
+    audience: Option<&Audience>,
 ) -> anyhow::Result<(u8, Option<RunReport>)> {
     super::live_guard::check(settings, opts.allow_unsafe_links)?;
     let (issue, compiled) = compile_file(settings, path)?;
@@ -271,6 +343,7 @@ pub async fn live_send(
             ))
         }
     };
+    let record = apply_audience(store, record, audience, issue.audience()).await?;
     deliver_record(settings, store, &record, opts).await
 }
 
@@ -317,14 +390,20 @@ async fn deliver_with_lease(
     opts: &LiveOptions,
 ) -> anyhow::Result<(u8, Option<RunReport>)> {
     let first_start = record.started_at.is_none();
+    let filter = record
+        .audience
+        .as_deref()
+        .map(Audience::from_json)
+        .transpose()
+        .context("reading the stored audience")?;
     let audience = if first_start {
-        store.subscriber_counts().await?["active"]
+        store.count_audience(filter.as_ref()).await?
     } else {
         let c = store.delivery_counts(record.id).await?;
         c["pending"] + c["claimed"] + c["deferred"] + c["unknown"]
     };
     if !opts.yes {
-        confirm(&record.subject, audience, first_start)?;
+        confirm(&record.subject, audience, filter.as_ref(), first_start)?;
     }
     let prefix = if record.version == 1 {
         record.slug.clone()
@@ -335,6 +414,13 @@ async fn deliver_with_lease(
         .start_live_send(record.id, &prefix, settings.sending_domain(), &now_text())
         .await?;
     if first_start {
+        if let Some(filter) = &filter {
+            println!(
+                "{}: audience {}: {added} subscribers",
+                record.slug,
+                describe_audience(Some(filter))
+            );
+        }
         tracing::info!(issue = %record.slug, recipients = added, "live send started");
     } else {
         tracing::info!(issue = %record.slug, "resuming live send");
@@ -437,7 +523,12 @@ async fn deliver_with_lease(
     Ok((code, Some(report)))
 }
 
-fn confirm(subject: &str, audience: i64, first_start: bool) -> anyhow::Result<()> {
+fn confirm(
+    subject: &str,
+    audience: i64,
+    filter: Option<&Audience>,
+    first_start: bool,
+) -> anyhow::Result<()> {
     if !std::io::stdin().is_terminal() {
         return Err(bad_input!(
             "a live send needs confirmation: pass --yes (stdin is not a terminal)"
@@ -448,7 +539,14 @@ fn confirm(subject: &str, audience: i64, first_start: bool) -> anyhow::Result<()
     } else {
         "Resume sending"
     };
-    eprint!("{what} \"{subject}\" to {audience} subscribers? [y/N] ");
+    let filter = filter
+        .map(|f| format!(" (audience: {f})"))
+        .unwrap_or_default();
+    eprint!(
+        "{what} \"{}\" to {audience} subscribers{}? [y/N] ",
+        for_terminal(subject),
+        for_terminal(&filter)
+    );
     std::io::stderr().flush().ok();
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
@@ -637,6 +735,7 @@ pub async fn status(
                 "scheduled_at": issue.scheduled_at,
                 "started_at": issue.started_at,
                 "finished_at": issue.finished_at,
+                "audience": issue.audience.as_deref().map(serde_json::from_str::<serde_json::Value>).transpose()?,
                 "total": total,
                 "counts": counts,
                 "rate_per_second": rate,
@@ -659,6 +758,15 @@ pub async fn status(
                 "started:  {}   finished: {}",
                 issue.started_at.as_deref().unwrap_or("-"),
                 issue.finished_at.as_deref().unwrap_or("-")
+            );
+            let audience = issue
+                .audience
+                .as_deref()
+                .map(Audience::from_json)
+                .transpose()?;
+            println!(
+                "audience: {}",
+                for_terminal(&describe_audience(audience.as_ref()))
             );
             println!("total:    {total}");
             println!("ledger:   {}", format_states(&counts));

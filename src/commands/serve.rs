@@ -38,7 +38,8 @@ pub async fn run(settings: &Settings, bind: Option<&str>) -> anyhow::Result<u8> 
         sns: sns_verifier(settings)?,
         list_id: settings.newsletter.list_id.clone(),
         soft_limit: settings.bounce.soft_limit,
-    });
+    })
+    .with_archive(settings.http.archive);
     let app = Application::bind(addr, state).await?;
     // Scripts that bind port 0 read the address from here.
     println!("listening on http://{}", app.local_addr());

@@ -8,7 +8,7 @@ use crate::config::Settings;
 use crate::mailer::dkim::Signer;
 use crate::mailer::message::{self, Bodies, MessageSpec, OutgoingMessage};
 use crate::mailer::qp::{encode_piece, PieceCache};
-use crate::render::{Chunk, Prepared, Recipient};
+use crate::render::{Attributes, Chunk, Prepared, Recipient};
 use crate::token::{SigningKeys, TokenClaims};
 
 /// Everything needed to build any recipient's copy of one issue.
@@ -16,13 +16,17 @@ pub struct Composer {
     prepared: Prepared,
     keys: SigningKeys,
     issue_id: Option<i64>,
-    subject: String,
+    subject_prefix: String,
+    /// The subject when it has no placeholders (the usual case).
+    subject: Option<String>,
     from_name: String,
     from_address: String,
     reply_to: Option<String>,
     feedback_id: Option<String>,
     list_id: message::ListIdHeader,
     base_url: String,
+    /// `unsubscribe.mailto_domain`: adds the mailto fallback.
+    mailto_domain: Option<String>,
     view_url: String,
     /// `(local, domain)` of `bounce.address`: live copies go out with the
     /// envelope sender `local+TOKEN@domain` (VERP).
@@ -40,6 +44,8 @@ pub struct Addressee<'a> {
     pub subscriber_id: i64,
     pub email: &'a str,
     pub name: Option<&'a str>,
+    /// The subscriber's attributes, for attribute placeholders.
+    pub attributes: Option<&'a Attributes>,
     pub message_id: &'a str,
 }
 
@@ -53,9 +59,12 @@ impl Composer {
         signer: Option<Arc<Signer>>,
         subject_prefix: &str,
     ) -> Composer {
-        let subject = format!("{subject_prefix}{}", prepared.subject());
+        let subject = prepared
+            .subject_is_static()
+            .then(|| format!("{subject_prefix}{}", prepared.subject()));
         Composer {
             subject,
+            subject_prefix: subject_prefix.to_string(),
             keys,
             issue_id,
             from_name: settings.sender.from_name.clone(),
@@ -71,6 +80,7 @@ impl Composer {
                 .public_base_url
                 .trim_end_matches('/')
                 .to_string(),
+            mailto_domain: settings.unsubscribe.mailto_domain.clone(),
             view_url: crate::render::view_url(settings, slug),
             bounce_address: settings.bounce.address.as_deref().and_then(|a| {
                 a.rsplit_once('@')
@@ -92,11 +102,18 @@ impl Composer {
 
     /// The one-click unsubscribe URL for a subscriber.
     pub fn unsubscribe_url(&self, subscriber_id: i64) -> String {
-        let token = self.keys.sign(TokenClaims {
+        format!(
+            "{}/unsubscribe/{}",
+            self.base_url,
+            self.token(subscriber_id)
+        )
+    }
+
+    fn token(&self, subscriber_id: i64) -> String {
+        self.keys.sign(TokenClaims {
             subscriber_id,
             issue_id: self.issue_id,
-        });
-        format!("{}/unsubscribe/{token}", self.base_url)
+        })
     }
 
     /// The VERP envelope sender of a live copy, when `bounce.address` is
@@ -110,13 +127,27 @@ impl Composer {
 
     /// Build one recipient's complete message.
     pub fn compose(&self, to: &Addressee<'_>) -> anyhow::Result<OutgoingMessage> {
-        let unsubscribe_url = self.unsubscribe_url(to.subscriber_id);
+        let token = self.token(to.subscriber_id);
+        let unsubscribe_url = format!("{}/unsubscribe/{token}", self.base_url);
+        let mailto = self
+            .mailto_domain
+            .as_ref()
+            .map(|domain| format!("mailto:unsubscribe+{token}@{domain}"));
         let envelope_from = self.envelope_sender(to.subscriber_id);
         let recipient = Recipient {
             email: to.email,
             name: to.name,
             unsubscribe_url: &unsubscribe_url,
             view_url: &self.view_url,
+            attributes: to.attributes,
+        };
+        let subject = match &self.subject {
+            Some(s) => std::borrow::Cow::Borrowed(s.as_str()),
+            None => std::borrow::Cow::Owned(format!(
+                "{}{}",
+                self.subject_prefix,
+                self.prepared.subject_for(&recipient)
+            )),
         };
         let mut html = Vec::with_capacity(48 * 1024);
         self.prepared.html_chunks(&recipient, &mut |c| {
@@ -132,10 +163,10 @@ impl Composer {
             to_address: to.email,
             to_name: to.name,
             reply_to: self.reply_to.as_deref(),
-            subject: &self.subject,
+            subject: &subject,
             message_id: to.message_id,
             unsubscribe_url: &unsubscribe_url,
-            unsubscribe_mailto: None,
+            unsubscribe_mailto: mailto.as_deref(),
             list_id: &self.list_id,
             feedback_id: self.feedback_id.as_deref(),
             envelope_from: envelope_from.as_deref(),

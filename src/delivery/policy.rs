@@ -104,6 +104,7 @@ mod tests {
             subscriber_id: 9,
             email: "a@example.org".into(),
             name: None,
+            attributes: Default::default(),
             message_id: "m@example.org".into(),
             attempts,
         }

@@ -150,6 +150,7 @@ impl Worker {
             subscriber_id: job.subscriber_id,
             email: &job.email,
             name: job.name.as_deref(),
+            attributes: Some(&job.attributes),
             message_id: &job.message_id,
         }) {
             Ok(m) => m,

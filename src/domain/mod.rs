@@ -1,11 +1,13 @@
 //! Newtypes that parse: once a value has one of these types it is known good,
 //! so code downstream never re-checks strings.
 
+mod audience;
 mod subscriber_email;
 mod subscriber_name;
 mod subscriber_status;
 mod unsubscribe_source;
 
+pub use audience::{Audience, Filter};
 pub use subscriber_email::SubscriberEmail;
 pub use subscriber_name::SubscriberName;
 pub use subscriber_status::SubscriberStatus;

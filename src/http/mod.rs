@@ -13,8 +13,10 @@
 //! - `health`: `/healthz`.
 //! - `batch`: batches the subscriber reads and writes of concurrent requests.
 //! - `webhooks`: bounce and complaint webhooks from email service providers.
-//! - `web`: the web version of sent issues.
+//! - `web`: the web version of each sent issue.
+//! - `archive`: the list of sent issues and its Atom feed.
 
+pub mod archive;
 pub mod batch;
 pub mod health;
 pub mod metrics;
@@ -62,6 +64,10 @@ struct Inner {
     keys: SigningKeys,
     newsletter_name: String,
     base_path: String,
+    /// `http.public_base_url` without a trailing slash (for the feed).
+    public_base_url: String,
+    /// `http.archive`.
+    archive: bool,
     metrics: metrics::Metrics,
 }
 
@@ -83,6 +89,8 @@ impl AppState {
                 keys,
                 newsletter_name: newsletter_name.into(),
                 base_path: base_path(public_base_url)?,
+                public_base_url: public_base_url.trim_end_matches('/').to_string(),
+                archive: true,
                 metrics: metrics::Metrics::new(),
             }),
             webhooks: None,
@@ -129,6 +137,25 @@ impl AppState {
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
     }
+
+    /// Turn the public archive on or off (on by default). Call right after
+    /// [`AppState::new`], before the state is shared.
+    pub fn with_archive(mut self, enabled: bool) -> AppState {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_archive is called before the state is shared")
+            .archive = enabled;
+        self
+    }
+
+    /// Is the public archive served?
+    pub fn archive(&self) -> bool {
+        self.inner.archive
+    }
+
+    /// `http.public_base_url` without a trailing slash.
+    pub fn public_base_url(&self) -> &str {
+        &self.inner.public_base_url
+    }
 }
 
 /// The router, with no socket: tests drive it with `oneshot`.
@@ -140,6 +167,8 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/resubscribe/{token}", post(unsubscribe::resubscribe))
         .route("/unsubscribe", get(web::unsubscribe_help))
+        .route("/issues", get(archive::list))
+        .route("/issues/feed.xml", get(archive::feed))
         .route("/issues/{slug}", get(web::issue))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::scrape))

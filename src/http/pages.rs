@@ -36,7 +36,11 @@ button{display:block;width:100%;min-height:48px;padding:12px 16px;border:0;borde
 font:inherit;font-weight:600;cursor:pointer;background:var(--accent);color:var(--accent-text)}\
 button:focus-visible{outline:3px solid var(--text);outline-offset:2px}\
 button.quiet{background:transparent;color:var(--text);border:1px solid var(--border)}\
-.note{margin:16px 0 0;font-size:.875rem;color:var(--muted)}";
+.note{margin:16px 0 0;font-size:.875rem;color:var(--muted)}\
+ol.issues{list-style:none;margin:16px 0 0;padding:0}\
+ol.issues li{padding:12px 0;border-top:1px solid var(--border)}\
+ol.issues a{color:var(--accent);font-weight:600;overflow-wrap:anywhere}\
+time{display:block;font-size:.875rem;color:var(--muted)}";
 
 /// The only thing the pages may load: their own inline stylesheet (by
 /// hash), no scripts, no frames, forms only to this origin.
@@ -241,6 +245,53 @@ pub fn unsubscribe_help(newsletter: &str) -> Response {
         name = text(newsletter),
     );
     respond(StatusCode::OK, layout("Unsubscribe", &body))
+}
+
+/// `GET /issues`: the archive. Public and cacheable, unlike the
+/// token-bearing pages.
+pub fn archive(newsletter: &str, entries: &[super::archive::Entry], feed_path: &str) -> Response {
+    let mut body = heading(newsletter, "Past issues");
+    if entries.is_empty() {
+        body.push_str("<p>No issue has been sent yet.</p>\n");
+    } else {
+        body.push_str("<ol class=\"issues\">\n");
+        for e in entries {
+            body.push_str(&format!(
+                "<li><a href=\"{}\">{}</a><time datetime=\"{}\">{}</time></li>\n",
+                attr(&e.path),
+                text(&e.subject),
+                attr(&e.started_at),
+                text(&e.date)
+            ));
+        }
+        body.push_str("</ol>\n");
+    }
+    body.push_str(&format!(
+        "<p class=\"note\"><a href=\"{}\">Atom feed</a></p>\n",
+        attr(feed_path)
+    ));
+    let page = layout(&format!("{newsletter}: past issues"), &body)
+        .replacen(
+            "<meta name=\"robots\" content=\"noindex, nofollow\">\n",
+            "",
+            1,
+        )
+        .replacen(
+            "<style>",
+            &format!(
+                "<link rel=\"alternate\" type=\"application/atom+xml\" href=\"{}\">\n<style>",
+                attr(feed_path)
+            ),
+            1,
+        );
+    let mut res = respond(StatusCode::OK, page);
+    let h = res.headers_mut();
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    h.remove(HeaderName::from_static("x-robots-tag"));
+    res
 }
 
 /// A compiled issue as a web page. Its own inline styles and remote images

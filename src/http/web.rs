@@ -3,7 +3,8 @@
 //! unsubscribe link leads to. Only issues whose live send has started are
 //! shown, except with a test copy's signed preview token
 //! (`?preview=TOKEN`, see `crate::test_copy`), which opens the version it
-//! names; nothing per-recipient appears on them.
+//! names; nothing per-recipient appears on them. With the archive on, each
+//! web version starts with a link back to it.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
@@ -62,8 +63,32 @@ pub async fn issue(
         name: None,
         unsubscribe_url: &unsubscribe_url,
         view_url: &view_url,
+        attributes: None,
     });
+    let html = if state.archive() {
+        with_archive_link(&html, &format!("{base}/issues"))
+    } else {
+        html
+    };
     pages::web_issue(html)
+}
+
+/// A one-line "All issues" link right after `<body…>`, styled inline (the
+/// page's CSP allows inline styles), narrow enough for any phone.
+fn with_archive_link(html: &str, archive_path: &str) -> String {
+    let link = format!(
+        "<div style=\"max-width:600px;margin:0 auto;padding:8px 16px;\
+         font:14px/1.4 system-ui,-apple-system,Arial,sans-serif\">\
+         <a href=\"{}\" style=\"color:#1f4fd1\">&larr; All issues</a></div>",
+        html_escape::encode_double_quoted_attribute(archive_path)
+    );
+    let at = html
+        .find("<body")
+        .and_then(|b| html[b..].find('>').map(|e| b + e + 1));
+    match at {
+        Some(at) => format!("{}{link}{}", &html[..at], &html[at..]),
+        None => format!("{link}{html}"),
+    }
 }
 
 /// `GET /unsubscribe`: the web version's unsubscribe link, which cannot

@@ -1,7 +1,8 @@
 //! DKIM signing with lettre, relaxed/relaxed, over the headers that matter
 //! to receivers (including List-Unsubscribe and List-Unsubscribe-Post).
 //! Content-Type is deliberately not signed: signing it broke multipart
-//! verification in testing.
+//! verification in testing. With several keys (dual signing, RSA and
+//! Ed25519) every message carries one signature per key.
 
 use anyhow::Context;
 use lettre::message::dkim::{
@@ -26,12 +27,21 @@ const SIGNED_HEADERS: [&str; 9] = [
     "MIME-Version",
 ];
 
-/// A loaded DKIM key and its signing parameters.
+/// The loaded DKIM keys and their signing parameters.
 pub struct Signer {
-    config: DkimConfig,
+    configs: Vec<DkimConfig>,
 }
 
 impl Signer {
+    /// All configured keys; None when there is none.
+    pub fn load_all(keys: &[DkimSettings]) -> anyhow::Result<Option<Signer>> {
+        let mut configs = Vec::with_capacity(keys.len());
+        for k in keys {
+            configs.extend(Signer::load(k)?.configs);
+        }
+        Ok((!configs.is_empty()).then_some(Signer { configs }))
+    }
+
     pub fn load(settings: &DkimSettings) -> anyhow::Result<Signer> {
         let pem = std::fs::read_to_string(&settings.private_key_path).map_err(|e| {
             bad_input!(
@@ -66,12 +76,52 @@ impl Signer {
                 body: DkimCanonicalizationType::Relaxed,
             },
         );
-        Ok(Signer { config })
+        Ok(Signer {
+            configs: vec![config],
+        })
     }
 
-    pub(crate) fn sign(&self, message: &mut Message) {
-        message.sign(&self.config);
+    /// Sign `message` with every key and return the message's wire bytes.
+    /// lettre keeps one DKIM-Signature header (a new one replaces the old),
+    /// so each earlier signature is taken from the formatted message and
+    /// put in front of the final one. No signature covers another (the
+    /// DKIM-Signature header is not among the signed headers), so their
+    /// order does not matter to a verifier.
+    pub(crate) fn sign(&self, message: &mut Message) -> Vec<u8> {
+        let mut earlier = Vec::new();
+        let (last, rest) = self.configs.split_last().expect("a signer has a key");
+        for config in rest {
+            message.sign(config);
+            earlier.extend_from_slice(&signature_header(&message.formatted()));
+        }
+        message.sign(last);
+        let mut wire = earlier;
+        wire.extend_from_slice(&message.formatted());
+        wire
     }
+}
+
+/// The DKIM-Signature header field (with its folded lines and CRLF) of a
+/// formatted message.
+fn signature_header(wire: &[u8]) -> Vec<u8> {
+    let end_of_head = wire
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(wire.len(), |p| p + 2);
+    let head = &wire[..end_of_head];
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in head.split_inclusive(|&b| b == b'\n') {
+        if line.len() >= 15 && line[..15].eq_ignore_ascii_case(b"DKIM-Signature:") {
+            inside = true;
+        } else if inside && !line.starts_with(b" ") && !line.starts_with(b"\t") {
+            break;
+        }
+        if inside {
+            out.extend_from_slice(line);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -60,8 +60,7 @@ impl OutgoingMessage {
 
     /// Sign with DKIM (relaxed/relaxed).
     pub fn sign(&mut self, signer: &super::dkim::Signer) {
-        signer.sign(&mut self.message);
-        self.wire = std::sync::OnceLock::new();
+        self.wire = std::sync::OnceLock::from(signer.sign(&mut self.message));
     }
 }
 

@@ -2,6 +2,7 @@
 //! transports (SMTP connections, outbox files).
 
 pub mod dkim;
+pub mod dkim_keys;
 pub mod message;
 pub mod qp;
 pub mod transport;

@@ -27,6 +27,46 @@ pub struct Issue {
     pub(crate) contact: Option<String>,
     pub(crate) name_fallback: String,
     pub(crate) blocks: Vec<Block>,
+    /// The attribute placeholders of the issue's text, in the order of the
+    /// tokens standing for them (see [`attr_token`]).
+    pub(crate) attrs: Vec<AttrUse>,
+    /// `[audience]`: who a live send goes to (None: every active subscriber).
+    pub(crate) audience: Option<crate::domain::Audience>,
+}
+
+/// One `{{ attributes.KEY | default("…") }}` in the issue's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttrUse {
+    pub key: String,
+    pub default: Option<String>,
+}
+
+/// What stands for the `n`th attribute placeholder of the issue's text
+/// until the compiled documents are complete: no spaces and nothing
+/// Markdown or wrapping would touch, unlike the final sentinel.
+pub(crate) fn attr_token(n: usize) -> String {
+    format!("\u{27E6}herald:a{n}\u{27E7}")
+}
+
+/// Whether `t` holds a reserved character that is not part of an
+/// attribute token (which only [`Validator::personal`] puts there).
+pub(crate) fn reserved_outside_attr_tokens(t: &str) -> bool {
+    let mut rest = t;
+    while let Some(i) = rest.find(placeholder::is_reserved_char) {
+        let after = &rest[i..];
+        let token_len = after
+            .strip_prefix("\u{27E6}herald:a")
+            .and_then(|r| {
+                let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+                (digits > 0 && r[digits..].starts_with('\u{27E7}')).then_some(digits)
+            })
+            .map(|d| "\u{27E6}herald:a".len() + d + '\u{27E7}'.len_utf8());
+        match token_len {
+            Some(n) => rest = &after[n..],
+            None => return true,
+        }
+    }
+    false
 }
 
 impl Issue {
@@ -35,8 +75,39 @@ impl Issue {
         &self.slug
     }
 
+    /// The subject as the templates get it (attribute placeholders as
+    /// tokens; [`Issue::display_subject`] for people).
     pub fn subject(&self) -> &str {
         &self.subject
+    }
+
+    /// The subject with every attribute placeholder replaced by its default
+    /// (or nothing): what lists and the archive show.
+    pub fn display_subject(&self) -> String {
+        self.expand_attrs(&self.subject, |u| u.default.clone().unwrap_or_default())
+    }
+
+    /// The file's `[audience]`, if any.
+    pub fn audience(&self) -> Option<&crate::domain::Audience> {
+        self.audience.as_ref()
+    }
+
+    /// The attribute placeholders of the issue's text.
+    pub fn attrs(&self) -> &[AttrUse] {
+        &self.attrs
+    }
+
+    /// Replace the attribute tokens in `doc` by `f(use)`.
+    pub(crate) fn expand_attrs(&self, doc: &str, f: impl Fn(&AttrUse) -> String) -> String {
+        let mut out = doc.to_string();
+        // Highest index first, so `a1` never matches inside `a10`.
+        for (n, u) in self.attrs.iter().enumerate().rev() {
+            let token = attr_token(n);
+            if out.contains(&token) {
+                out = out.replace(&token, &f(u));
+            }
+        }
+        out
     }
 
     /// The exact bytes of the issue file.
@@ -159,6 +230,7 @@ struct RawIssue {
     date: S<toml::value::Datetime>,
     contact: S<String>,
     name_fallback: S<String>,
+    audience: S<toml::Table>,
     blocks: S<Vec<Spanned<RawBlock>>>,
 }
 
@@ -269,6 +341,7 @@ pub fn parse_issue(file: &str, path: &Path, source: Vec<u8>) -> anyhow::Result<I
         file,
         source: text,
         errors: Vec::new(),
+        attrs: Vec::new(),
     };
     // The raw text first (a literal bracket anywhere, comments included);
     // every parsed value is checked again below, since TOML escapes such as
@@ -327,6 +400,98 @@ struct Validator<'a> {
     file: &'a str,
     source: &'a str,
     errors: Vec<(usize, String)>,
+    attrs: Vec<AttrUse>,
+}
+
+/// A placeholder in issue text that is not `{{ attributes.KEY }}` or
+/// `{{ attributes.KEY | default("text") }}`.
+#[derive(Debug, PartialEq, Eq)]
+struct BadPlaceholder {
+    offset: usize,
+    message: String,
+}
+
+/// The `{{ … }}` placeholders of one text value: their byte ranges and
+/// what they ask for.
+fn find_placeholders(text: &str) -> Result<Vec<(Range<usize>, AttrUse)>, BadPlaceholder> {
+    const FORM: &str = "write {{ attributes.KEY }} or {{ attributes.KEY | default(\"text\") }}";
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(i) = text[pos..].find("{{") {
+        let start = pos + i;
+        let bad = |message: String| BadPlaceholder {
+            offset: start,
+            message,
+        };
+        let line_end = text[start..].find('\n').map_or(text.len(), |e| start + e);
+        let Some(close) = text[start + 2..line_end].find("}}") else {
+            return Err(bad(format!("unclosed placeholder `{{{{` ({FORM})")));
+        };
+        let end = start + 2 + close + 2;
+        let inner = text[start + 2..end - 2].trim();
+        let rest = inner
+            .strip_prefix("recipient.attributes.")
+            .or_else(|| inner.strip_prefix("attributes."))
+            .ok_or_else(|| bad(format!("unknown placeholder `{{{{ {inner} }}}}` ({FORM})")))?;
+        let key_len = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+            .count();
+        let key = &rest[..key_len];
+        if !placeholder::is_attr_key(key) {
+            return Err(bad(format!(
+                "placeholder `{{{{ {inner} }}}}`: an attribute key is 1 to {} of A-Z a-z 0-9 _ -",
+                placeholder::MAX_ATTR_KEY
+            )));
+        }
+        let after = rest[key_len..].trim();
+        let default = if after.is_empty() {
+            None
+        } else if let Some(filter) = after.strip_prefix('|') {
+            let filter = filter.trim();
+            let name_len = filter
+                .bytes()
+                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                .count();
+            let name = &filter[..name_len];
+            if name != "default" {
+                return Err(bad(format!(
+                    "unknown filter `{name}` in `{{{{ {inner} }}}}` (the only filter is default(\"text\"))"
+                )));
+            }
+            let args = filter[name_len..].trim();
+            let literal = args
+                .strip_prefix('(')
+                .and_then(|a| a.strip_suffix(')'))
+                .map(str::trim)
+                .and_then(|a| {
+                    let q = a.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+                    let body = a.strip_prefix(q)?.strip_suffix(q)?;
+                    (!body.contains(q)).then_some(body)
+                });
+            match literal {
+                Some(d) => Some(d.to_string()),
+                None => {
+                    return Err(bad(format!(
+                        "malformed default in `{{{{ {inner} }}}}` (write default(\"text\"))"
+                    )))
+                }
+            }
+        } else {
+            return Err(bad(format!(
+                "malformed placeholder `{{{{ {inner} }}}}` ({FORM})"
+            )));
+        };
+        out.push((
+            start..end,
+            AttrUse {
+                key: key.to_string(),
+                default,
+            },
+        ));
+        pos = end;
+    }
+    Ok(out)
 }
 
 impl Validator<'_> {
@@ -334,6 +499,66 @@ impl Validator<'_> {
         let line = line_of(self.source.as_bytes(), offset);
         self.errors
             .push((line, format!("{}:{line}: {field}: {message}", self.file)));
+    }
+
+    /// The line of byte `offset` within the string value `v` (multi-line
+    /// strings drop the newline right after their opening quotes).
+    fn line_in_value(&self, v: &Spanned<String>, within: &str, offset: usize) -> usize {
+        let start = v.span().start;
+        let opening = &self.source[start..];
+        let skip = usize::from(
+            (opening.starts_with("\"\"\"") || opening.starts_with("'''"))
+                && opening[3..].starts_with(['\n', '\r']),
+        );
+        let end = (0..=offset.min(within.len()))
+            .rev()
+            .find(|&i| within.is_char_boundary(i))
+            .unwrap_or(0);
+        let line_in_value = within[..end].matches('\n').count();
+        line_of(self.source.as_bytes(), start) + skip + line_in_value
+    }
+
+    /// `text` (the value of `v`, possibly trimmed) with its attribute
+    /// placeholders replaced by tokens; a malformed one is an error naming
+    /// its line.
+    fn personal(&mut self, v: &Spanned<String>, field: &str, text: &str) -> Option<String> {
+        match find_placeholders(text) {
+            Ok(found) if found.is_empty() => Some(text.to_string()),
+            Ok(found) => {
+                let mut out = String::with_capacity(text.len());
+                let mut last = 0;
+                for (range, u) in found {
+                    out.push_str(&text[last..range.start]);
+                    let n = match self.attrs.iter().position(|a| *a == u) {
+                        Some(n) => n,
+                        None => {
+                            self.attrs.push(u);
+                            self.attrs.len() - 1
+                        }
+                    };
+                    out.push_str(&attr_token(n));
+                    last = range.end;
+                }
+                out.push_str(&text[last..]);
+                Some(out)
+            }
+            Err(bad) => {
+                // `text` may be the trimmed value: find the offset in it.
+                let lead = v.get_ref().find(text).unwrap_or(0);
+                let line = self.line_in_value(v, v.get_ref(), lead + bad.offset);
+                self.errors.push((
+                    line,
+                    format!("{}:{line}: {field}: {}", self.file, bad.message),
+                ));
+                None
+            }
+        }
+    }
+
+    /// A required one-line field that may hold attribute placeholders.
+    fn personal_line(&mut self, value: &S<String>, field: &str, at: usize) -> Option<String> {
+        let line = self.line(value, field, at)?;
+        self.personal(value.as_ref()?, field, &line)
     }
 
     fn finish(&mut self) -> anyhow::Error {
@@ -429,21 +654,13 @@ impl Validator<'_> {
             self.error(v.span().start, field, "is empty");
             return None;
         }
-        match Markdown::parse(v.get_ref()) {
+        // Tokens keep the text's line breaks, so Markdown's offsets still
+        // give the right line.
+        let text = self.personal(v, field, v.get_ref())?;
+        match Markdown::parse(&text) {
             Ok(md) => Some(md),
             Err(bad) => {
-                // Lines inside a multi-line string: TOML drops the newline
-                // right after the opening quotes.
-                let start = v.span().start;
-                let opening = &self.source[start..];
-                let skip = usize::from(
-                    (opening.starts_with("\"\"\"") || opening.starts_with("'''"))
-                        && opening[3..].starts_with(['\n', '\r']),
-                );
-                let line_in_value = v.get_ref()[..bad.offset.min(v.get_ref().len())]
-                    .matches('\n')
-                    .count();
-                let line = line_of(self.source.as_bytes(), start) + skip + line_in_value;
+                let line = self.line_in_value(v, &text, bad.offset);
                 self.errors.push((
                     line,
                     format!("{}:{line}: {field}: {}", self.file, bad.message),
@@ -506,13 +723,13 @@ impl Validator<'_> {
                 stem
             }
         };
-        let subject = self.line(&raw.subject, "subject", 0);
+        let subject = self.personal_line(&raw.subject, "subject", 0);
         if let (Some(s), Some(raw)) = (&subject, &raw.subject) {
             if s.chars().count() > 250 {
                 self.error(raw.span().start, "subject", "is longer than 250 characters");
             }
         }
-        let preheader = self.line(&raw.preheader, "preheader", 0);
+        let preheader = self.personal_line(&raw.preheader, "preheader", 0);
         let date = match &raw.date {
             None => {
                 self.error(0, "date", "missing (write e.g. date = 2018-12-14)");
@@ -554,6 +771,16 @@ impl Validator<'_> {
             .opt_line(&raw.name_fallback, "name_fallback")
             .unwrap_or_else(|| "reader".to_string());
 
+        let audience =
+            raw.audience.as_ref().and_then(|a| {
+                match crate::domain::Audience::from_toml(a.get_ref()) {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        self.error(a.span().start, "audience", &e);
+                        None
+                    }
+                }
+            });
         let mut blocks = Vec::new();
         match &raw.blocks {
             None => self.error(
@@ -584,6 +811,8 @@ impl Validator<'_> {
             contact,
             name_fallback,
             blocks,
+            attrs: std::mem::take(&mut self.attrs),
+            audience,
         })
     }
 
@@ -626,7 +855,7 @@ impl Validator<'_> {
         match kind.get_ref().as_str() {
             "story" => {
                 let image = self.image(b, &prefix, at);
-                let headline = self.line(&b.headline, &f("headline"), at);
+                let headline = self.personal_line(&b.headline, &f("headline"), at);
                 let dateline = self.opt_line(&b.dateline, &f("dateline"));
                 let body = self.markdown(&b.body, &f("body"), at);
                 let read_on = self.opt_url(&b.read_on, &f("read_on"), false);

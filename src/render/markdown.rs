@@ -141,7 +141,7 @@ impl Markdown {
                     ));
                 }
                 Event::Text(t) | Event::Code(t)
-                    if t.contains(super::placeholder::is_reserved_char) =>
+                    if super::issue::reserved_outside_attr_tokens(&t) =>
                 {
                     return bad(super::placeholder::RESERVED.to_string());
                 }

@@ -193,11 +193,13 @@ fn check_placeholder_contexts(origin: &Origin, html: &str) -> anyhow::Result<Vec
         if !ok {
             let (l, c) = line_col(html, pos);
             return Err(bad_input!(
-                "{origin}: placeholder `recipient.{}` at line {l}:{c} of the compiled HTML is not in text or an href/src value",
-                found.slot.key()
+                "{origin}: placeholder `{}` at line {l}:{c} of the compiled HTML is not in text or an href/src value",
+                found.describe(html)
             ));
         }
-        slots.push(found.slot);
+        if let placeholder::What::Slot(slot) = found.what {
+            slots.push(slot);
+        }
     }
     Ok(slots)
 }

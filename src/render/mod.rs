@@ -21,11 +21,14 @@ use minijinja::Value;
 use serde::Serialize;
 
 pub use issue::{
-    check_slug, check_url, load_issue, parse_issue, Block, Image, Issue, Link, News, NewsItem,
-    Promo, Quote, Story, TextBlock,
+    check_slug, check_url, load_issue, parse_issue, AttrUse, Block, Image, Issue, Link, News,
+    NewsItem, Promo, Quote, Story, TextBlock,
 };
 pub use markdown::Markdown;
-pub use placeholder::{Chunk, CompiledIssue, Prepared, Recipient, Slot};
+pub use placeholder::{
+    attr_value, attributes_in, is_attr_key, Attributes, Chunk, CompiledIssue, Prepared, Recipient,
+    Slot, MAX_ATTR_KEY,
+};
 pub use templates::{Origin, Templates};
 
 use crate::bad_input;
@@ -73,10 +76,22 @@ pub fn compile_with(
     let mjml = templates.render_mjml(&context(issue, settings, Flavour::Html))?;
     let out = mjml::compile(templates.mjml_origin(), &mjml)?;
     let text = tidy_text(&templates.render_text(&context(issue, settings, Flavour::Text))?);
+    // The issue text's attribute tokens become sentinels only now, so that
+    // neither Markdown, wrapping nor mrml ever sees a fallback text.
     let compiled = CompiledIssue {
-        subject: issue.subject().to_string(),
-        html: out.html,
-        text,
+        subject: issue.expand_attrs(issue.subject(), |u| {
+            placeholder::attr_sentinel(&u.key, u.default.as_deref())
+        }),
+        html: issue.expand_attrs(&out.html, |u| {
+            let escaped = u
+                .default
+                .as_deref()
+                .map(|d| html_escape::encode_quoted_attribute(d).into_owned());
+            placeholder::attr_sentinel(&u.key, escaped.as_deref())
+        }),
+        text: issue.expand_attrs(&text, |u| {
+            placeholder::attr_sentinel(&u.key, u.default.as_deref())
+        }),
     };
     let warnings = out.warnings;
     let text_slots = placeholder::slots_in(&compiled.text);
@@ -147,14 +162,6 @@ struct NewsletterView<'a> {
     list_id: &'a str,
     from_address: &'a str,
     reply_to: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct RecipientView {
-    name: String,
-    email: String,
-    unsubscribe_url: String,
-    view_url: String,
 }
 
 #[derive(Serialize)]
@@ -259,12 +266,13 @@ fn context(issue: &Issue, settings: &Settings, flavour: Flavour) -> Value {
             from_address: &settings.sender.from_address,
             reply_to: settings.sender.reply_to.as_deref(),
         }),
-        recipient => Value::from_serialize(RecipientView {
-            name: Slot::Name.sentinel(Some(&issue.name_fallback)),
-            email: Slot::Email.sentinel(None),
-            unsubscribe_url: Slot::UnsubscribeUrl.sentinel(None),
-            view_url: Slot::ViewUrl.sentinel(None),
-        }),
+        recipient => minijinja::context! {
+            name => Slot::Name.sentinel(Some(&issue.name_fallback)),
+            email => Slot::Email.sentinel(None),
+            unsubscribe_url => Slot::UnsubscribeUrl.sentinel(None),
+            view_url => Slot::ViewUrl.sentinel(None),
+            attributes => Value::from_object(templates::AttributeSlots),
+        },
         blocks => Value::from_serialize(&blocks),
     }
 }

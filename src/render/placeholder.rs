@@ -8,12 +8,59 @@
 //! [`CompiledIssue::prepare`] splits the compiled documents at the sentinels
 //! once; [`Prepared::personalise_into`] then only copies slices and escaped
 //! values, never recompiling anything.
+//!
+//! Subscriber attributes use `⟦herald:attr:KEY⟧` (`⟦herald:attr:KEY|fallback⟧`
+//! with a default); their values are looked up by key per recipient.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
 const OPEN: &str = "\u{27E6}herald:";
 const CLOSE: char = '\u{27E7}';
 const FALLBACK: char = '|';
+const ATTR: &str = "attr:";
+
+/// A subscriber's attributes (the JSON object stored with them).
+pub type Attributes = serde_json::Map<String, serde_json::Value>;
+
+/// The longest attribute key a placeholder may name.
+pub const MAX_ATTR_KEY: usize = 64;
+
+/// Attribute keys a placeholder may name: 1 to 64 of `A-Z a-z 0-9 _ -`.
+pub fn is_attr_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_ATTR_KEY
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The sentinel for attribute `key` (a valid [`is_attr_key`]), with an
+/// optional fallback already in the document's escaping.
+pub fn attr_sentinel(key: &str, fallback: Option<&str>) -> String {
+    let mut s = String::with_capacity(OPEN.len() + ATTR.len() + key.len() + 8);
+    s.push_str(OPEN);
+    s.push_str(ATTR);
+    s.push_str(key);
+    if let Some(f) = fallback {
+        s.push(FALLBACK);
+        s.push_str(f);
+    }
+    s.push(CLOSE);
+    s
+}
+
+/// The text a subscriber attribute puts in a document: strings (unless
+/// blank), numbers and booleans; anything else counts as missing.
+pub fn attr_value<'v>(attributes: Option<&'v Attributes>, key: &str) -> Option<Cow<'v, str>> {
+    match attributes?.get(key)? {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(Cow::Borrowed(s)),
+        serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        serde_json::Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+        _ => None,
+    }
+}
 
 /// Characters reserved for placeholders (⟦ and ⟧).
 pub fn is_reserved_char(c: char) -> bool {
@@ -82,17 +129,31 @@ pub struct Recipient<'a> {
     pub name: Option<&'a str>,
     pub unsubscribe_url: &'a str,
     pub view_url: &'a str,
+    /// The subscriber's attributes (`None`: no subscriber behind the copy).
+    pub attributes: Option<&'a Attributes>,
 }
 
-impl Recipient<'_> {
-    fn value(&self, slot: Slot) -> Option<&str> {
-        match slot {
-            Slot::Name => self.name.filter(|n| !n.trim().is_empty()),
-            Slot::Email => Some(self.email),
-            Slot::UnsubscribeUrl => Some(self.unsubscribe_url),
-            Slot::ViewUrl => Some(self.view_url),
+impl<'a> Recipient<'a> {
+    fn value(&self, what: What, doc: &str) -> Option<Cow<'a, str>> {
+        match what {
+            What::Slot(Slot::Name) => self
+                .name
+                .filter(|n| !n.trim().is_empty())
+                .map(Cow::Borrowed),
+            What::Slot(Slot::Email) => Some(Cow::Borrowed(self.email)),
+            What::Slot(Slot::UnsubscribeUrl) => Some(Cow::Borrowed(self.unsubscribe_url)),
+            What::Slot(Slot::ViewUrl) => Some(Cow::Borrowed(self.view_url)),
+            What::Attr(a, b) => attr_value(self.attributes, &doc[a..b]),
         }
     }
+}
+
+/// What a placeholder found in a document stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum What {
+    Slot(Slot),
+    /// A subscriber attribute; the range is its key in the document.
+    Attr(usize, usize),
 }
 
 #[derive(Debug, Clone)]
@@ -101,7 +162,7 @@ enum Piece {
     Literal(usize, usize),
     /// A placeholder; the range is its fallback text (already in the
     /// document's own escaping).
-    Slot(Slot, usize, usize),
+    Slot(What, usize, usize),
 }
 
 #[derive(Debug, Clone)]
@@ -115,10 +176,22 @@ struct Split {
 /// A placeholder found in a document: its slot, the byte range of the whole
 /// sentinel and of its fallback text.
 pub(crate) struct Found {
-    pub(crate) slot: Slot,
+    pub(crate) what: What,
     pub(crate) start: usize,
     end: usize,
     fallback: (usize, usize),
+    /// Whether the sentinel has a fallback part (possibly empty).
+    pub(crate) has_fallback: bool,
+}
+
+impl Found {
+    /// How a template names this placeholder, for messages.
+    pub(crate) fn describe(&self, doc: &str) -> String {
+        match self.what {
+            What::Slot(slot) => format!("recipient.{}", slot.key()),
+            What::Attr(a, b) => format!("recipient.attributes.{}", &doc[a..b]),
+        }
+    }
 }
 
 /// The well-formed placeholders of `doc`, in order. Unknown or malformed
@@ -140,12 +213,24 @@ pub(crate) fn scan(doc: &str) -> impl Iterator<Item = Found> + '_ {
             None => (body, (close, close)),
         };
         pos = close + CLOSE.len_utf8();
-        if let Some(slot) = Slot::from_key(key).filter(|_| !body.contains('\u{27E6}')) {
+        if body.contains('\u{27E6}') {
+            continue;
+        }
+        let what = match key.strip_prefix(ATTR) {
+            Some(attr) if is_attr_key(attr) => {
+                let a = body_start + ATTR.len();
+                Some(What::Attr(a, a + attr.len()))
+            }
+            Some(_) => None,
+            None => Slot::from_key(key).map(What::Slot),
+        };
+        if let Some(what) = what {
             return Some(Found {
-                slot,
+                what,
                 start: open,
                 end: pos,
                 fallback,
+                has_fallback: key.len() < body.len(),
             });
         }
     })
@@ -153,7 +238,23 @@ pub(crate) fn scan(doc: &str) -> impl Iterator<Item = Found> + '_ {
 
 /// The placeholders of a compiled document, in order.
 pub(crate) fn slots_in(doc: &str) -> Vec<Slot> {
-    scan(doc).map(|f| f.slot).collect()
+    scan(doc)
+        .filter_map(|f| match f.what {
+            What::Slot(s) => Some(s),
+            What::Attr(..) => None,
+        })
+        .collect()
+}
+
+/// The attribute keys a compiled document uses, each with whether every
+/// use of it has a fallback.
+pub fn attributes_in(doc: &str, out: &mut std::collections::BTreeMap<String, bool>) {
+    for f in scan(doc) {
+        if let What::Attr(a, b) = f.what {
+            let all = out.entry(doc[a..b].to_string()).or_insert(true);
+            *all &= f.has_fallback;
+        }
+    }
 }
 
 impl Split {
@@ -166,7 +267,7 @@ impl Split {
                 pieces.push(Piece::Literal(lit_start, f.start));
                 literal_len += f.start - lit_start;
             }
-            pieces.push(Piece::Slot(f.slot, f.fallback.0, f.fallback.1));
+            pieces.push(Piece::Slot(f.what, f.fallback.0, f.fallback.1));
             lit_start = f.end;
         }
         if lit_start < doc.len() {
@@ -192,13 +293,13 @@ impl Split {
         for (i, piece) in self.pieces.iter().enumerate() {
             match *piece {
                 Piece::Literal(a, b) => f(Chunk::Static(i, &self.doc[a..b])),
-                Piece::Slot(slot, a, b) => match r.value(slot) {
+                Piece::Slot(what, a, b) => match r.value(what, &self.doc) {
                     Some(v) if html => {
                         scratch.clear();
-                        html_escape::encode_quoted_attribute_to_string(v, scratch);
+                        html_escape::encode_quoted_attribute_to_string(&*v, scratch);
                         f(Chunk::Value(scratch));
                     }
-                    Some(v) => f(Chunk::Value(v)),
+                    Some(v) => f(Chunk::Value(&v)),
                     None if a < b => f(Chunk::Static(i, &self.doc[a..b])),
                     None => {}
                 },
@@ -212,11 +313,11 @@ impl Split {
         for piece in &self.pieces {
             match *piece {
                 Piece::Literal(a, b) => out.push_str(&self.doc[a..b]),
-                Piece::Slot(slot, a, b) => match r.value(slot) {
+                Piece::Slot(what, a, b) => match r.value(what, &self.doc) {
                     Some(v) if html => {
-                        html_escape::encode_quoted_attribute_to_string(v, out);
+                        html_escape::encode_quoted_attribute_to_string(&*v, out);
                     }
-                    Some(v) => out.push_str(v),
+                    Some(v) => out.push_str(&v),
                     None => out.push_str(&self.doc[a..b]),
                 },
             }
@@ -240,7 +341,7 @@ pub enum Chunk<'a> {
 /// fills.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    subject: String,
+    subject: Split,
     html: Split,
     text: Split,
 }
@@ -248,7 +349,7 @@ pub struct Prepared {
 impl CompiledIssue {
     pub fn prepare(&self) -> Prepared {
         Prepared {
-            subject: self.subject.clone(),
+            subject: Split::new(&self.subject),
             html: Split::new(&self.html),
             text: Split::new(&self.text),
         }
@@ -256,8 +357,31 @@ impl CompiledIssue {
 }
 
 impl Prepared {
+    /// The subject as compiled (placeholders still in it).
     pub fn subject(&self) -> &str {
-        &self.subject
+        &self.subject.doc
+    }
+
+    /// One recipient's subject (plain text, one line: a control character
+    /// in an attribute value becomes a space, so no value can add a header).
+    pub fn subject_for(&self, r: &Recipient<'_>) -> String {
+        let mut out = String::new();
+        self.subject.fill(r, &mut out, false);
+        if out.contains(char::is_control) {
+            out = out
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+        }
+        out
+    }
+
+    /// Whether the subject is the same for every recipient.
+    pub fn subject_is_static(&self) -> bool {
+        self.subject
+            .pieces
+            .iter()
+            .all(|p| matches!(p, Piece::Literal(..)))
     }
 
     /// Fill one recipient's values into `html` and `text` (both cleared
@@ -333,6 +457,7 @@ mod tests {
             name,
             unsubscribe_url: "https://news.example.org/unsubscribe/T?a=1&b=2",
             view_url: "https://news.example.org/issues/x",
+            attributes: None,
         }
     }
 
@@ -385,6 +510,59 @@ mod tests {
         p.personalise_into(&recipient(Some("B")), &mut h, &mut t);
         assert!(h.starts_with("<p>Hello B</p>"));
         assert!(t.starts_with("Hello B\n"));
+    }
+
+    #[test]
+    fn attributes_fill_html_escaped_text_verbatim_subject_on_one_line() {
+        let c = CompiledIssue {
+            subject: format!("News for {}", attr_sentinel("city", Some("you"))),
+            html: format!(
+                "<p>{}|{}</p>",
+                attr_sentinel("city", Some("you &amp; yours")),
+                attr_sentinel("n", None)
+            ),
+            text: format!(
+                "{}|{}",
+                attr_sentinel("city", Some("you & yours")),
+                attr_sentinel("n", None)
+            ),
+        };
+        let p = c.prepare();
+        assert!(!p.subject_is_static());
+        let attrs: Attributes =
+            serde_json::from_str(r#"{"city": "<b>Kyiv</b>\r\nBcc: x@example.org", "n": 7}"#)
+                .unwrap();
+        let r = Recipient {
+            attributes: Some(&attrs),
+            ..recipient(None)
+        };
+        let (html, text) = p.personalise(&r);
+        assert_eq!(
+            html,
+            "<p>&lt;b&gt;Kyiv&lt;/b&gt;\r\nBcc: x@example.org|7</p>"
+        );
+        assert_eq!(text, "<b>Kyiv</b>\r\nBcc: x@example.org|7");
+        assert_eq!(
+            p.subject_for(&r),
+            "News for <b>Kyiv</b>  Bcc: x@example.org"
+        );
+        let blank: Attributes = serde_json::from_str(r#"{"city": "  ", "n": null}"#).unwrap();
+        for attributes in [None, Some(&blank)] {
+            let r = Recipient {
+                attributes,
+                ..recipient(None)
+            };
+            let (html, text) = p.personalise(&r);
+            assert_eq!(html, "<p>you &amp; yours|</p>");
+            assert_eq!(text, "you & yours|");
+            assert_eq!(p.subject_for(&r), "News for you");
+        }
+        let mut used = std::collections::BTreeMap::new();
+        attributes_in(&c.html, &mut used);
+        assert_eq!(
+            used.into_iter().collect::<Vec<_>>(),
+            [("city".to_string(), true), ("n".to_string(), false)]
+        );
     }
 
     #[test]

@@ -7,6 +7,9 @@
 
 use std::path::Path;
 
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 
 use super::placeholder;
@@ -170,6 +173,7 @@ impl Templates {
             }
         });
         env.add_filter("wrap", wrap_filter);
+        env.add_filter("default", default_filter);
         env.add_filter("underline", underline_filter);
         env.set_keep_trailing_newline(true);
         env.set_trim_blocks(true);
@@ -210,6 +214,57 @@ impl Templates {
             .map_err(|e| template_error(origin, &e))?;
         template.render(ctx).map_err(|e| template_error(origin, &e))
     }
+}
+
+/// `recipient.attributes`: any valid key gives that attribute's placeholder
+/// (see [`placeholder::is_attr_key`]); other keys are undefined.
+#[derive(Debug)]
+pub(crate) struct AttributeSlots;
+
+impl Object for AttributeSlots {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str().filter(|k| placeholder::is_attr_key(k))?;
+        Some(Value::from_object(AttributeSlot(key.to_string())))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Empty
+    }
+}
+
+/// One attribute's placeholder; prints as its sentinel. With
+/// `| default("…")` it becomes the sentinel carrying that fallback.
+#[derive(Debug)]
+struct AttributeSlot(String);
+
+impl Object for AttributeSlot {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result
+    where
+        Self: Sized + 'static,
+    {
+        f.write_str(&placeholder::attr_sentinel(&self.0, None))
+    }
+}
+
+/// The built-in `default`, except that on an attribute placeholder the
+/// default becomes the placeholder's fallback (filled per recipient).
+fn default_filter(
+    state: &minijinja::State,
+    value: &Value,
+    args: minijinja::value::Rest<Value>,
+) -> Result<Value, minijinja::Error> {
+    if let Some(slot) = value.downcast_object_ref::<AttributeSlot>() {
+        let fallback = args.first().map(|v| v.to_string()).unwrap_or_default();
+        return Ok(Value::from(placeholder::attr_sentinel(
+            &slot.0,
+            Some(&fallback),
+        )));
+    }
+    minijinja::filters::default(state, value, args)
 }
 
 /// `{{ text | wrap }}`, `{{ text | wrap(60) }}`, `{{ text | wrap(72, "  ") }}`:

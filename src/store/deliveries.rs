@@ -26,6 +26,8 @@ pub struct ClaimedDelivery {
     pub subscriber_id: i64,
     pub email: String,
     pub name: Option<String>,
+    /// The subscriber's attributes as they are when the row is claimed.
+    pub attributes: crate::render::Attributes,
     pub message_id: String,
     pub attempts: i64,
 }
@@ -158,28 +160,33 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let ids: Vec<i64> = claimed.iter().map(|c| c.1).collect();
-        let people: Vec<(i64, String, Option<String>, String)> = sqlx::query_as(
-            "SELECT id, email, name, status FROM subscribers WHERE id IN (SELECT value FROM json_each(?))",
+        let people: Vec<(i64, String, Option<String>, String, String)> = sqlx::query_as(
+            "SELECT id, email, name, status, attributes FROM subscribers WHERE id IN (SELECT value FROM json_each(?))",
         )
         .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
         .fetch_all(&mut *tx)
         .await?;
-        let people: std::collections::HashMap<i64, (String, Option<String>, String)> = people
-            .into_iter()
-            .map(|(id, e, n, s)| (id, (e, n, s)))
-            .collect();
+        let people: std::collections::HashMap<i64, (String, Option<String>, String, String)> =
+            people
+                .into_iter()
+                .map(|(id, e, n, s, a)| (id, (e, n, s, a)))
+                .collect();
         let mut out = Vec::with_capacity(claimed.len());
         let mut skipped = Vec::new();
         for (id, subscriber_id, message_id, attempts) in claimed {
             match people.get(&subscriber_id) {
-                Some((email, name, status)) if status == "active" => out.push(ClaimedDelivery {
-                    id,
-                    subscriber_id,
-                    email: email.clone(),
-                    name: name.clone(),
-                    message_id,
-                    attempts,
-                }),
+                Some((email, name, status, attributes)) if status == "active" => {
+                    out.push(ClaimedDelivery {
+                        id,
+                        subscriber_id,
+                        email: email.clone(),
+                        name: name.clone(),
+                        // A CHECK keeps the column a JSON object.
+                        attributes: serde_json::from_str(attributes).unwrap_or_default(),
+                        message_id,
+                        attempts,
+                    })
+                }
                 _ => skipped.push(id),
             }
         }

@@ -19,6 +19,16 @@ pub struct IssueRecord {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// The audience filter (JSON of `domain::Audience`); None: everyone.
+    pub audience: Option<String>,
+}
+
+/// An issue in the public archive.
+#[derive(Debug, Clone, FromRow)]
+pub struct ArchivedIssue {
+    pub slug: String,
+    pub subject: String,
+    pub started_at: String,
 }
 
 /// What registering an issue file found.
@@ -33,7 +43,7 @@ pub enum Registered {
 
 const ISSUE_COLUMNS: &str =
     "id, slug, version, subject, content_hash, compiled, source_path, state, \
-     scheduled_at, created_at, started_at, finished_at";
+     scheduled_at, created_at, started_at, finished_at, audience";
 
 pub struct NewIssue<'a> {
     pub slug: &'a str,
@@ -155,18 +165,33 @@ impl Store {
         }
         let mut added = 0;
         if started.is_none() {
-            added = sqlx::query(
+            // The audience filter stored with the issue, read in the same
+            // transaction that snapshots it.
+            let audience: Option<String> =
+                sqlx::query_scalar("SELECT audience FROM issues WHERE id = ?")
+                    .bind(issue_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let audience = audience
+                .map(|a| crate::domain::Audience::from_json(&a))
+                .transpose()
+                .map_err(|e| sqlx::Error::Decode(e.into()))?;
+            let (filter, binds) = super::attributes::audience_sql(audience.as_ref(), 5);
+            let sql = format!(
                 "INSERT INTO deliveries (issue_id, subscriber_id, message_id, updated_at) \
-                 SELECT ?1, id, ?2 || '.' || id || '@' || ?3, ?4 FROM subscribers WHERE status = 'active' \
-                 ON CONFLICT (issue_id, subscriber_id) DO NOTHING",
-            )
-            .bind(issue_id)
-            .bind(message_id_prefix)
-            .bind(domain)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+                 SELECT ?1, id, ?2 || '.' || id || '@' || ?3, ?4 FROM subscribers \
+                 WHERE status = 'active'{filter} \
+                 ON CONFLICT (issue_id, subscriber_id) DO NOTHING"
+            );
+            let mut query = sqlx::query(&sql)
+                .bind(issue_id)
+                .bind(message_id_prefix)
+                .bind(domain)
+                .bind(now);
+            for b in binds {
+                query = query.bind(b);
+            }
+            added = query.execute(&mut *tx).await?.rows_affected();
         }
         sqlx::query(
             "UPDATE issues SET state = 'sending', started_at = COALESCE(started_at, ?2), finished_at = NULL WHERE id = ?1",
@@ -177,6 +202,36 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(added)
+    }
+
+    /// Set the audience of an issue version that has not started sending
+    /// (None: everyone). Returns false when its send already started (the
+    /// audience is then fixed).
+    pub async fn set_issue_audience(
+        &self,
+        issue_id: i64,
+        audience: Option<&crate::domain::Audience>,
+    ) -> sqlx::Result<bool> {
+        let done =
+            sqlx::query("UPDATE issues SET audience = ?2 WHERE id = ?1 AND started_at IS NULL")
+                .bind(issue_id)
+                .bind(audience.map(|a| a.to_json()))
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The archive: for each slug whose latest version's live send has
+    /// started, that version, newest start first (at most `limit`).
+    pub async fn archived_issues(&self, limit: i64) -> sqlx::Result<Vec<ArchivedIssue>> {
+        sqlx::query_as(
+            "SELECT slug, subject, started_at FROM issues i WHERE started_at IS NOT NULL \
+             AND version = (SELECT MAX(version) FROM issues WHERE slug = i.slug) \
+             ORDER BY started_at DESC, id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
     }
 
     /// Mark an issue `sent` once no delivery row is left to work on.

@@ -1,6 +1,7 @@
 //! The only place with SQL. Owns the connection pool, the migrations and one
 //! submodule per table group.
 
+pub mod attributes;
 pub mod bounces;
 pub mod deliveries;
 pub mod issues;

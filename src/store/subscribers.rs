@@ -22,10 +22,10 @@ pub struct Subscriber {
     pub unsubscribed_at: Option<String>,
 }
 
-const SUBSCRIBER_COLUMNS: &str =
+pub(crate) const SUBSCRIBER_COLUMNS: &str =
     "id, email, name, status, attributes, created_at, updated_at, unsubscribed_at";
 
-fn subscriber_from_row(row: sqlx::sqlite::SqliteRow) -> sqlx::Result<Subscriber> {
+pub(crate) fn subscriber_from_row(row: sqlx::sqlite::SqliteRow) -> sqlx::Result<Subscriber> {
     let status: String = row.try_get("status")?;
     let attributes: String = row.try_get("attributes")?;
     Ok(Subscriber {

@@ -3,16 +3,20 @@
 //! file in a fresh temporary directory.
 
 mod abort;
+mod archive;
+mod audience;
 mod bounces;
 mod config;
 mod delivery;
 mod demo;
+mod dkim;
 mod guards;
 mod helpers;
 mod http;
 mod installation;
 mod interop;
 mod overview;
+mod personalise;
 mod recorder;
 mod render;
 mod schedule;
@@ -21,3 +25,4 @@ mod smtp_server;
 mod stalls;
 mod subscribers;
 mod test_copy;
+mod unsubscribe_mailto;
