@@ -5,30 +5,13 @@
 //! web version links back; `http.archive = false` turns the archive off
 //! and keeps the web versions.
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
-use crate::helpers::{live_send, seed_subscribers, stderr, write_issue, TestEnv};
+use crate::helpers::{live_send, seed_subscribers, spawn_serve, stderr, write_issue, TestEnv};
 use crate::smtp_server::SmtpServer;
 
 fn serve(env: &TestEnv, archive: bool) -> (Child, String) {
-    let mut child = env
-        .herald_process(2525, 1, 1)
-        .env("HERALD__HTTP__ARCHIVE", archive.to_string())
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("listening line")
-        .to_string();
-    (child, base)
+    spawn_serve(env, &[("HERALD__HTTP__ARCHIVE", &archive.to_string())])
 }
 
 fn get(rt: &tokio::runtime::Runtime, url: String) -> (u16, String, String) {

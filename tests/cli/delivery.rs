@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{ledger, seed_subscribers, smtp_env, stderr, stdout, write_issue, TestEnv};
+use crate::helpers::{
+    ledger, live_send_with, seed_subscribers, smtp_env, stderr, stdout, write_issue, TestEnv,
+};
 use crate::smtp_server::{Fault, SmtpServer};
 
 #[test]
@@ -135,16 +137,15 @@ fn per_recipient_faults_end_in_the_right_state_without_hanging() {
         );
     }
     let started = Instant::now();
-    let mut cmd = env.herald();
-    smtp_env(&mut cmd, server.port());
-    let out = cmd
-        .env("HERALD__SENDER__LINGER_SECS", "0")
-        .env("HERALD__SENDER__RETRY_BASE_MS", "600000")
-        .args(["send", "--live", "--yes"])
-        .arg(&issue)
-        .timeout(Duration::from_secs(60))
-        .output()
-        .unwrap();
+    let out = live_send_with(
+        &env,
+        &issue,
+        server.port(),
+        &[
+            ("HERALD__SENDER__LINGER_SECS", "0"),
+            ("HERALD__SENDER__RETRY_BASE_MS", "600000"),
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         started.elapsed() < Duration::from_secs(30),
@@ -216,17 +217,16 @@ fn temporary_failures_are_retried_with_backoff_and_then_delivered() {
         Fault::AtRcpt("452 4.2.2 full".into()),
         usize::MAX,
     );
-    let mut cmd = env.herald();
-    smtp_env(&mut cmd, server.port());
-    let out = cmd
-        .env("HERALD__SENDER__RETRY_BASE_MS", "100")
-        .env("HERALD__SENDER__MAX_ATTEMPTS", "3")
-        .env("HERALD__SENDER__LINGER_SECS", "10")
-        .args(["send", "--live", "--yes"])
-        .arg(&issue)
-        .timeout(Duration::from_secs(60))
-        .output()
-        .unwrap();
+    let out = live_send_with(
+        &env,
+        &issue,
+        server.port(),
+        &[
+            ("HERALD__SENDER__RETRY_BASE_MS", "100"),
+            ("HERALD__SENDER__MAX_ATTEMPTS", "3"),
+            ("HERALD__SENDER__LINGER_SECS", "10"),
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let counts = server.counts();
     assert_eq!(counts["user0002@example.org"], 1);
@@ -596,28 +596,6 @@ fn resend_failed_puts_rows_back_and_the_next_live_run_delivers_them() {
     assert_eq!(server.counts()["user0003@example.org"], 1);
 }
 
-/// Start `herald serve` on a free loopback port; returns the child and its
-/// base URL.
-fn serve(env: &TestEnv) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = env
-        .herald_process(2525, 1, 1)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("listening line")
-        .to_string();
-    (child, base)
-}
-
 #[test]
 fn a_one_click_unsubscribe_from_a_received_message_removes_the_reader_from_the_next_live_send() {
     let env = TestEnv::new();
@@ -625,7 +603,7 @@ fn a_one_click_unsubscribe_from_a_received_message_removes_the_reader_from_the_n
     let issue = write_issue(&env, "oneclick");
     let next = write_issue(&env, "oneclick-next");
     let server = SmtpServer::start();
-    let (mut http, base) = serve(&env);
+    let (mut http, base) = crate::helpers::spawn_serve(&env, &[]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let get = |path: String| {
         rt.block_on(async {

@@ -228,11 +228,49 @@ pub fn ledger(env: &TestEnv, issue: &Path) -> serde_json::Value {
 /// `herald send ISSUE --live --yes` through the SMTP server on `port`
 /// (settings of [`smtp_env`]), within a minute.
 pub fn live_send(env: &TestEnv, issue: &Path, port: u16) -> std::process::Output {
+    live_send_with(env, issue, port, &[])
+}
+
+/// [`live_send`] with these settings on top.
+pub fn live_send_with(
+    env: &TestEnv,
+    issue: &Path,
+    port: u16,
+    settings: &[(&str, &str)],
+) -> std::process::Output {
     let mut cmd = env.herald();
     smtp_env(&mut cmd, port);
+    for (k, v) in settings {
+        cmd.env(k, v);
+    }
     cmd.args(["send", "--live", "--yes"])
         .arg(issue)
         .timeout(std::time::Duration::from_secs(60))
         .output()
         .unwrap()
+}
+
+/// Start `herald serve` on a free loopback port with these extra settings;
+/// returns the child and its base URL (read from its first line).
+pub fn spawn_serve(env: &TestEnv, settings: &[(&str, &str)]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut cmd = env.herald_process(2525, 1, 1);
+    for (k, v) in settings {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("listening line")
+        .to_string();
+    (child, base)
 }

@@ -9,7 +9,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{ledger, seed_subscribers, smtp_env, stderr, write_issue, TestEnv};
+use crate::helpers::{
+    ledger, live_send_with, seed_subscribers, smtp_env, stderr, write_issue, TestEnv,
+};
 use crate::smtp_server::{Fault, Script, Silence, SmtpServer};
 
 /// Leases still held in the database.
@@ -510,19 +512,18 @@ fn waiting_for_deferred_retries_says_until_when_and_deferred_counts_recipients()
         Fault::AtRcpt("451 4.7.1 greylisted, come back later".into()),
         usize::MAX,
     );
-    let mut cmd = env.herald();
-    smtp_env(&mut cmd, server.port());
     // Retries after ~1.5 s and ~3 s are waited for; the next (~6 s) is
     // beyond the linger time and left to the next run.
-    let out = cmd
-        .env("HERALD__SENDER__RETRY_BASE_MS", "1500")
-        .env("HERALD__SENDER__MAX_ATTEMPTS", "10")
-        .env("HERALD__SENDER__LINGER_SECS", "4")
-        .args(["send", "--live", "--yes"])
-        .arg(&issue)
-        .timeout(Duration::from_secs(60))
-        .output()
-        .unwrap();
+    let out = live_send_with(
+        &env,
+        &issue,
+        server.port(),
+        &[
+            ("HERALD__SENDER__RETRY_BASE_MS", "1500"),
+            ("HERALD__SENDER__MAX_ATTEMPTS", "10"),
+            ("HERALD__SENDER__LINGER_SECS", "4"),
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(

@@ -2,8 +2,6 @@
 //! the copy's signed preview link before any live send, and the
 //! unsubscribe link says it is a test copy and changes nothing.
 
-use std::io::BufRead;
-
 use crate::helpers::{
     seed_subscribers, smtp_env, stderr, stdout, write_issue, TestEnv, PUBLIC_BASE_URL,
 };
@@ -52,21 +50,7 @@ fn a_test_copys_links_open_the_preview_and_a_test_copy_page_that_changes_nothing
     let view = link(&message, "/issues/preview-me?preview=");
     let unsubscribe = link(&message, "/unsubscribe/");
 
-    let mut serve = env
-        .herald_process(2525, 1, 1)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(serve.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let (mut serve, base) = crate::helpers::spawn_serve(&env, &[]);
     let local = |url: &str| url.replace(PUBLIC_BASE_URL, &base);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
