@@ -399,8 +399,9 @@ pub enum SubscribersCommand {
     },
 }
 
-/// ISSUE is a path to an issue file (TOML). Templates come from `templates/`
-/// in the working directory when present, else the built-in ones.
+/// ISSUE is a path to an issue file (TOML) or an MJML design (`.mjml`).
+/// Templates come from `templates/` in the working directory when present,
+/// else the built-in ones (an MJML design is its own layout).
 #[derive(Debug, Subcommand)]
 pub enum IssueCommand {
     /// Compile an issue and write index.html, index.txt and sample.eml (a
@@ -411,12 +412,25 @@ pub enum IssueCommand {
         /// Output directory (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Map an MJML design's foreign merge tags (`*|FNAME|*`,
+        /// `{{ first_name }}`...) onto herald's.
+        #[arg(long, value_name = "mailchimp|generic", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<crate::render::MergeTags>()))]
+        merge_tags: Option<crate::render::MergeTags>,
     },
 
-    /// Validate an issue file and compile it, writing nothing.
+    /// Validate an issue file and compile it, writing nothing; then list
+    /// deliverability findings (what filters and mailbox providers will
+    /// hold against it).
     Check {
         /// Issue file.
         issue: PathBuf,
+        /// Exit 1 when there is any deliverability finding (for CI).
+        #[arg(long)]
+        strict: bool,
+        /// Map an MJML design's foreign merge tags (`*|FNAME|*`,
+        /// `{{ first_name }}`...) onto herald's.
+        #[arg(long, value_name = "mailchimp|generic", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<crate::render::MergeTags>()))]
+        merge_tags: Option<crate::render::MergeTags>,
     },
 
     /// Print a sample recipient's copy to stdout (the text twin, or --html).
@@ -426,6 +440,10 @@ pub enum IssueCommand {
         /// Print the HTML instead of the text.
         #[arg(long)]
         html: bool,
+        /// Map an MJML design's foreign merge tags (`*|FNAME|*`,
+        /// `{{ first_name }}`...) onto herald's.
+        #[arg(long, value_name = "mailchimp|generic", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<crate::render::MergeTags>()))]
+        merge_tags: Option<crate::render::MergeTags>,
     },
 }
 

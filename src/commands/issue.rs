@@ -22,8 +22,12 @@ const SAMPLE_SUBSCRIBER: i64 = 1;
 
 pub fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
     match cmd {
-        IssueCommand::Check { issue } => {
-            let (issue, compiled, templates) = compile(settings, &issue)?;
+        IssueCommand::Check {
+            issue,
+            strict,
+            merge_tags,
+        } => {
+            let (issue, compiled, templates) = compile(settings, &issue, merge_tags)?;
             println!(
                 "{}: ok: slug {}, {} blocks, HTML {} bytes, text {} bytes",
                 issue.file(),
@@ -32,15 +36,31 @@ pub fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
                 compiled.compiled.html.len(),
                 compiled.compiled.text.len(),
             );
-            println!(
-                "templates: {}, {}",
-                templates.mjml_origin(),
-                templates.text_origin()
-            );
-            Ok(0)
+            if issue.blocks().is_empty() {
+                println!("layout: the MJML design itself");
+            } else {
+                println!(
+                    "templates: {}, {}",
+                    templates.mjml_origin(),
+                    templates.text_origin()
+                );
+            }
+            let findings = render::deliverability(&issue, &compiled.compiled, settings);
+            for f in &findings {
+                match f.line {
+                    Some(l) => println!("{}:{l}: {}: {}", issue.file(), f.code, f.message),
+                    None => println!("{}: {}: {}", issue.file(), f.code, f.message),
+                }
+            }
+            println!("deliverability: {} finding(s)", findings.len());
+            Ok(if strict && !findings.is_empty() { 1 } else { 0 })
         }
-        IssueCommand::Render { issue, out } => {
-            let (issue, compiled, _) = compile(settings, &issue)?;
+        IssueCommand::Render {
+            issue,
+            out,
+            merge_tags,
+        } => {
+            let (issue, compiled, _) = compile(settings, &issue, merge_tags)?;
             let sample = Sample::new(settings, &issue);
             let (html, text) = compiled.compiled.prepare().personalise(&sample.recipient());
             let eml = sample.message(settings, &issue, &compiled.compiled)?;
@@ -59,8 +79,12 @@ pub fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
-        IssueCommand::Preview { issue, html } => {
-            let (issue, compiled, _) = compile(settings, &issue)?;
+        IssueCommand::Preview {
+            issue,
+            html,
+            merge_tags,
+        } => {
+            let (issue, compiled, _) = compile(settings, &issue, merge_tags)?;
             let sample = Sample::new(settings, &issue);
             let (h, t) = compiled.compiled.prepare().personalise(&sample.recipient());
             print!("{}", if html { h } else { t });
@@ -70,8 +94,12 @@ pub fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
 }
 
 /// Load, validate and compile; mrml warnings go to stderr.
-fn compile(settings: &Settings, path: &Path) -> anyhow::Result<(Issue, Compiled, Templates)> {
-    let issue = render::load_issue(path)?;
+fn compile(
+    settings: &Settings,
+    path: &Path,
+    merge_tags: Option<render::MergeTags>,
+) -> anyhow::Result<(Issue, Compiled, Templates)> {
+    let issue = render::load_issue_with(path, merge_tags)?;
     let templates = Templates::discover(&settings.home)?;
     let compiled = render::compile_with(&issue, settings, &templates)?;
     for w in &compiled.warnings {

@@ -19,14 +19,16 @@ use crate::bad_input;
 #[derive(Debug, Clone)]
 pub struct Issue {
     pub(crate) file: String,
-    source: Vec<u8>,
-    slug: String,
+    pub(crate) source: Vec<u8>,
+    pub(crate) slug: String,
     pub(crate) subject: String,
     pub(crate) preheader: String,
     pub(crate) date: NaiveDate,
     pub(crate) contact: Option<String>,
     pub(crate) name_fallback: String,
     pub(crate) blocks: Vec<Block>,
+    /// Set when the issue is an MJML design rather than a TOML file.
+    pub(crate) design: Option<Box<super::design::Design>>,
 }
 
 impl Issue {
@@ -584,6 +586,7 @@ impl Validator<'_> {
             contact,
             name_fallback,
             blocks,
+            design: None,
         })
     }
 
