@@ -7,6 +7,7 @@ mod bounces;
 mod config;
 mod delivery;
 mod demo;
+mod design;
 mod guards;
 mod helpers;
 mod http;
