@@ -481,11 +481,11 @@ fn scan_tags(
                 });
             }
             i += end + 2;
-        } else if rest.starts_with("*|") {
-            match rest[2..].find("|*") {
-                Some(end) if !rest[2..2 + end].contains(['\n', '<', '>']) => {
+        } else if let Some(after) = rest.strip_prefix("*|") {
+            match after.find("|*") {
+                Some(end) if !after[..end].contains(['\n', '<', '>']) => {
                     let shown = &rest[..end + 4];
-                    let inner = &rest[2..2 + end];
+                    let inner = &after[..end];
                     if let Some(target) = resolve(inner, p, i, shown) {
                         tags.push(Tag {
                             range: i..i + end + 4,

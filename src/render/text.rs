@@ -1,15 +1,22 @@
 //! The plain-text twin of a compiled HTML document (an MJML design), read
 //! from its structure by html2text: headings, paragraphs and lists as text,
 //! links as `text (url)`, images as their alt text, layout tables read cell
-//! after cell, hidden elements (the preheader) left out. Lines are wrapped
-//! like the TOML issues' twins ([`super::wrap`]), never inside a word.
+//! after cell, hidden elements (the preheader) left out, headings
+//! underlined, a line repeated at once (an icon and its label linking to the
+//! same place) written once. Lines are wrapped like the TOML issues' twins
+//! ([`super::wrap`]), never inside a word.
 
 use html2text::render::TextDecorator;
 
 use super::wrap;
 
+/// Marks a heading line in html2text's output (a control character that
+/// cannot come from the document: it is removed from the input first).
+const HEADING: char = '\u{1}';
+
 /// Render `html` as plain text (placeholders pass through unchanged).
 pub fn from_html(html: &str) -> anyhow::Result<String> {
+    let html = html.replace(HEADING, "");
     // Wide enough that html2text never wraps or splits a word itself.
     const UNWRAPPED: usize = 10_000;
     let raw = html2text::config::with_decorator(Links::default())
@@ -19,8 +26,31 @@ pub fn from_html(html: &str) -> anyhow::Result<String> {
         .string_from_read(html.as_bytes(), UNWRAPPED)
         .map_err(|e| anyhow::anyhow!("deriving the text twin: {e}"))?;
     let mut out = String::with_capacity(raw.len() + raw.len() / 8);
+    let mut previous = "";
     for line in raw.lines() {
         let line = line.trim_end();
+        let bare = |l: &str| l.trim().replace(['[', ']'], "");
+        if !line.is_empty() && bare(line) == bare(previous) {
+            continue;
+        }
+        if !line.is_empty() {
+            previous = line.trim();
+        }
+        if let Some(heading) = line.trim_start().strip_prefix(HEADING) {
+            let (level, heading) = heading.split_at(1);
+            let start = out.len();
+            out.push('\n');
+            wrap::wrap_into(&mut out, heading.trim(), wrap::WIDTH, "", "");
+            let width = out[start..]
+                .lines()
+                .map(|l| l.chars().count())
+                .max()
+                .unwrap_or(0);
+            let rule = if level == "1" { "=" } else { "-" };
+            out.push_str(&rule.repeat(width));
+            out.push_str("\n\n");
+            continue;
+        }
         let indent = line.len() - line.trim_start().len();
         let body = &line[indent..];
         let marker = list_marker(body);
@@ -32,7 +62,7 @@ pub fn from_html(html: &str) -> anyhow::Result<String> {
             wrap::wrap_into(&mut out, &body[marker..], wrap::WIDTH, first, &rest);
         }
     }
-    Ok(out)
+    Ok(super::tidy_text(&out))
 }
 
 /// Length of a leading `* ` or `12. ` list marker.
@@ -95,10 +125,13 @@ impl TextDecorator for Links {
     fn decorate_preformat_first(&self) {}
     fn decorate_preformat_cont(&self) {}
     fn decorate_image(&mut self, _src: &str, title: &str) -> (String, ()) {
-        (title.trim().to_string(), ())
+        match title.trim() {
+            "" => (String::new(), ()),
+            alt => (format!("[{alt}]"), ()),
+        }
     }
-    fn header_prefix(&self, _level: usize) -> String {
-        String::new()
+    fn header_prefix(&self, level: usize) -> String {
+        format!("{HEADING}{}", level.clamp(1, 9))
     }
     fn quote_prefix(&self) -> String {
         "> ".to_string()
@@ -128,10 +161,10 @@ mod tests {
         )
         .unwrap();
         assert!(!text.contains("hidden"), "{text}");
-        assert!(text.contains("Title"), "{text}");
+        assert!(text.starts_with("Title\n=====\n\nRead"), "{text}");
         assert!(text.contains("Read the post (https://e.org/a)."), "{text}");
         assert!(text.contains("* one\n* two"), "{text}");
-        assert!(text.contains("Logo"), "{text}");
+        assert!(text.contains("[Logo]"), "{text}");
         assert!(text.contains("cell"), "{text}");
     }
 }
