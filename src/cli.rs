@@ -225,6 +225,10 @@ pub struct SendArgs {
     /// points at a loopback or private address (an intranet list).
     #[arg(long, requires = "live")]
     pub allow_unsafe_links: bool,
+    /// Map an MJML design's foreign merge tags (`*|FNAME|*`,
+    /// `{{ first_name }}`...) onto herald's.
+    #[arg(long, value_name = "mailchimp|generic", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<crate::render::MergeTags>()))]
+    pub merge_tags: Option<crate::render::MergeTags>,
 }
 
 #[derive(Debug, Args)]
@@ -283,6 +287,10 @@ pub struct ScheduleArgs {
     /// flag too).
     #[arg(long)]
     pub allow_unsafe_links: bool,
+    /// Map an MJML design's foreign merge tags (`*|FNAME|*`,
+    /// `{{ first_name }}`...) onto herald's.
+    #[arg(long, value_name = "mailchimp|generic", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<crate::render::MergeTags>()))]
+    pub merge_tags: Option<crate::render::MergeTags>,
 }
 
 /// When a scheduled issue goes out.

@@ -28,15 +28,19 @@ pub fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
             merge_tags,
         } => {
             let (issue, compiled, templates) = compile(settings, &issue, merge_tags)?;
+            let what = if issue.is_design() {
+                "MJML design".to_string()
+            } else {
+                format!("{} blocks", issue.blocks().len())
+            };
             println!(
-                "{}: ok: slug {}, {} blocks, HTML {} bytes, text {} bytes",
+                "{}: ok: slug {}, {what}, HTML {} bytes, text {} bytes",
                 issue.file(),
                 issue.slug(),
-                issue.blocks().len(),
                 compiled.compiled.html.len(),
                 compiled.compiled.text.len(),
             );
-            if issue.blocks().is_empty() {
+            if issue.is_design() {
                 println!("layout: the MJML design itself");
             } else {
                 println!(

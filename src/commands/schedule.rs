@@ -32,6 +32,7 @@ pub async fn run(settings: &Settings, store: &Store, args: ScheduleArgs) -> anyh
                 &args.when,
                 Clock::from_flag(args.now),
                 args.allow_unsafe_links,
+                args.merge_tags,
             )
             .await
         }
@@ -67,6 +68,7 @@ async fn add(
     when: &ScheduleWhen,
     clock: Clock,
     allow_unsafe_links: bool,
+    merge_tags: Option<render::MergeTags>,
 ) -> anyhow::Result<u8> {
     let now = clock.now();
     let at = match (when.at, when.after) {
@@ -94,7 +96,7 @@ async fn add(
 
     // Everything a send needs, checked now rather than at send time.
     super::live_guard::check(settings, allow_unsafe_links)?;
-    let issue = render::load_issue(path).map_err(|e| refuse(path, e))?;
+    let issue = render::load_issue_with(path, merge_tags).map_err(|e| refuse(path, e))?;
     let compiled = render::compile(&issue, settings).map_err(|e| refuse(path, e))?;
     check_composes(settings, store, &issue, &compiled)
         .await

@@ -30,14 +30,15 @@ const INTERRUPTED: u8 = 130;
 
 pub async fn run(settings: &Settings, store: &Store, args: SendArgs) -> anyhow::Result<u8> {
     if !args.test.is_empty() {
-        test_send(settings, store, &args.issue, &args.test).await
+        test_send(settings, store, &args.issue, &args.test, args.merge_tags).await
     } else if args.dry_run {
-        dry_run(settings, store, &args.issue).await
+        dry_run(settings, store, &args.issue, args.merge_tags).await
     } else {
         let opts = LiveOptions {
             yes: args.yes,
             force_new_version: args.force_new_version,
             allow_unsafe_links: args.allow_unsafe_links,
+            merge_tags: args.merge_tags,
             progress: Progress::Auto {
                 every: Duration::from_secs(10),
             },
@@ -51,8 +52,9 @@ pub async fn run(settings: &Settings, store: &Store, args: SendArgs) -> anyhow::
 fn compile_file(
     settings: &Settings,
     path: &Path,
+    merge_tags: Option<render::MergeTags>,
 ) -> anyhow::Result<(render::Issue, CompiledIssue)> {
-    let issue = render::load_issue(path)?;
+    let issue = render::load_issue_with(path, merge_tags)?;
     let compiled = render::compile(&issue, settings)?;
     Ok((issue, compiled))
 }
@@ -118,12 +120,13 @@ async fn test_send(
     store: &Store,
     path: &Path,
     addresses: &[String],
+    merge_tags: Option<render::MergeTags>,
 ) -> anyhow::Result<u8> {
     let recipients = addresses
         .iter()
         .map(|a| SubscriberEmail::parse(a).map_err(|e| bad_input!("--test {a}: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (issue, compiled) = compile_file(settings, path)?;
+    let (issue, compiled) = compile_file(settings, path, merge_tags)?;
     // Registered (as a draft until a live send starts), so the copy's
     // "view in browser" link can open this version with a signed preview.
     let issue_id = match register_file(store, &issue, &compiled, path, false).await? {
@@ -192,8 +195,13 @@ async fn test_send(
     Ok(if failures > 0 { 1 } else { 0 })
 }
 
-async fn dry_run(settings: &Settings, store: &Store, path: &Path) -> anyhow::Result<u8> {
-    let (issue, compiled) = compile_file(settings, path)?;
+async fn dry_run(
+    settings: &Settings,
+    store: &Store,
+    path: &Path,
+    merge_tags: Option<render::MergeTags>,
+) -> anyhow::Result<u8> {
+    let (issue, compiled) = compile_file(settings, path, merge_tags)?;
     let composer = composer_for(settings, store, &compiled, issue.slug(), None, "").await?;
     let started = std::time::Instant::now();
     let (mut messages, mut bytes, mut after) = (0u64, 0u64, 0i64);
@@ -230,6 +238,8 @@ pub struct LiveOptions {
     pub force_new_version: bool,
     /// Lift the live-send guard's rule on http.public_base_url.
     pub allow_unsafe_links: bool,
+    /// How an MJML design's foreign merge tags map (`--merge-tags`).
+    pub merge_tags: Option<render::MergeTags>,
     pub progress: Progress,
 }
 
@@ -243,7 +253,7 @@ pub async fn live_send(
     opts: &LiveOptions,
 ) -> anyhow::Result<(u8, Option<RunReport>)> {
     super::live_guard::check(settings, opts.allow_unsafe_links)?;
-    let (issue, compiled) = compile_file(settings, path)?;
+    let (issue, compiled) = compile_file(settings, path, opts.merge_tags)?;
     let registered = register_file(store, &issue, &compiled, path, opts.force_new_version).await?;
     let record = match registered {
         Registered::Ready(r) if r.state == "aborted" => {

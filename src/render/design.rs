@@ -357,8 +357,13 @@ pub fn load_design(path: &Path, merge_tags: Option<MergeTags>) -> anyhow::Result
         }
     }
 
+    // The content hash (versions of a send) covers everything that shapes
+    // the message: the design, its sidecar and a command-line mapping.
     let mut all_bytes = source.clone().into_bytes();
     all_bytes.extend_from_slice(&sidecar_bytes);
+    if let Some(m) = merge_tags {
+        all_bytes.extend_from_slice(format!("\n--merge-tags {m:?}").as_bytes());
+    }
     Ok(Issue {
         file,
         source: all_bytes,

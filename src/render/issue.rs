@@ -62,6 +62,11 @@ impl Issue {
     pub fn blocks(&self) -> &[Block] {
         &self.blocks
     }
+
+    /// Whether this is an MJML design (its own layout, no blocks).
+    pub fn is_design(&self) -> bool {
+        self.design.is_some()
+    }
 }
 
 /// One content block, in reading order.

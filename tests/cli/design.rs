@@ -400,3 +400,78 @@ fn spamassassin_local_rules_score_no_positive_points_on_live_copies() {
         assert!(positive.is_empty(), "{}: {positive:?}", issue.display());
     }
 }
+
+#[test]
+fn a_design_is_test_sent_and_scheduled_with_the_merge_tags_option() {
+    let env = TestEnv::new();
+    crate::helpers::seed_subscribers(&env, 1);
+    let file = env.write(
+        "generic.mjml",
+        design("<mj-text><p>Hi {{ first_name }} ({{ email }}).</p></mj-text>"),
+    );
+    let server = SmtpServer::start();
+    let text_of = |data: &str| {
+        let msg = mail_parser::MessageParser::default()
+            .parse(data.as_bytes())
+            .unwrap();
+        msg.body_text(0).unwrap().into_owned()
+    };
+
+    // Without the mapping: bad input naming the line, nothing sent.
+    let mut cmd = env.herald();
+    crate::helpers::smtp_env(&mut cmd, server.port());
+    let out = cmd
+        .arg("send")
+        .arg(&file)
+        .args(["--test", "user0001@example.org"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("generic.mjml:5:"), "{}", stderr(&out));
+    assert!(server.received().is_empty());
+
+    let mut cmd = env.herald();
+    crate::helpers::smtp_env(&mut cmd, server.port());
+    let out = cmd
+        .arg("send")
+        .arg(&file)
+        .args(["--merge-tags", "generic", "--test", "user0001@example.org"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let received = server.received();
+    assert_eq!(received.len(), 1);
+    assert!(
+        text_of(&received[0].data).contains("Hi User 1 (user0001@example.org)."),
+        "{}",
+        received[0].data
+    );
+
+    let mut cmd = env.herald();
+    real_identity(&mut cmd);
+    let out = cmd
+        .arg("schedule")
+        .arg(&file)
+        .args(["--merge-tags", "generic"])
+        .args([
+            "--at",
+            "2030-01-06T07:00:00Z",
+            "--now",
+            "2030-01-06T06:00:00Z",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut cmd = env.herald();
+    crate::helpers::smtp_env(&mut cmd, server.port());
+    let out = cmd
+        .args(["run-due", "--now", "2030-01-06T07:01:00Z"])
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let received = server.received();
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[1].to, ["user0001@example.org"]);
+    assert!(text_of(&received[1].data).contains("Hi User 1 (user0001@example.org)."));
+}
