@@ -475,3 +475,19 @@ fn a_design_is_test_sent_and_scheduled_with_the_merge_tags_option() {
     assert_eq!(received[1].to, ["user0001@example.org"]);
     assert!(text_of(&received[1].data).contains("Hi User 1 (user0001@example.org)."));
 }
+
+#[test]
+fn mrml_warnings_on_a_design_name_its_line_and_column() {
+    let env = TestEnv::new();
+    let file = env.write(
+        "warn.mjml",
+        design(WORDS).replacen("<mjml>", "<mjml\n  owner=\"me\">", 1),
+    );
+    let out = check(&env, &file, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: ") && err.contains("warn.mjml:2:"),
+        "{err}"
+    );
+}
