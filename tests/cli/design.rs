@@ -491,3 +491,80 @@ fn mrml_warnings_on_a_design_name_its_line_and_column() {
         "{err}"
     );
 }
+
+#[test]
+fn sidecar_mistakes_are_bad_input_naming_file_and_line() {
+    let env = TestEnv::new();
+    let file = env.write("side.mjml", design(WORDS));
+    env.write("side.toml", "subject = \"Hello\"\ncolour = \"red\"\n");
+    let out = check(&env, &file, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("side.toml:2: unknown field `colour`"),
+        "{}",
+        stderr(&out)
+    );
+    env.write(
+        "side.toml",
+        "subject = \"Hello\"\nmerge_tags = \"constant-contact\"\n",
+    );
+    let out = check(&env, &file, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("merge_tags: `constant-contact`: expected mailchimp or generic"),
+        "{}",
+        stderr(&out)
+    );
+    // Front matter and sidecar together: which one wins would be a guess.
+    env.write("side.toml", "subject = \"Hello\"\n");
+    let both = env.write(
+        "side.mjml",
+        format!(
+            "<!--\n+++\nsubject = \"Other\"\n+++\n-->\n{}",
+            design(WORDS)
+        ),
+    );
+    let out = check(&env, &both, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("has both a front-matter block and a sidecar"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_toml_issue_gets_the_same_findings_with_its_line() {
+    let env = TestEnv::new();
+    let bundled = std::fs::read_to_string(crate::helpers::bundled_issue()).unwrap();
+    let line = bundled
+        .lines()
+        .position(|l| l.starts_with("subject = "))
+        .unwrap()
+        + 1;
+    let shouting: String = bundled
+        .lines()
+        .map(|l| {
+            if l.starts_with("subject = ") {
+                "subject = \"FREE migration news\"".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let file = env.write("shout.toml", shouting);
+    let out = check(&env, &file, &["--strict"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "shout.toml:{line}: subject-caps: ALL-CAPS words in the subject (FREE)"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("subject-length"), "{text}");
+    let out = check(&env, &crate::helpers::bundled_issue(), &[]);
+    assert!(stdout(&out).contains("subject-length"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("subject-caps"), "{}", stdout(&out));
+}
