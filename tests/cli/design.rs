@@ -207,6 +207,16 @@ fn a_design_without_unsubscribe_link_or_postal_address_or_with_unsafe_content_is
         &no_unsub,
         &["nounsub.mjml: no visible unsubscribe link"],
     );
+    let hidden = design(WORDS).replace(
+        "<a href=\"{{ recipient.unsubscribe_url }}\">Unsubscribe</a>",
+        "<span style=\"display:none\"><a href=\"{{ recipient.unsubscribe_url }}\">Unsubscribe</a></span>",
+    );
+    refused(
+        &env,
+        "hidden.mjml",
+        &hidden,
+        &["hidden.mjml: the unsubscribe link is not visible"],
+    );
     let no_address = design(WORDS).replace("{{ newsletter.postal_address }}", "");
     refused(
         &env,
