@@ -465,7 +465,11 @@ fn scan_tags(
     let mut i = 0;
     while i < source.len() {
         let rest = &source[i..];
-        if rest.starts_with("{%") || rest.starts_with("{#") {
+        // `{#` only as a template comment (`{# … #}`): minified CSS writes
+        // `{#id{…}}` inside a media query.
+        let comment = rest.starts_with("{#")
+            && rest[2..].starts_with(|c: char| c.is_whitespace() || c == '-');
+        if rest.starts_with("{%") || comment {
             p.at(
                 source,
                 i,
@@ -690,6 +694,21 @@ mod tests {
         scan_tags("{{ subscriber_id }} *|UNIQID|*", None, &custom, &mut p);
         assert_eq!(p.list.len(), 2, "{:?}", p.list);
         assert!(p.list.iter().all(|e| e.contains("internal subscriber id")));
+    }
+
+    #[test]
+    fn template_logic_is_refused_but_css_id_selectors_are_not() {
+        let mut p = problems();
+        scan_tags(
+            "<mj-style>@media (max-width:480px){#hero{width:100%}}</mj-style>",
+            None,
+            &BTreeMap::new(),
+            &mut p,
+        );
+        assert!(p.list.is_empty(), "{:?}", p.list);
+        scan_tags("{% if x %}\n{# note #}", None, &BTreeMap::new(), &mut p);
+        assert_eq!(p.list.len(), 2, "{:?}", p.list);
+        assert!(p.list[1].starts_with("d.mjml:2:1: template logic"));
     }
 
     #[test]
