@@ -6,7 +6,8 @@
 # viewport (horizontal overflow).
 #
 # Usage: scripts/browser-check.sh [ISSUE] [WIDTH...]
-#   ISSUE   default: issues/2018-12-14-migration-news.toml
+#   ISSUE   a TOML issue or an .mjml design; default:
+#           issues/2018-12-14-migration-news.toml
 #   WIDTH   default: 375 640
 # Needs: Debian package `chromium`, and Node.js >= 20 (no npm packages).
 # Env: HERALD_BIN (default: $CARGO_TARGET_DIR/debug/herald, else

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, setting itself up first:
 #   1. checks the system tools up front (cargo, python3 with venv, openssl,
-#      node >= 20 with npm, chromium) and installs the missing ones with
-#      apt-get when run as root on Debian/Ubuntu, else names the packages
+#      node >= 20 with npm, chromium, spamassassin) and installs the missing
+#      ones with apt-get when run as root on Debian/Ubuntu, else names the packages
 #      to install and stops before building anything;
 #   2. creates (once, reused) a virtualenv of the pinned Python test tools in
 #      tests/requirements.txt and puts it first on PATH, so the tests'
@@ -11,8 +11,9 @@
 #   3. runs `cargo test --locked` (unit tests; integration tests against a
 #      real SQLite file, a real SMTP server over TCP and a real HTTP client;
 #      interop with aiosmtpd, Python's `email` and dkimpy; the rate test);
-#   4. runs the two headless-Chromium checks (the rendered issue at 375 and
-#      640 px; the unsubscribe page clicked at phone width).
+#   4. runs the headless-Chromium checks (the bundled issue and the MJML
+#      design fixture at 375 and 640 px; the unsubscribe page clicked at
+#      phone width).
 #
 # Honours CARGO_TARGET_DIR. Env: HERALD_TEST_VENV (default
 # $CARGO_TARGET_DIR/test-venv), HERALD_TEST_NO_INSTALL=1 (never apt-get;
@@ -55,6 +56,7 @@ fi
 command -v npm >/dev/null || need npm "npm (installs playwright-core for the browser test)"
 chromium=${CHROMIUM:-chromium}
 command -v "$chromium" >/dev/null || need chromium "chromium (headless browser checks)"
+command -v spamassassin >/dev/null || need spamassassin "spamassassin (local-rules score of live copies)"
 
 if ((${#missing_pkgs[@]})); then
     if [ "${HERALD_TEST_NO_INSTALL:-}" != 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -96,6 +98,8 @@ export VIRTUAL_ENV=$venv
 cargo test --locked
 echo "== browser: rendered issue"
 bash scripts/browser-check.sh
+echo "== browser: MJML design"
+bash scripts/browser-check.sh tests/fixtures/design/newsletter.mjml
 echo "== browser: unsubscribe page"
 bash tests/browser/run.sh
 echo "== browser: public archive"; bash scripts/archive-browser-check.sh

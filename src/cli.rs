@@ -266,6 +266,10 @@ pub struct SendArgs {
     /// points at a loopback or private address (an intranet list).
     #[arg(long, requires = "live")]
     pub allow_unsafe_links: bool,
+    /// Map an MJML design's foreign merge tags (`*|FNAME|*`,
+    /// `{{ first_name }}`...) onto herald's.
+    #[arg(long, value_name = "mailchimp|generic", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<crate::render::MergeTags>()))]
+    pub merge_tags: Option<crate::render::MergeTags>,
 }
 
 #[derive(Debug, Args)]
@@ -328,6 +332,10 @@ pub struct ScheduleArgs {
     /// flag too).
     #[arg(long)]
     pub allow_unsafe_links: bool,
+    /// Map an MJML design's foreign merge tags (`*|FNAME|*`,
+    /// `{{ first_name }}`...) onto herald's.
+    #[arg(long, value_name = "mailchimp|generic", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<crate::render::MergeTags>()))]
+    pub merge_tags: Option<crate::render::MergeTags>,
 }
 
 /// When a scheduled issue goes out.
@@ -444,8 +452,9 @@ pub enum SubscribersCommand {
     },
 }
 
-/// ISSUE is a path to an issue file (TOML). Templates come from `templates/`
-/// in the working directory when present, else the built-in ones.
+/// ISSUE is a path to an issue file (TOML) or an MJML design (`.mjml`).
+/// Templates come from `templates/` in the working directory when present,
+/// else the built-in ones (an MJML design is its own layout).
 #[derive(Debug, Subcommand)]
 pub enum IssueCommand {
     /// Compile an issue and write index.html, index.txt and sample.eml (a
@@ -460,12 +469,25 @@ pub enum IssueCommand {
         /// database) instead of the sample recipient.
         #[arg(long, value_name = "EMAIL")]
         sample: Option<String>,
+        /// Map an MJML design's foreign merge tags (`*|FNAME|*`,
+        /// `{{ first_name }}`...) onto herald's.
+        #[arg(long, value_name = "mailchimp|generic", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<crate::render::MergeTags>()))]
+        merge_tags: Option<crate::render::MergeTags>,
     },
 
-    /// Validate an issue file and compile it, writing nothing.
+    /// Validate an issue file and compile it, writing nothing; then list
+    /// deliverability findings (what filters and mailbox providers will
+    /// hold against it).
     Check {
         /// Issue file.
         issue: PathBuf,
+        /// Exit 1 when there is any deliverability finding (for CI).
+        #[arg(long)]
+        strict: bool,
+        /// Map an MJML design's foreign merge tags (`*|FNAME|*`,
+        /// `{{ first_name }}`...) onto herald's.
+        #[arg(long, value_name = "mailchimp|generic", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<crate::render::MergeTags>()))]
+        merge_tags: Option<crate::render::MergeTags>,
     },
 
     /// Print a sample recipient's copy to stdout (the text twin, or --html).
@@ -479,6 +501,10 @@ pub enum IssueCommand {
         /// database) instead of the sample recipient's.
         #[arg(long, value_name = "EMAIL")]
         sample: Option<String>,
+        /// Map an MJML design's foreign merge tags (`*|FNAME|*`,
+        /// `{{ first_name }}`...) onto herald's.
+        #[arg(long, value_name = "mailchimp|generic", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<crate::render::MergeTags>()))]
+        merge_tags: Option<crate::render::MergeTags>,
     },
 }
 

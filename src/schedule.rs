@@ -376,6 +376,7 @@ async fn deliver(
         yes: true,
         force_new_version: false,
         allow_unsafe_links,
+        merge_tags: None,
         progress: Progress::Auto {
             every: Duration::from_secs(10),
         },

@@ -56,6 +56,7 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<u8> {
         yes: true,
         force_new_version: false,
         allow_unsafe_links: false,
+        merge_tags: None,
         progress: Progress::Auto {
             every: Duration::from_secs(10),
         },

@@ -25,26 +25,51 @@ const SAMPLE_SUBSCRIBER: i64 = 1;
 
 pub async fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
     match cmd {
-        IssueCommand::Check { issue } => {
-            let (issue, compiled, templates) = compile(settings, &issue)?;
+        IssueCommand::Check {
+            issue,
+            strict,
+            merge_tags,
+        } => {
+            let (issue, compiled, templates) = compile(settings, &issue, merge_tags)?;
+            let what = if issue.is_design() {
+                "MJML design".to_string()
+            } else {
+                format!("{} blocks", issue.blocks().len())
+            };
             println!(
-                "{}: ok: slug {}, {} blocks, HTML {} bytes, text {} bytes",
+                "{}: ok: slug {}, {what}, HTML {} bytes, text {} bytes",
                 issue.file(),
                 issue.slug(),
-                issue.blocks().len(),
                 compiled.compiled.html.len(),
                 compiled.compiled.text.len(),
             );
-            println!(
-                "templates: {}, {}",
-                templates.mjml_origin(),
-                templates.text_origin()
-            );
+            if issue.is_design() {
+                println!("layout: the MJML design itself");
+            } else {
+                println!(
+                    "templates: {}, {}",
+                    templates.mjml_origin(),
+                    templates.text_origin()
+                );
+            }
             attribute_coverage(settings, &compiled.compiled).await?;
-            Ok(0)
+            let findings = render::deliverability(&issue, &compiled.compiled, settings);
+            for f in &findings {
+                match f.line {
+                    Some(l) => println!("{}:{l}: {}: {}", issue.file(), f.code, f.message),
+                    None => println!("{}: {}: {}", issue.file(), f.code, f.message),
+                }
+            }
+            println!("deliverability: {} finding(s)", findings.len());
+            Ok(if strict && !findings.is_empty() { 1 } else { 0 })
         }
-        IssueCommand::Render { issue, out, sample } => {
-            let (issue, compiled, _) = compile(settings, &issue)?;
+        IssueCommand::Render {
+            issue,
+            out,
+            sample,
+            merge_tags,
+        } => {
+            let (issue, compiled, _) = compile(settings, &issue, merge_tags)?;
             let sample =
                 Sample::new(settings, &issue, &compiled.compiled, sample.as_deref()).await?;
             let (html, text) = compiled.compiled.prepare().personalise(&sample.recipient());
@@ -74,8 +99,9 @@ pub async fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
             issue,
             html,
             sample,
+            merge_tags,
         } => {
-            let (issue, compiled, _) = compile(settings, &issue)?;
+            let (issue, compiled, _) = compile(settings, &issue, merge_tags)?;
             let sample =
                 Sample::new(settings, &issue, &compiled.compiled, sample.as_deref()).await?;
             let (h, t) = compiled.compiled.prepare().personalise(&sample.recipient());
@@ -86,8 +112,12 @@ pub async fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
 }
 
 /// Load, validate and compile; mrml warnings go to stderr.
-fn compile(settings: &Settings, path: &Path) -> anyhow::Result<(Issue, Compiled, Templates)> {
-    let issue = render::load_issue(path)?;
+fn compile(
+    settings: &Settings,
+    path: &Path,
+    merge_tags: Option<render::MergeTags>,
+) -> anyhow::Result<(Issue, Compiled, Templates)> {
+    let issue = render::load_issue_with(path, merge_tags)?;
     let templates = Templates::discover(&settings.home)?;
     let compiled = render::compile_with(&issue, settings, &templates)?;
     for w in &compiled.warnings {

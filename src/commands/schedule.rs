@@ -27,14 +27,18 @@ pub async fn run(settings: &Settings, store: &Store, args: ScheduleArgs) -> anyh
                 .ok_or_else(|| bad_input!("usage: herald schedule ISSUE --at RFC3339"))?;
             let audience = crate::domain::Audience::from_args(&args.audience)
                 .map_err(|e| bad_input!("{e}"))?;
+            let options = AddOptions {
+                allow_unsafe_links: args.allow_unsafe_links,
+                audience: audience.as_ref(),
+                merge_tags: args.merge_tags,
+            };
             add(
                 settings,
                 store,
                 &issue,
                 &args.when,
                 Clock::from_flag(args.now),
-                args.allow_unsafe_links,
-                audience.as_ref(),
+                options,
             )
             .await
         }
@@ -63,15 +67,26 @@ fn refuse(path: &Path, err: anyhow::Error) -> anyhow::Error {
     }
 }
 
+/// What `herald schedule ISSUE` was asked besides the time.
+struct AddOptions<'a> {
+    allow_unsafe_links: bool,
+    audience: Option<&'a crate::domain::Audience>,
+    merge_tags: Option<render::MergeTags>,
+}
+
 async fn add(
     settings: &Settings,
     store: &Store,
     path: &Path,
     when: &ScheduleWhen,
     clock: Clock,
-    allow_unsafe_links: bool,
-    audience: Option<&crate::domain::Audience>,
+    options: AddOptions<'_>,
 ) -> anyhow::Result<u8> {
+    let AddOptions {
+        allow_unsafe_links,
+        audience,
+        merge_tags,
+    } = options;
     let now = clock.now();
     let at = match (when.at, when.after) {
         (Some(at), _) => at,
@@ -98,7 +113,7 @@ async fn add(
 
     // Everything a send needs, checked now rather than at send time.
     super::live_guard::check(settings, allow_unsafe_links)?;
-    let issue = render::load_issue(path).map_err(|e| refuse(path, e))?;
+    let issue = render::load_issue_with(path, merge_tags).map_err(|e| refuse(path, e))?;
     let compiled = render::compile(&issue, settings).map_err(|e| refuse(path, e))?;
     check_composes(settings, store, &issue, &compiled)
         .await

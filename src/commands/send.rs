@@ -36,14 +36,22 @@ pub async fn run(settings: &Settings, store: &Store, args: SendArgs) -> anyhow::
                 "--audience selects subscribers for a live send or dry run, not for --test"
             ));
         }
-        test_send(settings, store, &args.issue, &args.test).await
+        test_send(settings, store, &args.issue, &args.test, args.merge_tags).await
     } else if args.dry_run {
-        dry_run(settings, store, &args.issue, audience.as_ref()).await
+        dry_run(
+            settings,
+            store,
+            &args.issue,
+            audience.as_ref(),
+            args.merge_tags,
+        )
+        .await
     } else {
         let opts = LiveOptions {
             yes: args.yes,
             force_new_version: args.force_new_version,
             allow_unsafe_links: args.allow_unsafe_links,
+            merge_tags: args.merge_tags,
             progress: Progress::Auto {
                 every: Duration::from_secs(10),
             },
@@ -58,8 +66,9 @@ pub async fn run(settings: &Settings, store: &Store, args: SendArgs) -> anyhow::
 fn compile_file(
     settings: &Settings,
     path: &Path,
+    merge_tags: Option<render::MergeTags>,
 ) -> anyhow::Result<(render::Issue, CompiledIssue)> {
-    let issue = render::load_issue(path)?;
+    let issue = render::load_issue_with(path, merge_tags)?;
     let compiled = render::compile(&issue, settings)?;
     Ok((issue, compiled))
 }
@@ -121,12 +130,13 @@ async fn test_send(
     store: &Store,
     path: &Path,
     addresses: &[String],
+    merge_tags: Option<render::MergeTags>,
 ) -> anyhow::Result<u8> {
     let recipients = addresses
         .iter()
         .map(|a| SubscriberEmail::parse(a).map_err(|e| bad_input!("--test {a}: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (issue, compiled) = compile_file(settings, path)?;
+    let (issue, compiled) = compile_file(settings, path, merge_tags)?;
     // Registered (as a draft until a live send starts), so the copy's
     // "view in browser" link can open this version with a signed preview.
     let issue_id = match register_file(store, &issue, &compiled, path, false).await? {
@@ -201,8 +211,9 @@ async fn dry_run(
     store: &Store,
     path: &Path,
     audience: Option<&Audience>,
+    merge_tags: Option<render::MergeTags>,
 ) -> anyhow::Result<u8> {
-    let (issue, compiled) = compile_file(settings, path)?;
+    let (issue, compiled) = compile_file(settings, path, merge_tags)?;
     let audience = audience.or(issue.audience());
     let composer = composer_for(settings, store, &compiled, issue.slug(), None, "").await?;
     let count = store.count_audience(audience).await?;
@@ -244,6 +255,8 @@ pub struct LiveOptions {
     pub force_new_version: bool,
     /// Lift the live-send guard's rule on http.public_base_url.
     pub allow_unsafe_links: bool,
+    /// How an MJML design's foreign merge tags map (`--merge-tags`).
+    pub merge_tags: Option<render::MergeTags>,
     pub progress: Progress,
 }
 
@@ -315,7 +328,7 @@ pub async fn live_send_to(
     audience: Option<&Audience>,
 ) -> anyhow::Result<(u8, Option<RunReport>)> {
     super::live_guard::check(settings, opts.allow_unsafe_links)?;
-    let (issue, compiled) = compile_file(settings, path)?;
+    let (issue, compiled) = compile_file(settings, path, opts.merge_tags)?;
     let registered = register_file(store, &issue, &compiled, path, opts.force_new_version).await?;
     let record = match registered {
         Registered::Ready(r) if r.state == "aborted" => {

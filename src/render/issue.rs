@@ -19,8 +19,8 @@ use crate::bad_input;
 #[derive(Debug, Clone)]
 pub struct Issue {
     pub(crate) file: String,
-    source: Vec<u8>,
-    slug: String,
+    pub(crate) source: Vec<u8>,
+    pub(crate) slug: String,
     pub(crate) subject: String,
     pub(crate) preheader: String,
     pub(crate) date: NaiveDate,
@@ -32,6 +32,8 @@ pub struct Issue {
     pub(crate) attrs: Vec<AttrUse>,
     /// `[audience]`: who a live send goes to (None: every active subscriber).
     pub(crate) audience: Option<crate::domain::Audience>,
+    /// Set when the issue is an MJML design rather than a TOML file.
+    pub(crate) design: Option<Box<super::design::Design>>,
 }
 
 /// One `{{ attributes.KEY | default("…") }}` in the issue's text.
@@ -130,6 +132,11 @@ impl Issue {
 
     pub fn blocks(&self) -> &[Block] {
         &self.blocks
+    }
+
+    /// Whether this is an MJML design (its own layout, no blocks).
+    pub fn is_design(&self) -> bool {
+        self.design.is_some()
     }
 }
 
@@ -813,6 +820,7 @@ impl Validator<'_> {
             blocks,
             attrs: std::mem::take(&mut self.attrs),
             audience,
+            design: None,
         })
     }
 

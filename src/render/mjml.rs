@@ -21,7 +21,18 @@ pub struct Output {
 
 /// Compile filled MJML to HTML.
 pub fn compile(origin: &Origin, mjml: &str) -> anyhow::Result<Output> {
-    let filled = || format!("{origin} (as filled)");
+    compile_labelled(origin, &format!("{origin} (as filled)"), mjml)
+}
+
+/// mrml's hidden preheader is white text: filters read it as text hidden
+/// by low contrast (SpamAssassin's HTML_FONT_LOW_CONTRAST). The same block
+/// without the colour stays hidden (display:none, no size, no opacity).
+const MRML_PREVIEW: &str = r#"<div style="display:none;font-size:1px;color:#ffffff;line-height:1px;max-height:0px;max-width:0px;opacity:0;overflow:hidden;">"#;
+const PREVIEW: &str = r#"<div style="display:none;font-size:1px;line-height:1px;max-height:0px;max-width:0px;opacity:0;overflow:hidden;mso-hide:all;">"#;
+
+/// Compile MJML to HTML; positions in messages are given as `label:l:c`.
+pub fn compile_labelled(origin: &Origin, label: &str, mjml: &str) -> anyhow::Result<Output> {
+    let filled = || label.to_string();
     lint_mjml(&Origin::File(filled()), mjml, true)?;
     let parsed = mrml::parse(mjml).map_err(|e| {
         let at = match &e {
@@ -71,7 +82,8 @@ pub fn compile(origin: &Origin, mjml: &str) -> anyhow::Result<Output> {
     let html = parsed
         .element
         .render(&options)
-        .map_err(|e| anyhow::anyhow!("{origin}: MJML render failed: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("{origin}: MJML render failed: {e}"))?
+        .replacen(MRML_PREVIEW, PREVIEW, 1);
     let slots = check_placeholder_contexts(origin, &html)?;
     Ok(Output {
         html,

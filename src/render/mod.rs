@@ -8,21 +8,28 @@
 //! Submodules: `issue` (file model + validation), `markdown` (bodies to HTML
 //! and to text), `templates` (loading and linting the templates), `mjml`
 //! (mrml compile and its errors), `placeholder` (sentinels, split,
-//! personalise), `wrap` (text wrapping).
+//! personalise), `wrap` (text wrapping), `design` (an MJML design file as
+//! an issue), `text` (text twin from HTML), `deliverability` (what filters
+//! and mailbox providers will hold against an issue).
 
+mod deliverability;
+mod design;
 mod issue;
 mod markdown;
 mod mjml;
 mod placeholder;
 mod templates;
+mod text;
 mod wrap;
 
 use minijinja::Value;
 use serde::Serialize;
 
+pub use deliverability::{check as deliverability, Finding};
+pub use design::{is_design, MergeTags};
 pub use issue::{
-    check_slug, check_url, load_issue, parse_issue, AttrUse, Block, Image, Issue, Link, News,
-    NewsItem, Promo, Quote, Story, TextBlock,
+    check_slug, check_url, parse_issue, AttrUse, Block, Image, Issue, Link, News, NewsItem, Promo,
+    Quote, Story, TextBlock,
 };
 pub use markdown::Markdown;
 pub use placeholder::{
@@ -33,6 +40,23 @@ pub use templates::{Origin, Templates};
 
 use crate::bad_input;
 use crate::config::Settings;
+
+/// Read and validate an issue: an MJML design (`.mjml`) or a TOML issue.
+pub fn load_issue(path: &std::path::Path) -> anyhow::Result<Issue> {
+    load_issue_with(path, None)
+}
+
+/// [`load_issue`], mapping an MJML design's merge tags with `merge_tags`.
+pub fn load_issue_with(
+    path: &std::path::Path,
+    merge_tags: Option<MergeTags>,
+) -> anyhow::Result<Issue> {
+    if design::is_design(path) {
+        design::load_design(path, merge_tags)
+    } else {
+        issue::load_issue(path)
+    }
+}
 
 /// The public "view in browser" address of an issue.
 pub fn view_url(settings: &Settings, slug: &str) -> String {
@@ -72,6 +96,9 @@ pub fn compile_with(
         return Err(bad_input!(
             "invalid configuration: newsletter.postal_address: every issue's footer must show a postal address"
         ));
+    }
+    if let Some(d) = &issue.design {
+        return design::compile(issue, d, settings);
     }
     let mjml = templates.render_mjml(&context(issue, settings, Flavour::Html))?;
     let out = mjml::compile(templates.mjml_origin(), &mjml)?;

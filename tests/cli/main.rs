@@ -9,6 +9,7 @@ mod bounces;
 mod config;
 mod delivery;
 mod demo;
+mod design;
 mod dkim;
 mod guards;
 mod helpers;
