@@ -21,9 +21,6 @@ CREATE TABLE bounces (
 CREATE INDEX bounces_by_issue ON bounces (issue_id, kind);
 CREATE INDEX bounces_by_subscriber ON bounces (subscriber_id, kind);
 
--- A report names the message it returns by its Message-ID.
-CREATE INDEX deliveries_by_message_id ON deliveries (message_id);
-
 -- The asynchronous outcome of a delivery, beside its SMTP result.
 ALTER TABLE deliveries ADD COLUMN bounced_at TEXT;
 ALTER TABLE deliveries ADD COLUMN bounce_kind TEXT;

@@ -56,14 +56,46 @@ pub const MAX_RAW_BYTES: usize = 64 * 1024;
 
 impl Store {
     /// The delivery a Message-ID belongs to: (issue id, subscriber id).
+    /// herald's Message-IDs are `SLUG[-vN].SUBSCRIBER@DOMAIN`, so the
+    /// candidates come from the ID itself and each is looked up by the
+    /// ledger's (issue, subscriber) key; no index on the ID is needed (one
+    /// would slow every audience snapshot).
     pub async fn delivery_by_message_id(
         &self,
         message_id: &str,
     ) -> sqlx::Result<Option<(i64, i64)>> {
-        sqlx::query_as("SELECT issue_id, subscriber_id FROM deliveries WHERE message_id = ?")
+        let Some((local, _)) = message_id.rsplit_once('@') else {
+            return Ok(None);
+        };
+        let Some((prefix, subscriber)) = local.rsplit_once('.') else {
+            return Ok(None);
+        };
+        let Ok(subscriber_id) = subscriber.parse::<i64>() else {
+            return Ok(None);
+        };
+        let mut candidates = vec![(prefix, 1i64)];
+        if let Some((slug, v)) = prefix.rsplit_once("-v") {
+            if let Ok(version) = v.parse::<i64>() {
+                candidates.push((slug, version));
+            }
+        }
+        for (slug, version) in candidates {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT d.issue_id FROM issues i \
+                 JOIN deliveries d ON d.issue_id = i.id AND d.subscriber_id = ?3 \
+                 WHERE i.slug = ?1 AND i.version = ?2 AND d.message_id = ?4",
+            )
+            .bind(slug)
+            .bind(version)
+            .bind(subscriber_id)
             .bind(message_id)
             .fetch_optional(self.pool())
-            .await
+            .await?;
+            if let Some(issue_id) = found {
+                return Ok(Some((issue_id, subscriber_id)));
+            }
+        }
+        Ok(None)
     }
 
     /// Does this delivery exist?
