@@ -313,18 +313,15 @@ impl Store {
         // sqlx cost more than the inserts. (`WHERE true` keeps SQLite from
         // reading ON CONFLICT as a join constraint.)
         let sql = format!(
-            "INSERT INTO subscribers (email, name, status, attributes, unsubscribed_at, unsubscribe_source, created_at, updated_at) \
+            "INSERT INTO subscribers (email, name, status, attributes, unsubscribed_at, created_at, updated_at) \
              SELECT value ->> 0, value ->> 1, value ->> 2, value -> 3, \
-                    CASE WHEN value ->> 2 = 'unsubscribed' THEN ?1 END, \
-                    CASE WHEN value ->> 2 <> 'active' THEN 'import' END, ?1, ?1 \
+                    CASE WHEN value ->> 2 = 'unsubscribed' THEN ?1 END, ?1, ?1 \
              FROM json_each(?2) WHERE true \
              ON CONFLICT(email) DO UPDATE SET \
                name = COALESCE(excluded.name, subscribers.name), \
                attributes = json_patch(subscribers.attributes, excluded.attributes), \
                unsubscribed_at = CASE WHEN subscribers.status = 'active' AND excluded.status <> 'active' \
                                       THEN excluded.unsubscribed_at ELSE subscribers.unsubscribed_at END, \
-               unsubscribe_source = CASE WHEN subscribers.status = 'active' AND excluded.status <> 'active' \
-                                         THEN 'import' ELSE subscribers.unsubscribe_source END, \
                status = CASE WHEN subscribers.status = 'active' AND excluded.status <> 'active' \
                              THEN excluded.status ELSE subscribers.status END, \
                updated_at = excluded.updated_at \
@@ -370,6 +367,26 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let ids = ids?;
+        // Record that this import moved rows out of `active` (rare rows, so
+        // one statement for them instead of a column per row above): only
+        // where nothing else is recorded as the cause yet.
+        let inactive: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.status != SubscriberStatus::Active)
+            .map(|r| r.email.as_ref())
+            .collect();
+        if !inactive.is_empty() {
+            let inactive =
+                serde_json::to_string(&inactive).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            sqlx::query(
+                "UPDATE subscribers SET unsubscribe_source = 'import' \
+                 WHERE email IN (SELECT value FROM json_each(?1)) \
+                   AND status <> 'active' AND unsubscribe_source IS NULL",
+            )
+            .bind(inactive)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         let mut counts = UpsertCounts::default();
         for id in &ids {
