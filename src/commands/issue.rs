@@ -69,10 +69,8 @@ pub async fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
             sample,
             merge_tags,
         } => {
-            let (issue, compiled, _) = compile(settings, &issue, merge_tags)?;
-            let sample =
-                Sample::new(settings, &issue, &compiled.compiled, sample.as_deref()).await?;
-            let (html, text) = compiled.compiled.prepare().personalise(&sample.recipient());
+            let (issue, compiled, sample, (html, text)) =
+                sample_copy(settings, &issue, sample.as_deref(), merge_tags).await?;
             let eml = sample.message(settings, &issue, &compiled.compiled)?;
             let who = format!(
                 "{} <{}>",
@@ -101,14 +99,27 @@ pub async fn run(settings: &Settings, cmd: IssueCommand) -> anyhow::Result<u8> {
             sample,
             merge_tags,
         } => {
-            let (issue, compiled, _) = compile(settings, &issue, merge_tags)?;
-            let sample =
-                Sample::new(settings, &issue, &compiled.compiled, sample.as_deref()).await?;
-            let (h, t) = compiled.compiled.prepare().personalise(&sample.recipient());
+            let (_, _, _, (h, t)) =
+                sample_copy(settings, &issue, sample.as_deref(), merge_tags).await?;
             print!("{}", if html { h } else { t });
             Ok(0)
         }
     }
+}
+
+/// Compile an issue and personalise it for the sample recipient (or the
+/// subscriber `--sample` names): the issue, its compiled form, the sample
+/// and its (HTML, text) copy.
+async fn sample_copy(
+    settings: &Settings,
+    path: &Path,
+    sample: Option<&str>,
+    merge_tags: Option<render::MergeTags>,
+) -> anyhow::Result<(Issue, Compiled, Sample, (String, String))> {
+    let (issue, compiled, _) = compile(settings, path, merge_tags)?;
+    let sample = Sample::new(settings, &issue, &compiled.compiled, sample).await?;
+    let copy = compiled.compiled.prepare().personalise(&sample.recipient());
+    Ok((issue, compiled, sample, copy))
 }
 
 /// Load, validate and compile; mrml warnings go to stderr.
