@@ -227,6 +227,12 @@ pub fn load_design(path: &Path, merge_tags: Option<MergeTags>) -> anyhow::Result
         p.at(&source, pos, placeholder::RESERVED);
         return p.done().map(|_| unreachable!());
     }
+    // Nor as character references (`&#10214;`, `&LeftDoubleBracket;`…),
+    // which the text twin would decode into a forged placeholder.
+    if let Some(pos) = reserved_entity(&source) {
+        p.at(&source, pos, placeholder::RESERVED);
+        return p.done().map(|_| unreachable!());
+    }
 
     // Metadata: front matter or sidecar, not both.
     let front = front_matter(&source, &mut p);
@@ -313,6 +319,25 @@ pub fn load_design(path: &Path, merge_tags: Option<MergeTags>) -> anyhow::Result
         .clone()
         .or(preview.clone())
         .unwrap_or_default();
+    // One line of text each, without placeholder brackets (TOML escapes in
+    // the front matter or sidecar only become characters when parsed).
+    for (field, value) in [
+        ("subject", Some(&subject)),
+        ("preheader", Some(&preheader)),
+        ("name_fallback", meta.name_fallback.as_ref()),
+    ] {
+        let Some(value) = value else { continue };
+        if value
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+        {
+            p.whole(format!(
+                "{field}: must be one line of text (no line breaks or control characters)"
+            ));
+        } else if value.contains(placeholder::is_reserved_char) {
+            p.whole(format!("{field}: {}", placeholder::RESERVED));
+        }
+    }
     let slug = meta.slug.clone().unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -700,6 +725,19 @@ pub(crate) fn compile(
         },
         warnings: out.warnings,
         mjml: filled,
+    })
+}
+
+/// The offset of the first character reference (`&#10214;`, `&#x27E7;`,
+/// `&LeftDoubleBracket;`…) that decodes to a placeholder bracket.
+fn reserved_entity(source: &str) -> Option<usize> {
+    source.match_indices('&').find_map(|(at, _)| {
+        let rest = &source[at..];
+        let end = rest.find(';').filter(|e| *e <= 40)?;
+        let decoded = html_escape::decode_html_entities(&rest[..=end]);
+        decoded
+            .contains(placeholder::is_reserved_char)
+            .then_some(at)
     })
 }
 

@@ -632,3 +632,41 @@ fn subscriber_attributes_fill_a_design_escaped_with_their_default() {
     assert!(html.contains("News from your town for Bob."), "{html}");
     assert!(text.contains("News from your town for Bob."), "{text}");
 }
+
+#[test]
+fn placeholder_brackets_as_character_references_or_toml_escapes_are_refused() {
+    let env = TestEnv::new();
+    for (name, reference) in [
+        ("dec.mjml", "&#10214;herald:email&#10215;"),
+        ("hex.mjml", "&#x27E6;herald:email&#x27e7;"),
+        (
+            "named.mjml",
+            "&LeftDoubleBracket;herald:email&RightDoubleBracket;",
+        ),
+    ] {
+        let body = format!("<mj-text><p>Hello {reference}</p></mj-text>{WORDS}");
+        refused(
+            &env,
+            name,
+            &design(&body),
+            &[&format!("{name}:5:"), "reserved for placeholders"],
+        );
+    }
+    // The sidecar's values are checked once parsed.
+    let file = env.write("meta.mjml", design(WORDS));
+    for (sidecar, field) in [
+        (
+            "subject = \"Hi\\r\\nBcc: v@e.org\"\n",
+            "subject: must be one line",
+        ),
+        (
+            "subject = \"Hi\"\npreheader = \"\\u27e6herald:email\\u27e7\"\n",
+            "preheader: the characters",
+        ),
+    ] {
+        env.write("meta.toml", sidecar);
+        let out = check(&env, &file, &[]);
+        assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+        assert!(stderr(&out).contains(field), "{}", stderr(&out));
+    }
+}
