@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{ledger, seed_subscribers, smtp_env, stderr, stdout, write_issue, TestEnv};
+use crate::helpers::{
+    closed_port, ledger, live_send, seed_subscribers, smtp_env, stderr, stdout, write_issue,
+    TestEnv,
+};
 use crate::smtp_server::SmtpServer;
 
 #[test]
@@ -204,18 +207,8 @@ fn cancelling_the_schedule_of_a_started_send_points_to_abort() {
     seed_subscribers(&env, 2);
     let issue = write_issue(&env, "started");
     // A live send that starts but cannot reach its server: interrupted.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cmd = env.herald();
-    smtp_env(&mut cmd, port);
-    let out = cmd
-        .args(["send", "--live", "--yes"])
-        .arg(&issue)
-        .output()
-        .unwrap();
+    let port = closed_port();
+    let out = live_send(&env, &issue, port);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(ledger(&env, &issue)["state"], "sending");
     let out = env
@@ -236,18 +229,8 @@ fn an_interrupted_send_can_be_aborted_so_run_due_leaves_it() {
     let env = TestEnv::new();
     seed_subscribers(&env, 5);
     let issue = write_issue(&env, "interrupted");
-    let down = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cmd = env.herald();
-    smtp_env(&mut cmd, down);
-    let out = cmd
-        .args(["send", "--live", "--yes"])
-        .arg(&issue)
-        .output()
-        .unwrap();
+    let down = closed_port();
+    let out = live_send(&env, &issue, down);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let out = env
         .herald()

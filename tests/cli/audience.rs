@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::helpers::{ledger, live_send, smtp_env, stderr, stdout, write_issue, TestEnv};
+use crate::helpers::{
+    closed_port, ledger, live_send, smtp_env, stderr, stdout, write_issue, TestEnv,
+};
 use crate::smtp_server::SmtpServer;
 
 const PEOPLE: &str = "email,city,role\n\
@@ -165,11 +167,7 @@ fn attribute_changes_after_the_start_do_not_change_who_gets_a_started_send() {
     people(&env);
     let issue = issue_with_audience(&env, "fixed", "city = \"Kyiv\"");
     // Nothing listens: the send starts (snapshot taken) and stops.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_port();
     let out = live_send(&env, &issue, port);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(ledger(&env, &issue)["counts"]["pending"], 1);

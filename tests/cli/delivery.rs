@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use crate::helpers::{
-    ledger, live_send_with, seed_subscribers, smtp_env, stderr, stdout, write_issue, TestEnv,
+    closed_port, ledger, live_send, live_send_with, seed_subscribers, smtp_env, stderr, stdout,
+    write_issue, TestEnv,
 };
 use crate::smtp_server::{Fault, SmtpServer};
 
@@ -16,13 +17,7 @@ fn a_clean_run_delivers_every_recipient_exactly_once_and_a_rerun_sends_nothing()
     seed_subscribers(&env, 60);
     let issue = write_issue(&env, "clean");
     let server = SmtpServer::start();
-    let mut cmd = env.herald();
-    smtp_env(&mut cmd, server.port());
-    let out = cmd
-        .args(["send", "--live", "--yes"])
-        .arg(&issue)
-        .output()
-        .unwrap();
+    let out = live_send(&env, &issue, server.port());
     assert!(out.status.success(), "{}", stderr(&out));
 
     let counts = server.counts();
@@ -250,19 +245,8 @@ fn a_server_down_for_the_whole_run_leaves_everything_pending_exits_1_and_resumes
     seed_subscribers(&env, 20);
     let issue = write_issue(&env, "down");
     // A port with nothing listening.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cmd = env.herald();
-    smtp_env(&mut cmd, port);
-    let out = cmd
-        .args(["send", "--live", "--yes"])
-        .arg(&issue)
-        .timeout(Duration::from_secs(60))
-        .output()
-        .unwrap();
+    let port = closed_port();
+    let out = live_send(&env, &issue, port);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("could not reach smtp://127.0.0.1"),
@@ -274,13 +258,7 @@ fn a_server_down_for_the_whole_run_leaves_everything_pending_exits_1_and_resumes
     assert_eq!(l["counts"]["claimed"], 0);
 
     let server = SmtpServer::start_on(&format!("127.0.0.1:{port}"));
-    let mut cmd = env.herald();
-    smtp_env(&mut cmd, port);
-    let out = cmd
-        .args(["send", "--live", "--yes"])
-        .arg(&issue)
-        .output()
-        .unwrap();
+    let out = live_send(&env, &issue, port);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(server.counts().len(), 20);
     assert_eq!(ledger(&env, &issue)["counts"]["sent"], 20);
@@ -519,13 +497,7 @@ fn a_live_send_without_a_terminal_needs_yes_and_an_edited_issue_needs_a_new_vers
     let mut text = std::fs::read_to_string(&issue).unwrap();
     text = text.replacen("Migration news", "Migration news (corrected)", 1);
     std::fs::write(&issue, &text).unwrap();
-    let mut cmd = env.herald();
-    smtp_env(&mut cmd, server.port());
-    let out = cmd
-        .args(["send", "--live", "--yes"])
-        .arg(&issue)
-        .output()
-        .unwrap();
+    let out = live_send(&env, &issue, server.port());
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("--force-new-version"),

@@ -274,3 +274,12 @@ pub fn spawn_serve(env: &TestEnv, settings: &[(&str, &str)]) -> (std::process::C
         .to_string();
     (child, base)
 }
+
+/// A loopback port with nothing listening on it (a server that is down).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
