@@ -419,6 +419,25 @@ impl<R: BufRead> Read for LineCap<R> {
             let mut taken = 0; // bytes consumed from `available`
             let mut written = 0; // bytes written to `out`
             while taken < available.len() && written < out.len() {
+                // Within the cap, pass the run up to the next line break in
+                // one copy (the import's common case).
+                if self.seen < MAX_RECORD_BYTES {
+                    let rest = &available[taken..];
+                    let room = (out.len() - written)
+                        .min(MAX_RECORD_BYTES - self.seen)
+                        .min(rest.len());
+                    let run = rest[..room]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .unwrap_or(room);
+                    if run > 0 {
+                        out[written..written + run].copy_from_slice(&rest[..run]);
+                        written += run;
+                        taken += run;
+                        self.seen += run;
+                        continue;
+                    }
+                }
                 let b = available[taken];
                 if b == b'\n' {
                     if self.odd_quotes {
