@@ -15,7 +15,7 @@ use anyhow::Context;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine;
 use http_body_util::BodyExt;
 use rsa::pkcs1v15::{Signature, VerifyingKey};
@@ -26,6 +26,7 @@ use serde::Deserialize;
 use tokio_rustls::rustls;
 use x509_cert::der::{DecodePem, Encode};
 
+use super::webhooks::text;
 use super::AppState;
 use crate::bounce::report::Outcome;
 use crate::bounce::{Event, Matcher};
@@ -232,10 +233,6 @@ impl SnsMessage {
         fields.sort_by_key(|(name, _)| *name);
         Some(fields.iter().map(|(n, v)| format!("{n}\n{v}\n")).collect())
     }
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response {
-    (status, body).into_response()
 }
 
 /// `POST /webhooks/ses`.

@@ -33,7 +33,8 @@ pub struct Webhooks {
     pub soft_limit: u32,
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response {
+/// A short plain-text answer to a provider, never cached.
+pub(crate) fn text(status: StatusCode, body: &'static str) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store")], body).into_response()
 }
 
