@@ -153,8 +153,10 @@ pub fn prepare_database_dir(url: &str) -> Result<(), BadInput> {
         return Ok(());
     };
     match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => std::fs::create_dir_all(dir)
-            .map_err(|e| BadInput::new(format!("cannot create {}: {e}", dir.display()))),
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            crate::private_fs::create_dir_all(dir)
+                .map_err(|e| BadInput::new(format!("cannot create {}: {e}", dir.display())))
+        }
         _ => Ok(()),
     }
 }

@@ -15,7 +15,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<u8> {
     println!("subscribers: {total} ({})", format_counts(&counts));
     // The database holds the signing key and every address: say so when
     // others can read it (it predates herald's 0600 files, or was copied).
-    if let Some(file) = crate::store::Store::file_of(&settings.database) {
+    if let Some(file) = crate::home::database_file(&settings.database.url) {
         for path in [file.clone(), sidecar(&file, "-wal"), sidecar(&file, "-shm")] {
             if crate::private_fs::readable_by_others(&path) {
                 eprintln!(

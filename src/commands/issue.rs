@@ -143,7 +143,7 @@ fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// The database, if it exists (these commands never create it).
 async fn existing_store(settings: &Settings) -> anyhow::Result<Option<Store>> {
-    match Store::file_of(&settings.database) {
+    match crate::home::database_file(&settings.database.url) {
         Some(file) if file.is_file() => Ok(Some(Store::open(&settings.database).await?)),
         _ => Ok(None),
     }

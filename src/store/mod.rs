@@ -58,13 +58,6 @@ impl Store {
         Ok(Store { pool })
     }
 
-    /// The database file a `sqlite:` URL names (None for in-memory).
-    pub fn file_of(settings: &DatabaseSettings) -> Option<std::path::PathBuf> {
-        let options = SqliteConnectOptions::from_str(&settings.url).ok()?;
-        let file = options.get_filename();
-        (file != std::path::Path::new(":memory:")).then(|| file.to_path_buf())
-    }
-
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
