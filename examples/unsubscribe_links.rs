@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings::load(None)?;
     let store = Store::open(&settings.database).await?;
-    let keys = herald::secrets::signing_keys(&store, &settings).await?;
+    let keys = herald::secrets::signing_keys(&store, &settings.unsubscribe).await?;
     let base = settings.http.public_base_url.trim_end_matches('/');
     let mut after = 0;
     let mut printed = 0;

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
+use crate::domain::SubscriberEmail;
 use crate::error::BadInput;
 use crate::home::Home;
 
@@ -50,8 +51,8 @@ pub struct Settings {
 pub struct BounceSettings {
     /// With an address set, live messages go out with the envelope sender
     /// `LOCAL+TOKEN@DOMAIN` (VERP), TOKEN naming issue and subscriber.
-    #[serde(default)]
-    pub address: Option<String>,
+    #[serde(default, deserialize_with = "optional_email_address")]
+    pub address: Option<SubscriberEmail>,
     /// Soft bounces on this many distinct issues mark a subscriber bounced.
     #[serde(default = "default_soft_limit")]
     pub soft_limit: u32,
@@ -119,10 +120,11 @@ pub enum OnUnknown {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SenderSettings {
-    pub from_address: String,
+    #[serde(deserialize_with = "email_address")]
+    pub from_address: SubscriberEmail,
     pub from_name: String,
-    #[serde(default)]
-    pub reply_to: Option<String>,
+    #[serde(default, deserialize_with = "optional_email_address")]
+    pub reply_to: Option<SubscriberEmail>,
     #[serde(default)]
     pub feedback_id: Option<String>,
     pub rate_per_second: f64,
@@ -463,10 +465,6 @@ impl Settings {
         single_line("newsletter.postal_address", &n.postal_address, 500)?;
         list_id(&n.list_id)?;
         single_line("sender.from_name", &s.from_name, 200)?;
-        email("sender.from_address", &s.from_address)?;
-        if let Some(reply_to) = &s.reply_to {
-            email("sender.reply_to", reply_to)?;
-        }
         if let Some(feedback_id) = &s.feedback_id {
             token_text("sender.feedback_id", feedback_id, 200)?;
         }
@@ -526,11 +524,7 @@ impl Settings {
     /// The sending domain (right of the @ in `sender.from_address`), used for
     /// Message-IDs.
     pub fn sending_domain(&self) -> &str {
-        self.sender
-            .from_address
-            .rsplit_once('@')
-            .map(|(_, d)| d)
-            .unwrap_or("localhost")
+        self.sender.from_address.domain()
     }
 }
 
@@ -732,16 +726,31 @@ fn token_text(key: &str, value: &str, max: usize) -> Result<(), BadInput> {
 
 /// A usable address, written in ASCII (an internationalised domain in its
 /// A-label form), as it goes into the envelope and headers.
-fn email(key: &str, value: &str) -> Result<(), BadInput> {
-    let parsed = crate::domain::SubscriberEmail::parse(value)
-        .map_err(|e| config_error(key, format!("is not a usable email address ({e})")))?;
+/// An address setting, parsed once at load: a usable mailbox address in
+/// ASCII (an internationalised domain written in its IDNA form). The error
+/// is reported under the setting's key.
+fn parse_email_setting(value: &str) -> Result<SubscriberEmail, String> {
+    let parsed = SubscriberEmail::parse(value)
+        .map_err(|e| format!("is not a usable email address ({e})"))?;
     if !value.is_ascii() {
-        return Err(config_error(
-            key,
-            format!("must be ASCII; write the domain in its IDNA form: {parsed}"),
+        return Err(format!(
+            "must be ASCII; write the domain in its IDNA form: {parsed}"
         ));
     }
-    Ok(())
+    Ok(parsed)
+}
+
+fn email_address<'de, D: Deserializer<'de>>(d: D) -> Result<SubscriberEmail, D::Error> {
+    let value = String::deserialize(d)?;
+    parse_email_setting(&value).map_err(serde::de::Error::custom)
+}
+
+fn optional_email_address<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SubscriberEmail>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|value| parse_email_setting(&value).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 /// A DNS name or label: ASCII letters, digits, `-`, `_` and dots.
@@ -822,8 +831,7 @@ impl BounceSettings {
             }
         }
         if let Some(address) = &self.address {
-            email("bounce.address", address)?;
-            if address.contains('+') {
+            if address.as_ref().contains('+') {
                 return Err(config_error(
                     "bounce.address",
                     "must not contain `+` (herald adds `+TOKEN` to its local part)",

@@ -66,7 +66,7 @@ async fn ingest(
     mbox: Option<&Path>,
     recipient: Option<&str>,
 ) -> anyhow::Result<u8> {
-    let keys = secrets::signing_keys(store, settings).await?;
+    let keys = secrets::signing_keys(store, &settings.unsubscribe).await?;
     let matcher = Matcher {
         store,
         keys: &keys,

@@ -6,7 +6,7 @@ use crate::secrets;
 
 pub async fn run(settings: &Settings) -> anyhow::Result<u8> {
     let store = super::open_store(settings).await?;
-    let origin = secrets::ensure_signing_key(&store, settings).await?;
+    let origin = secrets::ensure_signing_key(&store, &settings.unsubscribe).await?;
     let counts = store.subscriber_counts().await?;
     store.close().await;
     println!("database ready: {}", settings.database.url);

@@ -240,7 +240,7 @@ async fn check_composes(
     );
     composer.compose(&Addressee {
         subscriber_id: 0,
-        email: &settings.sender.from_address,
+        email: settings.sender.from_address.as_ref(),
         name: None,
         attributes: None,
         message_id: &message_id,

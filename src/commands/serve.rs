@@ -16,7 +16,7 @@ pub async fn run(settings: &Settings, bind: Option<&str>) -> anyhow::Result<u8> 
     };
     let addr = resolve_bind(addr, source).await?;
     let store = super::open_existing_store(settings).await?;
-    if !secrets::has_signing_key(&store, settings).await? {
+    if !secrets::has_signing_key(&store, &settings.unsubscribe).await? {
         store.close().await;
         return Err(bad_input!(
             "the database at {} holds no unsubscribe signing key and unsubscribe.secret is not \
@@ -25,7 +25,7 @@ pub async fn run(settings: &Settings, bind: Option<&str>) -> anyhow::Result<u8> 
             settings.database.url
         ));
     }
-    let keys = secrets::signing_keys(&store, settings).await?;
+    let keys = secrets::signing_keys(&store, &settings.unsubscribe).await?;
     let state = AppState::new(
         store.clone(),
         keys,

@@ -76,7 +76,7 @@ async fn unsubscribe_token(store: &Store, settings: &Settings, input: &str) -> a
         .rsplit_once('@')
         .map_or(input.trim(), |(l, _)| l);
     let token = local.split_once('+').map_or(local, |(_, t)| t);
-    let keys = secrets::signing_keys(store, settings).await?;
+    let keys = secrets::signing_keys(store, &settings.unsubscribe).await?;
     let claims = keys
         .verify(token)
         .ok_or_else(|| bad_input!("not a genuine unsubscribe token"))?;

@@ -38,7 +38,7 @@ pub async fn run(
     let mut composer =
         composer_for(settings, store, compiled, issue.slug(), issue_id, "[TEST] ").await?;
     if let Some(id) = issue_id {
-        let keys = secrets::signing_keys(store, settings).await?;
+        let keys = secrets::signing_keys(store, &settings.unsubscribe).await?;
         let view = render::view_url(settings, issue.slug());
         composer = composer.with_view_url(crate::test_copy::preview_url(&view, &keys, id));
     }

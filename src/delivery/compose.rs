@@ -68,8 +68,8 @@ impl Composer {
             keys,
             issue_id,
             from_name: settings.sender.from_name.clone(),
-            from_address: settings.sender.from_address.clone(),
-            reply_to: settings.sender.reply_to.clone(),
+            from_address: settings.sender.from_address.to_string(),
+            reply_to: settings.sender.reply_to.as_ref().map(|a| a.to_string()),
             feedback_id: settings.sender.feedback_id.clone(),
             list_id: message::list_id_header(
                 &settings.newsletter.name,
@@ -82,8 +82,9 @@ impl Composer {
                 .to_string(),
             mailto_domain: settings.unsubscribe.mailto_domain.clone(),
             view_url: crate::render::view_url(settings, slug),
-            bounce_address: settings.bounce.address.as_deref().and_then(|a| {
-                a.rsplit_once('@')
+            bounce_address: settings.bounce.address.as_ref().and_then(|a| {
+                a.as_ref()
+                    .rsplit_once('@')
                     .map(|(l, d)| (l.to_string(), d.to_string()))
             }),
             signer,

@@ -104,7 +104,7 @@ impl Registered {
 /// What starting a send found.
 pub enum Started {
     /// This process holds the send and may run it.
-    Ready(StartedSend),
+    Ready(Box<StartedSend>),
     /// Another live process is sending this version.
     Busy {
         slug: String,
@@ -335,27 +335,31 @@ impl Dispatch<'_> {
                 "messages in flight when a previous run stopped are now `unknown`"
             );
         }
-        Ok(Started::Ready(StartedSend {
+        Ok(Started::Ready(Box::new(StartedSend {
             record,
             compiled,
             lease,
             first_start,
             added,
             audience,
-        }))
+        })))
     }
 
     /// Deliver a started send until nothing is left that this run can do
     /// or it halts: `interrupt` is the operator's stop (Ctrl-C); an abort
     /// from another process and a lost lease halt it too. The lease is
     /// released at the end.
-    pub async fn run(&self, send: StartedSend, interrupt: &Stopper) -> anyhow::Result<Finished> {
+    pub async fn run(
+        &self,
+        send: Box<StartedSend>,
+        interrupt: &Stopper,
+    ) -> anyhow::Result<Finished> {
         let StartedSend {
             record,
             compiled,
             lease,
             ..
-        } = send;
+        } = *send;
         let composer = composer_for(
             self.settings,
             self.store,
@@ -392,7 +396,7 @@ impl Dispatch<'_> {
             composer,
             connector,
             limiter: SendLimiter::new(&self.settings.sender),
-            options: EngineOptions::from_settings(self.settings),
+            options: EngineOptions::new(&self.settings.sender, &self.settings.smtp),
         };
         let report = super::run(self.store, &record, plan, stop, &self.progress).await;
         for watcher in &watchers {
@@ -488,7 +492,7 @@ pub async fn composer_for(
     issue_id: Option<i64>,
     subject_prefix: &str,
 ) -> anyhow::Result<Composer> {
-    let keys = secrets::signing_keys(store, settings).await?;
+    let keys = secrets::signing_keys(store, &settings.unsubscribe).await?;
     let signer = Signer::load_all(settings.dkim.keys())?.map(Arc::new);
     Ok(Composer::new(
         settings,

@@ -42,8 +42,8 @@ pub fn problems(settings: &Settings, allow_unsafe_links: bool) -> Vec<String> {
         };
         same(
             "sender.from_address",
-            &settings.sender.from_address,
-            &demo.sender.from_address,
+            settings.sender.from_address.as_ref(),
+            demo.sender.from_address.as_ref(),
             &mut out,
         );
         same(

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch, Mutex};
 
-use crate::config::{OnUnknown, Settings};
+use crate::config::{SenderSettings, SmtpSettings};
 use crate::mailer::transport::Connector;
 use crate::store::deliveries::{ClaimedDelivery, Outcome};
 use crate::store::issues::IssueRecord;
@@ -129,22 +129,20 @@ pub struct EngineOptions {
     /// Bound of each send stage; a stopped run waits this long for a
     /// message in flight.
     pub send_timeout: Duration,
-    pub on_unknown: OnUnknown,
 }
 
 impl EngineOptions {
-    pub fn from_settings(settings: &Settings) -> EngineOptions {
+    pub fn new(sender: &SenderSettings, smtp: &SmtpSettings) -> EngineOptions {
         EngineOptions {
-            concurrency: settings.sender.concurrency,
+            concurrency: sender.concurrency,
             retry: RetryPolicy {
-                max_attempts: settings.sender.max_attempts,
-                base: Duration::from_millis(settings.sender.retry_base_ms),
+                max_attempts: sender.max_attempts,
+                base: Duration::from_millis(sender.retry_base_ms),
             },
-            linger: Duration::from_secs(settings.sender.linger_secs),
-            reconnect_attempts: settings.smtp.reconnect_attempts,
-            reconnect_backoff: Duration::from_millis(settings.smtp.reconnect_backoff_ms),
-            send_timeout: Duration::from_secs(settings.smtp.send_timeout_secs),
-            on_unknown: settings.sender.on_unknown,
+            linger: Duration::from_secs(sender.linger_secs),
+            reconnect_attempts: smtp.reconnect_attempts,
+            reconnect_backoff: Duration::from_millis(smtp.reconnect_backoff_ms),
+            send_timeout: Duration::from_secs(smtp.send_timeout_secs),
         }
     }
 }

@@ -653,7 +653,7 @@ fn fixed_value(f: Fixed, issue: &Issue, settings: &Settings) -> String {
         Fixed::NewsletterName => settings.newsletter.name.clone(),
         Fixed::PostalAddress => settings.newsletter.postal_address.clone(),
         Fixed::ListId => settings.newsletter.list_id.clone(),
-        Fixed::FromAddress => settings.sender.from_address.clone(),
+        Fixed::FromAddress => settings.sender.from_address.to_string(),
         Fixed::IssueSubject => issue.subject().to_string(),
         Fixed::IssuePreheader => issue.preheader().to_string(),
         Fixed::IssueSlug => issue.slug().to_string(),

@@ -275,8 +275,8 @@ fn context(issue: &Issue, settings: &Settings, flavour: Flavour) -> Value {
     let contact = issue
         .contact
         .as_deref()
-        .or(settings.sender.reply_to.as_deref())
-        .or(Some(settings.sender.from_address.as_str()));
+        .or(settings.sender.reply_to.as_ref().map(AsRef::as_ref))
+        .or(Some(settings.sender.from_address.as_ref()));
     minijinja::context! {
         issue => Value::from_serialize(IssueView {
             slug: issue.slug(),
@@ -290,8 +290,8 @@ fn context(issue: &Issue, settings: &Settings, flavour: Flavour) -> Value {
             name: &settings.newsletter.name,
             postal_address: &settings.newsletter.postal_address,
             list_id: &settings.newsletter.list_id,
-            from_address: &settings.sender.from_address,
-            reply_to: settings.sender.reply_to.as_deref(),
+            from_address: settings.sender.from_address.as_ref(),
+            reply_to: settings.sender.reply_to.as_ref().map(AsRef::as_ref),
         }),
         recipient => minijinja::context! {
             name => Slot::Name.sentinel(Some(&issue.name_fallback)),
