@@ -303,7 +303,31 @@ impl Dispatch<'_> {
             }
         };
         let first_start = record.started_at.is_none();
-        let audience = stored_audience(&record).context("reading the stored audience")?;
+        match self.snapshot(&record, first_start).await {
+            Ok((added, audience)) => Ok(Started::Ready(Box::new(StartedSend {
+                record,
+                compiled,
+                lease,
+                first_start,
+                added,
+                audience,
+            }))),
+            Err(e) => {
+                lease.release().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Under the send lease: snapshot the audience on the first start
+    /// (returns the rows added and the stored filter), then recover the
+    /// rows a previous run left `claimed`.
+    async fn snapshot(
+        &self,
+        record: &IssueRecord,
+        first_start: bool,
+    ) -> anyhow::Result<(u64, Option<Audience>)> {
+        let audience = stored_audience(record).context("reading the stored audience")?;
         let prefix = if record.version == 1 {
             record.slug.clone()
         } else {
@@ -335,14 +359,7 @@ impl Dispatch<'_> {
                 "messages in flight when a previous run stopped are now `unknown`"
             );
         }
-        Ok(Started::Ready(Box::new(StartedSend {
-            record,
-            compiled,
-            lease,
-            first_start,
-            added,
-            audience,
-        })))
+        Ok((added, audience))
     }
 
     /// Deliver a started send until nothing is left that this run can do
@@ -360,7 +377,7 @@ impl Dispatch<'_> {
             lease,
             ..
         } = *send;
-        let composer = composer_for(
+        let composer = match composer_for(
             self.settings,
             self.store,
             &compiled,
@@ -368,7 +385,14 @@ impl Dispatch<'_> {
             Some(record.id),
             "",
         )
-        .await?;
+        .await
+        {
+            Ok(composer) => composer,
+            Err(e) => {
+                lease.release().await;
+                return Err(e);
+            }
+        };
         let stop = Stopper::default();
         let watchers = [
             tokio::spawn({
@@ -402,7 +426,10 @@ impl Dispatch<'_> {
         for watcher in &watchers {
             watcher.abort();
         }
-        let finished = self.finish(&record, report?, server).await;
+        let finished = match report {
+            Ok(report) => self.finish(&record, report, server).await,
+            Err(e) => Err(e),
+        };
         lease.release().await;
         finished
     }
