@@ -505,6 +505,55 @@ fn a_run_due_lease_held_on_another_host_is_respected_until_it_expires_then_taken
 }
 
 #[test]
+fn an_issue_whose_send_lease_another_host_holds_is_left_to_it_by_run_due_and_send() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 5);
+    let issue = write_issue(&env, "busy");
+    assert_ok(&schedule(&env, &issue, AT, HOUR_BEFORE));
+    // The only issue version: id 1, its send lease `send:1`.
+    let other = "other-host.example:4242:0badcafe";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(env.store());
+    let at = |secs: i64| {
+        herald::store::format_time(chrono::Utc::now() + chrono::Duration::seconds(secs))
+    };
+    assert!(rt
+        .block_on(store.acquire_lease("send:1", other, &at(0), &at(600)))
+        .unwrap());
+
+    // run-due finds the issue busy: not a failure, still scheduled.
+    let out = run_due(&env, MINUTE_AFTER);
+    assert_ok(&out);
+    assert_eq!(outbox(&env), 0);
+    assert_eq!(ledger(&env, &issue)["state"], "scheduled");
+
+    // A live send by hand refuses to start a second sender.
+    let out = env
+        .herald()
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "another herald process is sending `busy` right now ({other}"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(outbox(&env), 0);
+    assert_eq!(
+        rt.block_on(store.lease_holder("send:1"))
+            .unwrap()
+            .unwrap()
+            .0,
+        other
+    );
+    rt.block_on(store.close());
+}
+
+#[test]
 fn run_due_resumes_a_live_send_whose_deferred_recipients_came_due() {
     let env = TestEnv::new();
     seed_subscribers(&env, 10);
