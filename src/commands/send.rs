@@ -231,7 +231,7 @@ async fn dry_run(
             let message_id = format!("{}.{}@{}", issue.slug(), sub.id, settings.sending_domain());
             let message = composer.compose(&Addressee {
                 subscriber_id: sub.id,
-                email: &sub.email,
+                email: sub.email.as_ref(),
                 name: sub.name.as_deref(),
                 attributes: Some(&sub.attributes),
                 message_id: &message_id,
@@ -814,7 +814,7 @@ pub async fn status(
                     println!(
                         "{:<9} {:<40} {:>8}  {}{when}",
                         p.state,
-                        for_terminal(&p.email),
+                        for_terminal(p.email.as_ref()),
                         p.attempts,
                         for_terminal(&reply)
                     );

@@ -10,22 +10,12 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 
-use super::{pages, AppState};
+use super::pages::{self, ArchiveEntry as Entry};
+use super::AppState;
 use crate::store::issues::ArchivedIssue;
 
 /// The most issues listed (the newest).
 pub const MAX_ENTRIES: i64 = 500;
-
-/// One archive entry ready for display.
-pub struct Entry {
-    pub subject: String,
-    /// Path of the web version (under the base path).
-    pub path: String,
-    /// e.g. "14 December 2018".
-    pub date: String,
-    /// RFC 3339, as stored.
-    pub started_at: String,
-}
 
 async fn entries(state: &AppState) -> Result<Vec<Entry>, Response> {
     let issues = state

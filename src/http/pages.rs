@@ -65,6 +65,11 @@ pub fn mask_email(email: &str) -> String {
     }
 }
 
+/// A short plain-text answer (to a provider's webhook), never cached.
+pub fn plain_text(status: StatusCode, body: &'static str) -> Response {
+    (status, [(CACHE_CONTROL, "no-store")], body).into_response()
+}
+
 /// An HTML response with the page headers.
 fn respond(status: StatusCode, html: String) -> Response {
     let mut res = (status, html).into_response();
@@ -247,9 +252,20 @@ pub fn unsubscribe_help(newsletter: &str) -> Response {
     respond(StatusCode::OK, layout("Unsubscribe", &body))
 }
 
+/// One archive entry ready for display.
+pub struct ArchiveEntry {
+    pub subject: String,
+    /// Path of the web version (under the base path).
+    pub path: String,
+    /// e.g. "14 December 2018".
+    pub date: String,
+    /// RFC 3339, as stored.
+    pub started_at: String,
+}
+
 /// `GET /issues`: the archive. Public and cacheable, unlike the
 /// token-bearing pages.
-pub fn archive(newsletter: &str, entries: &[super::archive::Entry], feed_path: &str) -> Response {
+pub fn archive(newsletter: &str, entries: &[ArchiveEntry], feed_path: &str) -> Response {
     let mut body = heading(newsletter, "Past issues");
     if entries.is_empty() {
         body.push_str("<p>No issue has been sent yet.</p>\n");
