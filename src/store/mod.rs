@@ -11,6 +11,7 @@ pub mod issues;
 mod leases;
 pub mod meta;
 pub mod schedule;
+mod states;
 pub mod subscribers;
 mod test_sends;
 pub mod unsubscribe;
