@@ -310,21 +310,31 @@ pub fn archive(newsletter: &str, entries: &[ArchiveEntry], feed_path: &str) -> R
     res
 }
 
-/// A compiled issue as a web page. Its own inline styles and remote images
-/// are allowed; scripts, forms and framing are not.
-pub fn web_issue(html: String) -> Response {
-    let mut res = (StatusCode::OK, html).into_response();
+/// The archive's Atom feed.
+pub fn atom_feed(xml: String) -> Response {
+    public("application/atom+xml; charset=utf-8", xml)
+}
+
+/// A public response that caches may keep for five minutes (the archive,
+/// its feed, a web version; never a token-bearing page).
+fn public(content_type: &'static str, body: String) -> Response {
+    let mut res = (StatusCode::OK, body).into_response();
     let h = res.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(
         CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
     );
-    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    res
+}
+
+/// A compiled issue as a web page. Its own inline styles and remote images
+/// are allowed; scripts, forms and framing are not.
+pub fn web_issue(html: String) -> Response {
+    let mut res = public("text/html; charset=utf-8", html);
+    let h = res.headers_mut();
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(
         CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
