@@ -32,11 +32,6 @@ import re
 import sys
 from collections import defaultdict
 
-# File-level edges (importer, imported) tolerated for now, each with the
-# reason. Every entry is a known cycle waiting for a fix; an entry that no
-# longer matches an edge is reported so it can be deleted.
-ALLOWED_EDGES = {}
-
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
@@ -392,9 +387,6 @@ def main():
         to = crate.resolve(segs)
         if to != module and to in modules:
             evidence[(module, to)].append(f"{os.path.relpath(crate.files[module], root)}:{line}")
-    allowed = {(tuple(a.split("::")), tuple(b.split("::"))) for a, b in ALLOWED_EDGES}
-    stale = sorted(e for e in allowed if e not in evidence)
-    checked = {e: v for e, v in evidence.items() if e not in allowed}
 
     problems, cycle_edges = [], set()
     parents = sorted({m[:-1] for m in modules if m})
@@ -402,7 +394,7 @@ def main():
         kids = {parent + (c,) for c in crate.children[parent]} & modules
         lifted = defaultdict(set)  # sibling -> siblings it depends on
         why = defaultdict(list)
-        for (a, b), places in checked.items():
+        for (a, b), places in evidence.items():
             if not (within(a, parent) and within(b, parent)) or a == parent or b == parent:
                 continue
             ka, kb = a[: len(parent) + 1], b[: len(parent) + 1]
@@ -438,14 +430,9 @@ def main():
                 f.write(f'  "{name(top)}";\n')
         for a, b in sorted(evidence):
             style = ' [color=red, penwidth=2]' if (a, b) in cycle_edges else ""
-            style = ' [style=dashed, color=orange]' if (a, b) in allowed else style
             f.write(f'  "{name(a)}" -> "{name(b)}"{style};\n')
         f.write("}\n")
 
-    for a, b in stale:
-        print(f"module-graph: allowed edge {name(a)} -> {name(b)} no longer exists: delete it from ALLOWED_EDGES", file=sys.stderr)
-    for (a, b) in sorted(allowed - set(stale)):
-        print(f"module-graph: tolerated for now: {name(a)} -> {name(b)} ({ALLOWED_EDGES[(name(a), name(b))]})", file=sys.stderr)
     if problems:
         for p in problems:
             print(p, file=sys.stderr)

@@ -4,14 +4,16 @@
 #      node >= 20 with npm, chromium, spamassassin) and installs the missing
 #      ones with apt-get when run as root on Debian/Ubuntu, else names the packages
 #      to install and stops before building anything;
-#   2. creates (once, reused) a virtualenv of the pinned Python test tools in
+#   2. checks the module graph (scripts/module-graph.py: no import cycles
+#      between sibling or top-level modules; writes target/module-graph.dot);
+#   3. creates (once, reused) a virtualenv of the pinned Python test tools in
 #      tests/requirements.txt and puts it first on PATH, so the tests'
 #      `python3` has aiosmtpd and dkimpy; nothing is installed into the
 #      system Python;
-#   3. runs `cargo test --locked` (unit tests; integration tests against a
+#   4. runs `cargo test --locked` (unit tests; integration tests against a
 #      real SQLite file, a real SMTP server over TCP and a real HTTP client;
 #      interop with aiosmtpd, Python's `email` and dkimpy; the rate test);
-#   4. runs the headless-Chromium checks (the bundled issue and the MJML
+#   5. runs the headless-Chromium checks (the bundled issue and the MJML
 #      design fixture at 375 and 640 px; the unsubscribe page clicked at
 #      phone width).
 #
@@ -74,7 +76,10 @@ if ((${#missing_pkgs[@]})); then
     fi
 fi
 
-# --- 2. the Python test tools, in a virtualenv of their own ----------------
+# --- 2. the module graph: no import cycles --------------------------------
+python3 scripts/module-graph.py
+
+# --- 3. the Python test tools, in a virtualenv of their own ----------------
 stamp="$venv/.requirements"
 want="$(python3 -c 'import sys; print(sys.version)' 2>/dev/null | head -1)
 $(cat "$requirements")"
@@ -94,7 +99,7 @@ fi
 export PATH="$venv/bin:$PATH"
 export VIRTUAL_ENV=$venv
 
-# --- 3. and 4. the tests ---------------------------------------------------
+# --- 4. and 5. the tests ---------------------------------------------------
 cargo test --locked
 echo "== browser: rendered issue"
 bash scripts/browser-check.sh

@@ -14,7 +14,7 @@ use crate::bad_input;
 use crate::domain::{SubscriberEmail, SubscriberName, SubscriberStatus};
 use crate::safe_text::from_spreadsheet;
 use crate::store::subscribers::{ImportRow, UpsertCounts, IMPORT_BATCH_ROWS};
-use crate::store::Store;
+use crate::store::{Store, StoreResult};
 
 /// A row that was skipped, with its 1-based line number in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,7 +210,7 @@ pub async fn import_reader_with(
     let mut report = ImportReport::default();
     let mut batch = Batch::default();
     let mut record = csv::StringRecord::new();
-    let mut writing: Option<tokio::task::JoinHandle<sqlx::Result<UpsertCounts>>> = None;
+    let mut writing: Option<tokio::task::JoinHandle<StoreResult<UpsertCounts>>> = None;
     loop {
         match reader.read_record(&mut record) {
             Ok(false) => break,

@@ -392,7 +392,7 @@ impl Pass<'_, '_> {
             }
             Started::Ready(send) => {
                 self.observer.started(&send);
-                let finished = self.dispatch.run(send, self.interrupt).await?;
+                let finished = self.dispatch.run(*send, self.interrupt).await?;
                 self.observer.finished(&finished);
                 Ok(IssueOutcome::Delivered(finished.outcome))
             }

@@ -91,6 +91,13 @@ impl SigningKeys {
     }
 }
 
+/// The unsubscribe link carrying `token`: `BASE/unsubscribe/TOKEN`, where
+/// `base` is the public base URL (or, on the HTTP side, its path), with or
+/// without a trailing slash.
+pub fn unsubscribe_url(base: &str, token: &str) -> String {
+    format!("{}/unsubscribe/{token}", base.trim_end_matches('/'))
+}
+
 /// VERP tokens: `ISSUE-SUBSCRIBER-MAC` in decimal and lower-case hex, so an
 /// MTA that folds the local part to lower case keeps them intact. The MAC
 /// is HMAC-SHA256 under the same keys with its own label, truncated to 64

@@ -36,7 +36,7 @@ pub async fn run(
             let message_id = format!("{}.{}@{}", issue.slug(), sub.id, settings.sending_domain());
             let message = composer.compose(&Addressee {
                 subscriber_id: sub.id,
-                email: &sub.email,
+                email: sub.email.as_ref(),
                 name: sub.name.as_deref(),
                 attributes: Some(&sub.attributes),
                 message_id: &message_id,

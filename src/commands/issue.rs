@@ -235,7 +235,7 @@ impl Sample {
                 store.close().await;
                 let sub = found?
                     .ok_or_else(|| crate::bad_input!("--sample {address}: no such subscriber"))?;
-                (sub.id, sub.email, sub.name, sub.attributes)
+                (sub.id, sub.email.into_inner(), sub.name, sub.attributes)
             }
         };
         let keys = SigningKeys::new(SAMPLE_KEY.into(), None);
@@ -248,10 +248,7 @@ impl Sample {
             email,
             name,
             attributes,
-            unsubscribe_url: format!(
-                "{}/unsubscribe/{token}",
-                settings.http.public_base_url.trim_end_matches('/')
-            ),
+            unsubscribe_url: crate::token::unsubscribe_url(&settings.http.public_base_url, &token),
             view_url: render::view_url(settings, issue.slug()),
         })
     }

@@ -91,7 +91,7 @@ pub async fn live(
         .register(&file, opts.force_new_version, audience)
         .await?;
     let send = match dispatch.start(registered).await? {
-        Started::Ready(send) => send,
+        Started::Ready(send) => *send,
         Started::Busy {
             slug,
             holder,

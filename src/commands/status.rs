@@ -157,7 +157,7 @@ pub async fn run(
                     println!(
                         "{:<9} {:<40} {:>8}  {}{when}",
                         p.state,
-                        for_terminal(&p.email),
+                        for_terminal(p.email.as_ref()),
                         p.attempts,
                         for_terminal(&reply)
                     );

@@ -221,7 +221,7 @@ impl<W: Write> Sink<W> {
                     out,
                     "{:>7}  {:<40}  {:<24}  {:<12}  {}",
                     sub.id,
-                    for_terminal(&sub.email),
+                    for_terminal(sub.email.as_ref()),
                     for_terminal(sub.name.as_deref().unwrap_or("-")),
                     sub.status.as_str(),
                     sub.created_at
@@ -237,7 +237,7 @@ impl<W: Write> Sink<W> {
                 // the export must not run `=HYPERLINK(…)` from a name.
                 w.write_record(
                     [
-                        sub.email.as_str(),
+                        sub.email.as_ref(),
                         sub.name.as_deref().unwrap_or(""),
                         sub.status.as_str(),
                         sub.created_at.as_str(),

@@ -103,11 +103,7 @@ impl Composer {
 
     /// The one-click unsubscribe URL for a subscriber.
     pub fn unsubscribe_url(&self, subscriber_id: i64) -> String {
-        format!(
-            "{}/unsubscribe/{}",
-            self.base_url,
-            self.token(subscriber_id)
-        )
+        crate::token::unsubscribe_url(&self.base_url, &self.token(subscriber_id))
     }
 
     fn token(&self, subscriber_id: i64) -> String {
@@ -129,7 +125,7 @@ impl Composer {
     /// Build one recipient's complete message.
     pub fn compose(&self, to: &Addressee<'_>) -> anyhow::Result<OutgoingMessage> {
         let token = self.token(to.subscriber_id);
-        let unsubscribe_url = format!("{}/unsubscribe/{token}", self.base_url);
+        let unsubscribe_url = crate::token::unsubscribe_url(&self.base_url, &token);
         let mailto = self
             .mailto_domain
             .as_ref()

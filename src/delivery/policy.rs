@@ -102,7 +102,7 @@ mod tests {
         ClaimedDelivery {
             id: 1,
             subscriber_id: 9,
-            email: "a@example.org".into(),
+            email: crate::domain::SubscriberEmail::parse("a@example.org").unwrap(),
             name: None,
             attributes: Default::default(),
             message_id: "m@example.org".into(),

@@ -148,7 +148,7 @@ impl Worker {
         let shared = self.shared.clone();
         let message = match shared.composer.compose(&Addressee {
             subscriber_id: job.subscriber_id,
-            email: &job.email,
+            email: job.email.as_ref(),
             name: job.name.as_deref(),
             attributes: Some(&job.attributes),
             message_id: &job.message_id,
@@ -169,11 +169,7 @@ impl Worker {
                 return Ok(None);
             }
         };
-        let domain = job
-            .email
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_ascii_lowercase())
-            .unwrap_or_default();
+        let domain = job.email.domain();
         let mut replaced_stale = false;
         let mut paced = false;
         let result = loop {
@@ -203,7 +199,7 @@ impl Worker {
             // stale one keeps its place.
             if !paced {
                 tokio::select! {
-                    _ = shared.limiter.until_ready(&domain) => {}
+                    _ = shared.limiter.until_ready(domain) => {}
                     _ = shared.stop.halted() => {
                         self.release(job.id).await;
                         return Ok(None);

@@ -26,12 +26,12 @@ pub enum Filter {
 pub struct Audience(BTreeMap<String, Filter>);
 
 fn check_key(key: &str) -> Result<(), String> {
-    if crate::render::is_attr_key(key) {
+    if super::is_attr_key(key) {
         Ok(())
     } else {
         Err(format!(
             "`{key}`: an attribute key is 1 to {} of A-Z a-z 0-9 _ -",
-            crate::render::MAX_ATTR_KEY
+            super::MAX_ATTR_KEY
         ))
     }
 }

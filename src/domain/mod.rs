@@ -1,6 +1,7 @@
 //! Newtypes that parse: once a value has one of these types it is known good,
 //! so code downstream never re-checks strings.
 
+mod attribute_key;
 mod audience;
 mod ledger;
 mod subscriber_email;
@@ -8,6 +9,7 @@ mod subscriber_name;
 mod subscriber_status;
 mod unsubscribe_source;
 
+pub use attribute_key::{is_attr_key, MAX_ATTR_KEY};
 pub use audience::{Audience, Filter};
 pub use ledger::{DeliveryState, IssueState, LedgerCounts};
 pub use subscriber_email::SubscriberEmail;

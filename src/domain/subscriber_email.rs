@@ -121,6 +121,12 @@ impl AsRef<str> for SubscriberEmail {
     }
 }
 
+impl serde::Serialize for SubscriberEmail {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
 impl fmt::Display for SubscriberEmail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

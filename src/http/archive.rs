@@ -5,27 +5,16 @@
 //! appears: subjects are shown with their attribute defaults.
 
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 
-use super::{pages, AppState};
+use super::pages::{self, ArchiveEntry as Entry};
+use super::AppState;
 use crate::store::issues::ArchivedIssue;
 
 /// The most issues listed (the newest).
 pub const MAX_ENTRIES: i64 = 500;
-
-/// One archive entry ready for display.
-pub struct Entry {
-    pub subject: String,
-    /// Path of the web version (under the base path).
-    pub path: String,
-    /// e.g. "14 December 2018".
-    pub date: String,
-    /// RFC 3339, as stored.
-    pub started_at: String,
-}
 
 async fn entries(state: &AppState) -> Result<Vec<Entry>, Response> {
     let issues = state
@@ -79,18 +68,7 @@ pub async fn feed(State(state): State<AppState>) -> Response {
         state.base_path(),
         &entries,
     );
-    let mut res = (StatusCode::OK, xml).into_response();
-    let h = res.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/atom+xml; charset=utf-8"),
-    );
-    h.insert(
-        CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    res
+    pages::atom_feed(xml)
 }
 
 /// The Atom document. `public_base_url` is absolute (links in a feed must

@@ -1,5 +1,5 @@
 //! Batched database work for concurrent requests. Every link request reads
-//! one subscriber, and a first unsubscribe writes one; with sqlx's SQLite
+//! one subscriber, and a first unsubscribe writes one; with the SQLite
 //! driver each statement is a round trip to a connection's worker thread,
 //! and at thousands of requests per second those thread hand-offs (and, for
 //! writes, one transaction each) are the cost, not SQLite.
@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::domain::UnsubscribeSource;
 use crate::store::unsubscribe::LinkSubscriber;
-use crate::store::Store;
+use crate::store::{Store, StoreError, StoreResult};
 
 /// Most ids in one statement.
 pub const MAX_BATCH: usize = 128;
@@ -31,7 +31,7 @@ pub const READS_IN_FLIGHT: usize = 2;
 /// Requests waiting beyond this make callers wait to enqueue (backpressure).
 const QUEUE: usize = 4096;
 
-type Answer<V> = Result<V, Arc<sqlx::Error>>;
+type Answer<V> = Result<V, Arc<StoreError>>;
 type Queued<K, V> = (K, oneshot::Sender<Answer<V>>);
 
 /// A queue in front of one batched statement: `get(key)` answers with that
@@ -55,7 +55,7 @@ impl<K: Send + 'static, V: Send + 'static> Batcher<K, V> {
     fn spawn<F, Fut>(in_flight: usize, run: F) -> Batcher<K, V>
     where
         F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = sqlx::Result<Vec<V>>> + Send + 'static,
+        Fut: Future<Output = StoreResult<Vec<V>>> + Send + 'static,
     {
         let (queue, requests) = mpsc::channel(QUEUE);
         tokio::spawn(drive(requests, in_flight, run));
@@ -79,7 +79,7 @@ async fn drive<K, V, F, Fut>(mut requests: mpsc::Receiver<Queued<K, V>>, in_flig
 where
     V: Send + 'static,
     F: Fn(Vec<K>) -> Fut,
-    Fut: Future<Output = sqlx::Result<Vec<V>>> + Send + 'static,
+    Fut: Future<Output = StoreResult<Vec<V>>> + Send + 'static,
 {
     let mut running = JoinSet::new();
     loop {

@@ -135,10 +135,9 @@ impl Metrics {
     }
 }
 
-/// Gauges read from the database at every scrape. This is the place for
-/// more of them: a ledger's deliveries by state for recent issues go here as
-/// one more family registered in [`DatabaseGauges::register`] and one more
-/// store query in [`DatabaseGauges::refresh`].
+/// Metrics read from the database at every scrape: subscribers by status,
+/// ledger rows by state for the most recently started issues, and recorded
+/// bounces by kind.
 struct DatabaseGauges {
     subscribers: Family<StatusLabels, Gauge>,
     deliveries: Family<DeliveryLabels, Gauge>,

@@ -1,6 +1,7 @@
 //! `herald serve`: the HTTP side of herald. Owns the axum router, the
 //! unsubscribe pages and the RFC 8058 one-click endpoint, `/healthz` and
-//! `/metrics`, and the server that runs them until SIGINT/SIGTERM.
+//! `/metrics`, the bounce webhooks, the web version and archive of sent
+//! issues, and the server that runs them until SIGINT/SIGTERM.
 //!
 //! Invariants: HTTP never sends mail; SQL stays in `store/`; a GET never
 //! changes state; tokens never reach the logs (requests are logged by route
@@ -8,11 +9,14 @@
 //!
 //! - `server`: binding, the accept loop, timeouts, graceful shutdown.
 //! - `unsubscribe`: the unsubscribe and resubscribe handlers.
-//! - `pages`: the HTML pages and their response headers.
+//! - `pages`: the HTML pages, their response headers, and the short
+//!   plain-text answers to webhooks.
 //! - `metrics`: Prometheus metrics and the request-logging middleware.
 //! - `health`: `/healthz`.
 //! - `batch`: batches the subscriber reads and writes of concurrent requests.
-//! - `webhooks`: bounce and complaint webhooks from email service providers.
+//! - `webhooks`: bounce and complaint webhooks (Mailgun, generic JSON).
+//! - `sns`: Amazon SES bounces and complaints through SNS (certificate and
+//!   signature checks).
 //! - `web`: the web version of each sent issue.
 //! - `archive`: the list of sent issues and its Atom feed.
 

@@ -65,6 +65,11 @@ pub fn mask_email(email: &str) -> String {
     }
 }
 
+/// A short plain-text answer (to a provider's webhook), never cached.
+pub fn plain_text(status: StatusCode, body: &'static str) -> Response {
+    (status, [(CACHE_CONTROL, "no-store")], body).into_response()
+}
+
 /// An HTML response with the page headers.
 fn respond(status: StatusCode, html: String) -> Response {
     let mut res = (status, html).into_response();
@@ -247,9 +252,20 @@ pub fn unsubscribe_help(newsletter: &str) -> Response {
     respond(StatusCode::OK, layout("Unsubscribe", &body))
 }
 
+/// One archive entry ready for display.
+pub struct ArchiveEntry {
+    pub subject: String,
+    /// Path of the web version (under the base path).
+    pub path: String,
+    /// e.g. "14 December 2018".
+    pub date: String,
+    /// RFC 3339, as stored.
+    pub started_at: String,
+}
+
 /// `GET /issues`: the archive. Public and cacheable, unlike the
 /// token-bearing pages.
-pub fn archive(newsletter: &str, entries: &[super::archive::Entry], feed_path: &str) -> Response {
+pub fn archive(newsletter: &str, entries: &[ArchiveEntry], feed_path: &str) -> Response {
     let mut body = heading(newsletter, "Past issues");
     if entries.is_empty() {
         body.push_str("<p>No issue has been sent yet.</p>\n");
@@ -294,21 +310,31 @@ pub fn archive(newsletter: &str, entries: &[super::archive::Entry], feed_path: &
     res
 }
 
-/// A compiled issue as a web page. Its own inline styles and remote images
-/// are allowed; scripts, forms and framing are not.
-pub fn web_issue(html: String) -> Response {
-    let mut res = (StatusCode::OK, html).into_response();
+/// The archive's Atom feed.
+pub fn atom_feed(xml: String) -> Response {
+    public("application/atom+xml; charset=utf-8", xml)
+}
+
+/// A public response that caches may keep for five minutes (the archive,
+/// its feed, a web version; never a token-bearing page).
+fn public(content_type: &'static str, body: String) -> Response {
+    let mut res = (StatusCode::OK, body).into_response();
     let h = res.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(
         CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
     );
-    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    res
+}
+
+/// A compiled issue as a web page. Its own inline styles and remote images
+/// are allowed; scripts, forms and framing are not.
+pub fn web_issue(html: String) -> Response {
+    let mut res = public("text/html; charset=utf-8", html);
+    let h = res.headers_mut();
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(
         CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(

@@ -26,8 +26,7 @@ use serde::Deserialize;
 use tokio_rustls::rustls;
 use x509_cert::der::{DecodePem, Encode};
 
-use super::webhooks::text;
-use super::AppState;
+use super::{pages, AppState};
 use crate::bounce::report::Outcome;
 use crate::bounce::{Event, Matcher};
 
@@ -238,17 +237,17 @@ impl SnsMessage {
 /// `POST /webhooks/ses`.
 pub async fn ses(State(state): State<AppState>, body: Bytes) -> Response {
     let Some(w) = state.webhooks() else {
-        return super::unsubscribe::fallback().await;
+        return pages::not_found();
     };
     let Some(verifier) = &w.sns else {
-        return super::unsubscribe::fallback().await;
+        return pages::not_found();
     };
     let Ok(message) = serde_json::from_slice::<SnsMessage>(&body) else {
-        return text(StatusCode::BAD_REQUEST, "not an SNS message\n");
+        return pages::plain_text(StatusCode::BAD_REQUEST, "not an SNS message\n");
     };
     if let Err(why) = verifier.verify(&message).await {
         tracing::warn!(reason = why, "refused an SNS message");
-        return text(StatusCode::FORBIDDEN, "signature not verified\n");
+        return pages::plain_text(StatusCode::FORBIDDEN, "signature not verified\n");
     }
     match message.kind.as_str() {
         "SubscriptionConfirmation" => {
@@ -257,33 +256,36 @@ pub async fn ses(State(state): State<AppState>, body: Bytes) -> Response {
                 .as_deref()
                 .and_then(|u| verifier.allowed_url(u))
             else {
-                return text(StatusCode::FORBIDDEN, "subscribe URL not on an SNS host\n");
+                return pages::plain_text(
+                    StatusCode::FORBIDDEN,
+                    "subscribe URL not on an SNS host\n",
+                );
             };
             match https_get(&verifier.tls, &url).await {
                 Ok(_) => {
                     tracing::info!(topic = message.topic_arn, "confirmed the SNS subscription");
-                    text(StatusCode::OK, "subscription confirmed\n")
+                    pages::plain_text(StatusCode::OK, "subscription confirmed\n")
                 }
                 Err(e) => {
                     tracing::error!(
                         error = format!("{e:#}"),
                         "confirming the SNS subscription failed"
                     );
-                    text(StatusCode::BAD_GATEWAY, "could not confirm\n")
+                    pages::plain_text(StatusCode::BAD_GATEWAY, "could not confirm\n")
                 }
             }
         }
         "Notification" => notification(&state, &message).await,
-        _ => text(StatusCode::OK, "ignored\n"),
+        _ => pages::plain_text(StatusCode::OK, "ignored\n"),
     }
 }
 
 async fn notification(state: &AppState, message: &SnsMessage) -> Response {
     let Ok(n) = serde_json::from_str::<SesNotification>(&message.message) else {
-        return text(StatusCode::OK, "ignored: not an SES notification\n");
+        return pages::plain_text(StatusCode::OK, "ignored: not an SES notification\n");
     };
     let Some(w) = state.webhooks() else {
-        return super::unsubscribe::fallback().await;
+        return pages::not_found();
     };
     let message_id = n.mail.as_ref().and_then(|m| {
         m.headers
@@ -318,7 +320,7 @@ async fn notification(state: &AppState, message: &SnsMessage) -> Response {
             }
         }
         // Delivery, Send, Open…: nothing to act on.
-        _ => return text(StatusCode::OK, "ignored\n"),
+        _ => return pages::plain_text(StatusCode::OK, "ignored\n"),
     }
     let matcher = Matcher {
         store: state.store(),
@@ -341,10 +343,10 @@ async fn notification(state: &AppState, message: &SnsMessage) -> Response {
         };
         if let Err(e) = matcher.ingest_event(&event).await {
             tracing::error!(error = format!("{e:#}"), "recording an SES event failed");
-            return text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+            return pages::plain_text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
         }
     }
-    text(StatusCode::OK, "recorded\n")
+    pages::plain_text(StatusCode::OK, "recorded\n")
 }
 
 #[derive(Deserialize)]

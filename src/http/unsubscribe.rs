@@ -21,7 +21,8 @@ use chrono::{DateTime, Utc};
 use super::{pages, AppState};
 use crate::domain::{SubscriberStatus, UnsubscribeSource};
 use crate::store::unsubscribe::LinkSubscriber;
-use crate::token::TokenClaims;
+use crate::store::StoreError;
+use crate::token::{unsubscribe_url, TokenClaims};
 
 /// How long after unsubscribing the confirmation page's "Resubscribe"
 /// button works. An undo for a mis-click, short so that whoever holds a
@@ -44,8 +45,8 @@ pub enum LinkError {
     Internal(#[from] anyhow::Error),
 }
 
-impl From<sqlx::Error> for LinkError {
-    fn from(e: sqlx::Error) -> LinkError {
+impl From<StoreError> for LinkError {
+    fn from(e: StoreError) -> LinkError {
         LinkError::Internal(anyhow::Error::new(e).context("reading or updating the subscriber"))
     }
 }
@@ -101,11 +102,11 @@ pub async fn page(
     token: Result<Path<String>, PathRejection>,
 ) -> Result<Response, LinkError> {
     let (_claims, sub, token) = resolve(&state, token).await?;
-    let masked = pages::mask_email(&sub.email);
+    let masked = pages::mask_email(sub.email.as_ref());
     let name = state.newsletter_name();
     Ok(match sub.status {
         SubscriberStatus::Active => {
-            pages::confirm(name, &masked, &link_path(&state, "unsubscribe", &token))
+            pages::confirm(name, &masked, &unsubscribe_url(state.base_path(), &token))
         }
         _ => unsubscribed_page(&state, &sub, &token),
     })
@@ -166,8 +167,8 @@ pub async fn resubscribe(
     body?;
     let (claims, sub, token) = resolve(&state, token).await?;
     let name = state.newsletter_name();
-    let masked = pages::mask_email(&sub.email);
-    let unsubscribe_path = link_path(&state, "unsubscribe", &token);
+    let masked = pages::mask_email(sub.email.as_ref());
+    let unsubscribe_path = unsubscribe_url(state.base_path(), &token);
     let resubscribed = match sub.status {
         SubscriberStatus::Active => false,
         SubscriberStatus::Unsubscribed => {
@@ -220,8 +221,9 @@ async fn resolve(
 /// The confirmation page for a subscriber who no longer receives issues,
 /// with the undo button while the window is open.
 fn unsubscribed_page(state: &AppState, sub: &LinkSubscriber, token: &str) -> Response {
-    let masked = pages::mask_email(&sub.email);
-    let undo_path = undo_open(sub, Utc::now()).then(|| link_path(state, "resubscribe", token));
+    let masked = pages::mask_email(sub.email.as_ref());
+    let undo_path =
+        undo_open(sub, Utc::now()).then(|| format!("{}/resubscribe/{token}", state.base_path()));
     let undo = undo_path.as_deref().map(|path| pages::Undo {
         path,
         window_minutes: RESUBSCRIBE_WINDOW.as_secs() / 60,
@@ -247,12 +249,6 @@ fn undo_open(sub: &LinkSubscriber, now: DateTime<Utc>) -> bool {
     now.signed_duration_since(at.with_timezone(&Utc))
         .to_std()
         .is_ok_and(|age| age < RESUBSCRIBE_WINDOW)
-}
-
-/// `/base/unsubscribe/TOKEN` or `/base/resubscribe/TOKEN`. The token was
-/// verified, so it holds only base64url characters.
-fn link_path(state: &AppState, action: &str, token: &str) -> String {
-    format!("{}/{action}/{token}", state.base_path())
 }
 
 /// Which kind of POST this was, from its form body.
@@ -349,7 +345,7 @@ mod tests {
         let now = Utc::now();
         let sub = |status, at: Option<DateTime<Utc>>| LinkSubscriber {
             id: 1,
-            email: "a@example.org".into(),
+            email: crate::domain::SubscriberEmail::parse("a@example.org").unwrap(),
             status,
             unsubscribed_at: at.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
             source: Some(UnsubscribeSource::Page),

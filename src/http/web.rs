@@ -12,6 +12,7 @@ use axum::response::Response;
 use super::{pages, AppState};
 use crate::render::{CompiledIssue, Recipient};
 use crate::store::issues::IssueRecord;
+use crate::store::StoreResult;
 use crate::test_copy::{preview_issue, PREVIEW_PARAM};
 
 /// `GET /issues/{slug}[?preview=TOKEN]`.
@@ -25,7 +26,7 @@ pub async fn issue(
             .find(|(k, _)| k == PREVIEW_PARAM)
             .map(|(_, v)| v.into_owned())
     });
-    let found: sqlx::Result<Option<IssueRecord>> = match preview {
+    let found: StoreResult<Option<IssueRecord>> = match preview {
         Some(token) => match preview_issue(state.keys(), &token) {
             Some(id) => state
                 .store()

@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::AppState;
+use super::{pages, AppState};
 use crate::bounce::report::Outcome;
 use crate::bounce::{Event, Matcher};
 
@@ -33,32 +33,27 @@ pub struct Webhooks {
     pub soft_limit: u32,
 }
 
-/// A short plain-text answer to a provider, never cached.
-pub(crate) fn text(status: StatusCode, body: &'static str) -> Response {
-    (status, [(header::CACHE_CONTROL, "no-store")], body).into_response()
-}
-
 /// `POST /webhooks/mailgun`.
 pub async fn mailgun(State(state): State<AppState>, body: Bytes) -> Response {
     let Some(key) = state
         .webhooks()
         .and_then(|w| w.mailgun_signing_key.as_ref())
     else {
-        return super::unsubscribe::fallback().await;
+        return pages::not_found();
     };
     let Ok(payload) = serde_json::from_slice::<MailgunPayload>(&body) else {
-        return text(StatusCode::BAD_REQUEST, "not a Mailgun webhook payload\n");
+        return pages::plain_text(StatusCode::BAD_REQUEST, "not a Mailgun webhook payload\n");
     };
     let sig = &payload.signature;
     if !mailgun_signature_ok(key, &sig.timestamp, &sig.token, &sig.signature) {
-        return text(StatusCode::FORBIDDEN, "bad signature\n");
+        return pages::plain_text(StatusCode::FORBIDDEN, "bad signature\n");
     }
     let fresh = sig
         .timestamp
         .parse::<i64>()
         .is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() <= REPLAY_WINDOW_SECS);
     if !fresh {
-        return text(StatusCode::FORBIDDEN, "stale timestamp\n");
+        return pages::plain_text(StatusCode::FORBIDDEN, "stale timestamp\n");
     }
     let e = &payload.event_data;
     let status = e.delivery_status.as_ref().and_then(|d| {
@@ -80,10 +75,10 @@ pub async fn mailgun(State(state): State<AppState>, body: Bytes) -> Response {
         }
         ("failed", _) => Outcome::Soft,
         // Deliveries, opens, clicks…: not ours to act on.
-        _ => return text(StatusCode::OK, "ignored\n"),
+        _ => return pages::plain_text(StatusCode::OK, "ignored\n"),
     };
     let Some(email) = e.recipient.as_deref() else {
-        return text(StatusCode::BAD_REQUEST, "no recipient\n");
+        return pages::plain_text(StatusCode::BAD_REQUEST, "no recipient\n");
     };
     let message_id = e
         .message
@@ -133,7 +128,7 @@ pub fn mailgun_signature_ok(
 /// `Authorization: Bearer TOKEN`.
 pub async fn generic(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(token) = state.webhooks().and_then(|w| w.bearer_token.as_ref()) else {
-        return super::unsubscribe::fallback().await;
+        return pages::not_found();
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -151,7 +146,7 @@ pub async fn generic(State(state): State<AppState>, headers: HeaderMap, body: By
             .into_response();
     }
     let Ok(event) = serde_json::from_slice::<GenericEvent>(&body) else {
-        return text(
+        return pages::plain_text(
             StatusCode::BAD_REQUEST,
             "expected JSON {\"email\", \"kind\": \"hard|soft|complaint\", ...}\n",
         );
@@ -161,7 +156,7 @@ pub async fn generic(State(state): State<AppState>, headers: HeaderMap, body: By
         "soft" => Outcome::Soft,
         "complaint" => Outcome::Complaint,
         _ => {
-            return text(
+            return pages::plain_text(
                 StatusCode::BAD_REQUEST,
                 "kind must be hard, soft or complaint\n",
             )
@@ -193,7 +188,7 @@ pub async fn generic(State(state): State<AppState>, headers: HeaderMap, body: By
 
 async fn record(state: &AppState, event: Event<'_>) -> Response {
     let Some(w) = state.webhooks() else {
-        return super::unsubscribe::fallback().await;
+        return pages::not_found();
     };
     let matcher = Matcher {
         store: state.store(),
@@ -210,12 +205,12 @@ async fn record(state: &AppState, event: Event<'_>) -> Response {
                 marked = line.recorded.marked,
                 "bounce event"
             );
-            text(StatusCode::OK, "recorded\n")
+            pages::plain_text(StatusCode::OK, "recorded\n")
         }
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "recording a bounce event failed");
             // 5xx: the provider retries later.
-            text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n")
+            pages::plain_text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n")
         }
     }
 }

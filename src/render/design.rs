@@ -10,17 +10,17 @@
 //! the TOML issues. Every error names the file and its line (and column).
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::path::Path;
-use std::str::FromStr;
 
 use anyhow::Context;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::issue::{check_slug, Issue};
+use super::checks::check_slug;
+use super::issue::Issue;
+use super::merge_tags::{native, Design, Fixed, MergeTags, Tag, Target};
 use super::placeholder::{self, CompiledIssue, Slot};
-use super::templates::{line_col, Origin};
+use super::templates::{line_col, protect_for_mrml, Origin};
 use super::{mjml, text, tidy_text, Compiled};
 use crate::bad_input;
 use crate::config::Settings;
@@ -32,129 +32,6 @@ const MAX_DESIGN_BYTES: u64 = 1024 * 1024;
 pub fn is_design(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("mjml"))
-}
-
-/// A foreign tool's merge-tag vocabulary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MergeTags {
-    /// `*|FNAME|*`, `*|EMAIL|*`, `*|UNSUB|*`, `*|ARCHIVE|*`, ...
-    Mailchimp,
-    /// `{{ first_name }}`, `{{ email }}`, `{{ unsubscribe_url }}`,
-    /// `{{ browser_url }}`, ...
-    Generic,
-}
-
-impl FromStr for MergeTags {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "mailchimp" => Ok(MergeTags::Mailchimp),
-            "generic" => Ok(MergeTags::Generic),
-            _ => Err(format!("`{s}`: expected mailchimp or generic")),
-        }
-    }
-}
-
-impl MergeTags {
-    fn map(self, tag: &str) -> Option<&'static str> {
-        let t = tag.trim();
-        match self {
-            MergeTags::Mailchimp => Some(match t {
-                "FNAME" | "NAME" => "recipient.name",
-                "EMAIL" => "recipient.email",
-                "UNSUB" => "recipient.unsubscribe_url",
-                "ARCHIVE" => "recipient.view_url",
-                "LIST:NAME" | "LIST:COMPANY" => "newsletter.name",
-                "LIST:ADDRESS" | "LIST:ADDRESSLINE" | "HTML:LIST_ADDRESS_HTML" => {
-                    "newsletter.postal_address"
-                }
-                "MC:SUBJECT" | "MC_SUBJECT" => "issue.subject",
-                "MC_PREVIEW_TEXT" => "issue.preheader",
-                _ => return None,
-            }),
-            MergeTags::Generic => Some(match t {
-                "first_name" | "name" | "subscriber.name" | "subscriber.first_name" => {
-                    "recipient.name"
-                }
-                "email" | "subscriber.email" => "recipient.email",
-                "unsubscribe_url" | "unsubscribe" | "unsubscribe_link" => {
-                    "recipient.unsubscribe_url"
-                }
-                "browser_url" | "web_version_url" | "view_in_browser_url" => "recipient.view_url",
-                "company_address" | "postal_address" => "newsletter.postal_address",
-                "newsletter_name" | "list_name" => "newsletter.name",
-                "subject" => "issue.subject",
-                _ => return None,
-            }),
-        }
-    }
-}
-
-/// What a merge tag becomes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Target {
-    /// A per-recipient placeholder.
-    Recipient(Slot),
-    /// A subscriber attribute (`recipient.attributes.KEY`), with the text
-    /// used when a subscriber lacks it.
-    Attribute {
-        key: String,
-        default: Option<String>,
-    },
-    /// A value known when the issue is compiled.
-    Fixed(Fixed),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fixed {
-    NewsletterName,
-    PostalAddress,
-    ListId,
-    FromAddress,
-    IssueSubject,
-    IssuePreheader,
-    IssueSlug,
-    IssueDate,
-    IssueDateIso,
-}
-
-fn native(key: &str) -> Option<Target> {
-    if let Some(attr) = key.strip_prefix("recipient.attributes.") {
-        return placeholder::is_attr_key(attr).then(|| Target::Attribute {
-            key: attr.to_string(),
-            default: None,
-        });
-    }
-    Some(match key {
-        "recipient.name" => Target::Recipient(Slot::Name),
-        "recipient.email" => Target::Recipient(Slot::Email),
-        "recipient.unsubscribe_url" => Target::Recipient(Slot::UnsubscribeUrl),
-        "recipient.view_url" => Target::Recipient(Slot::ViewUrl),
-        "newsletter.name" => Target::Fixed(Fixed::NewsletterName),
-        "newsletter.postal_address" => Target::Fixed(Fixed::PostalAddress),
-        "newsletter.list_id" => Target::Fixed(Fixed::ListId),
-        "newsletter.from_address" => Target::Fixed(Fixed::FromAddress),
-        "issue.subject" => Target::Fixed(Fixed::IssueSubject),
-        "issue.preheader" => Target::Fixed(Fixed::IssuePreheader),
-        "issue.slug" => Target::Fixed(Fixed::IssueSlug),
-        "issue.date" => Target::Fixed(Fixed::IssueDate),
-        "issue.date_iso" => Target::Fixed(Fixed::IssueDateIso),
-        _ => return None,
-    })
-}
-
-/// A merge tag in the design: its byte range and what it becomes.
-#[derive(Debug, Clone)]
-struct Tag {
-    range: Range<usize>,
-    target: Target,
-}
-
-/// The MJML of a design, its merge tags resolved.
-#[derive(Debug, Clone)]
-pub struct Design {
-    source: String,
-    tags: Vec<Tag>,
 }
 
 /// Front matter or sidecar keys.
@@ -690,7 +567,7 @@ pub(crate) fn compile(
             Target::Fixed(f) => {
                 let v = fixed_value(*f, issue, settings);
                 let v = html_escape::encode_quoted_attribute(&v);
-                filled.push_str(&mjml::protect_for_mrml(&v, false));
+                filled.push_str(&protect_for_mrml(&v, false));
             }
         }
         last = tag.range.end;

@@ -11,8 +11,9 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use super::checks::{check_slug, check_url};
 use super::markdown::Markdown;
-use super::placeholder;
+use super::placeholder::{self, attr_token};
 use crate::bad_input;
 
 /// A parsed, validated issue file.
@@ -28,12 +29,12 @@ pub struct Issue {
     pub(crate) name_fallback: String,
     pub(crate) blocks: Vec<Block>,
     /// The attribute placeholders of the issue's text, in the order of the
-    /// tokens standing for them (see [`attr_token`]).
+    /// tokens standing for them (see [`placeholder::attr_token`]).
     pub(crate) attrs: Vec<AttrUse>,
     /// `[audience]`: who a live send goes to (None: every active subscriber).
     pub(crate) audience: Option<crate::domain::Audience>,
     /// Set when the issue is an MJML design rather than a TOML file.
-    pub(crate) design: Option<Box<super::design::Design>>,
+    pub(crate) design: Option<Box<super::merge_tags::Design>>,
 }
 
 /// One `{{ attributes.KEY | default("…") }}` in the issue's text.
@@ -41,34 +42,6 @@ pub struct Issue {
 pub struct AttrUse {
     pub key: String,
     pub default: Option<String>,
-}
-
-/// What stands for the `n`th attribute placeholder of the issue's text
-/// until the compiled documents are complete: no spaces and nothing
-/// Markdown or wrapping would touch, unlike the final sentinel.
-pub(crate) fn attr_token(n: usize) -> String {
-    format!("\u{27E6}herald:a{n}\u{27E7}")
-}
-
-/// Whether `t` holds a reserved character that is not part of an
-/// attribute token (which only [`Validator::personal`] puts there).
-pub(crate) fn reserved_outside_attr_tokens(t: &str) -> bool {
-    let mut rest = t;
-    while let Some(i) = rest.find(placeholder::is_reserved_char) {
-        let after = &rest[i..];
-        let token_len = after
-            .strip_prefix("\u{27E6}herald:a")
-            .and_then(|r| {
-                let digits = r.bytes().take_while(u8::is_ascii_digit).count();
-                (digits > 0 && r[digits..].starts_with('\u{27E7}')).then_some(digits)
-            })
-            .map(|d| "\u{27E6}herald:a".len() + d + '\u{27E7}'.len_utf8());
-        match token_len {
-            Some(n) => rest = &after[n..],
-            None => return true,
-        }
-    }
-    false
 }
 
 impl Issue {
@@ -148,18 +121,6 @@ pub enum Block {
     Promo(Promo),
     News(News),
     Text(TextBlock),
-}
-
-impl Block {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Block::Story(_) => "story",
-            Block::Quote(_) => "quote",
-            Block::Promo(_) => "promo",
-            Block::News(_) => "news",
-            Block::Text(_) => "text",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -445,10 +406,10 @@ fn find_placeholders(text: &str) -> Result<Vec<(Range<usize>, AttrUse)>, BadPlac
             .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
             .count();
         let key = &rest[..key_len];
-        if !placeholder::is_attr_key(key) {
+        if !crate::domain::is_attr_key(key) {
             return Err(bad(format!(
                 "placeholder `{{{{ {inner} }}}}`: an attribute key is 1 to {} of A-Z a-z 0-9 _ -",
-                placeholder::MAX_ATTR_KEY
+                crate::domain::MAX_ATTR_KEY
             )));
         }
         let after = rest[key_len..].trim();
@@ -990,91 +951,4 @@ fn present_keys(b: &RawBlock) -> Vec<(&'static str, usize)> {
     .into_iter()
     .filter_map(|(k, o)| o.map(|o| (k, o)))
     .collect()
-}
-
-/// `[a-z0-9-]`, 1..=100 characters, no leading or trailing hyphen.
-pub fn check_slug(s: &str) -> Result<(), &'static str> {
-    if s.is_empty() || s.len() > 100 {
-        return Err("must be 1 to 100 characters");
-    }
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err("may only contain a-z, 0-9 and -");
-    }
-    if s.starts_with('-') || s.ends_with('-') {
-        return Err("may not start or end with -");
-    }
-    Ok(())
-}
-
-/// An absolute http(s) URL with a host, no spaces or control characters;
-/// `mailto:` too where `mailto` is true.
-pub fn check_url(s: &str, mailto: bool) -> Result<(), &'static str> {
-    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("contains spaces or control characters");
-    }
-    if s.contains(['"', '<', '>', '\\']) {
-        return Err("contains a character not allowed in a URL (\" < > \\)");
-    }
-    if mailto {
-        if let Some(rest) = s.strip_prefix("mailto:") {
-            return if rest.is_empty() {
-                Err("is an empty mailto: link")
-            } else {
-                Ok(())
-            };
-        }
-    }
-    let rest = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"));
-    match rest {
-        None => Err(if mailto {
-            "is not an absolute http(s):// or mailto: URL"
-        } else {
-            "is not an absolute http(s):// URL"
-        }),
-        Some(rest) => {
-            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-            if host.is_empty() || host.starts_with('.') || host.starts_with(':') {
-                Err("has no host")
-            } else {
-                Ok(())
-            }
-        }
-    }
-}
-
-/// Markdown's link checks reuse the same rule.
-pub(crate) fn markdown_link_ok(url: &str) -> bool {
-    check_url(url, true).is_ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_must_be_absolute_http_or_mailto() {
-        assert!(check_url("https://example.org/a.jpg", false).is_ok());
-        assert!(check_url("http://example.org", false).is_ok());
-        assert!(check_url("images/a.jpg", false).is_err());
-        assert!(check_url("//example.org/a.jpg", false).is_err());
-        assert!(check_url("javascript:alert(1)", true).is_err());
-        assert!(check_url("mailto:editor@example.org", true).is_ok());
-        assert!(check_url("mailto:editor@example.org", false).is_err());
-        assert!(check_url("https:///path", false).is_err());
-        assert!(check_url("https://example.org/a b", false).is_err());
-    }
-
-    #[test]
-    fn slugs_are_lowercase_ascii_words() {
-        assert!(check_slug("2018-12-14-migration-news").is_ok());
-        assert!(check_slug("Migration").is_err());
-        assert!(check_slug("-x").is_err());
-        assert!(check_slug("").is_err());
-        assert!(check_slug("a/b").is_err());
-    }
 }

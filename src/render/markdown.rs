@@ -127,21 +127,21 @@ impl Markdown {
                     dest_url,
                     ..
                 }) if link_type != LinkType::Email
-                    && !super::issue::markdown_link_ok(&dest_url) =>
+                    && super::checks::check_url(&dest_url, true).is_err() =>
                 {
                     return bad(format!(
                         "link `{dest_url}` is not an absolute http(s):// or mailto: URL"
                     ));
                 }
                 Event::Start(Tag::Image { dest_url, .. })
-                    if super::issue::check_url(&dest_url, false).is_err() =>
+                    if super::checks::check_url(&dest_url, false).is_err() =>
                 {
                     return bad(format!(
                         "image `{dest_url}` is not an absolute http(s):// URL"
                     ));
                 }
                 Event::Text(t) | Event::Code(t)
-                    if super::issue::reserved_outside_attr_tokens(&t) =>
+                    if super::placeholder::reserved_outside_attr_tokens(&t) =>
                 {
                     return bad(super::placeholder::RESERVED.to_string());
                 }

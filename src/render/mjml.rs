@@ -92,33 +92,6 @@ pub fn compile_labelled(origin: &Origin, label: &str, mjml: &str) -> anyhow::Res
     })
 }
 
-/// mrml writes attribute values with Rust's `{:?}` formatting, which turns
-/// `\` into `\\` and invisible characters into `\u{..}` text. Replace such
-/// characters with numeric character references, which HTML reads back as the
-/// same characters in text and in attributes. With `markup` the input is
-/// HTML (Markdown output), whose quotes and line breaks are kept.
-pub(crate) fn protect_for_mrml(s: &str, markup: bool) -> std::borrow::Cow<'_, str> {
-    let needs = |c: char| {
-        if markup {
-            c == '\\' || (!c.is_ascii() && c.escape_debug().count() > 1)
-        } else {
-            c.escape_debug().count() > 1
-        }
-    };
-    if !s.chars().any(needs) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        if needs(c) {
-            out.push_str(&format!("&#x{:X};", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// The source line holding `span`, trimmed, at most 100 characters.
 fn quote_line(source: &str, span: Span) -> String {
     let start = span.start.min(source.len());
@@ -219,6 +192,7 @@ fn check_placeholder_contexts(origin: &Origin, html: &str) -> anyhow::Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::templates::protect_for_mrml;
 
     fn origin() -> Origin {
         Origin::File("templates/issue.mjml".into())

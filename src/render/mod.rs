@@ -12,10 +12,12 @@
 //! an issue), `text` (text twin from HTML), `deliverability` (what filters
 //! and mailbox providers will hold against an issue).
 
+mod checks;
 mod deliverability;
 mod design;
 mod issue;
 mod markdown;
+mod merge_tags;
 mod mjml;
 mod placeholder;
 mod templates;
@@ -25,16 +27,16 @@ mod wrap;
 use minijinja::Value;
 use serde::Serialize;
 
+pub use checks::{check_slug, check_url};
 pub use deliverability::{check as deliverability, Finding};
-pub use design::{is_design, MergeTags};
+pub use design::is_design;
 pub use issue::{
-    check_slug, check_url, parse_issue, AttrUse, Block, Image, Issue, Link, News, NewsItem, Promo,
-    Quote, Story, TextBlock,
+    parse_issue, AttrUse, Block, Image, Issue, Link, News, NewsItem, Promo, Quote, Story, TextBlock,
 };
 pub use markdown::Markdown;
+pub use merge_tags::MergeTags;
 pub use placeholder::{
-    attr_value, attributes_in, is_attr_key, Attributes, Chunk, CompiledIssue, Prepared, Recipient,
-    Slot, MAX_ATTR_KEY,
+    attr_value, attributes_in, Attributes, Chunk, CompiledIssue, Prepared, Recipient, Slot,
 };
 pub use templates::{Origin, Templates};
 
@@ -228,9 +230,9 @@ enum BlockView<'a> {
 
 fn body(md: &Markdown, lead: Option<&str>, flavour: Flavour) -> Value {
     match flavour {
-        Flavour::Html => {
-            Value::from_safe_string(mjml::protect_for_mrml(&md.to_html(lead), true).into_owned())
-        }
+        Flavour::Html => Value::from_safe_string(
+            templates::protect_for_mrml(&md.to_html(lead), true).into_owned(),
+        ),
         Flavour::Text => Value::from(md.to_text(lead)),
     }
 }

@@ -16,6 +16,8 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::is_attr_key;
+
 const OPEN: &str = "\u{27E6}herald:";
 const CLOSE: char = '\u{27E7}';
 const FALLBACK: char = '|';
@@ -23,18 +25,6 @@ const ATTR: &str = "attr:";
 
 /// A subscriber's attributes (the JSON object stored with them).
 pub type Attributes = serde_json::Map<String, serde_json::Value>;
-
-/// The longest attribute key a placeholder may name.
-pub const MAX_ATTR_KEY: usize = 64;
-
-/// Attribute keys a placeholder may name: 1 to 64 of `A-Z a-z 0-9 _ -`.
-pub fn is_attr_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= MAX_ATTR_KEY
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
 
 /// The sentinel for attribute `key` (a valid [`is_attr_key`]), with an
 /// optional fallback already in the document's escaping.
@@ -70,6 +60,34 @@ pub fn is_reserved_char(c: char) -> bool {
 /// How reserved characters are described in messages.
 pub const RESERVED: &str =
     "the characters \u{27E6} and \u{27E7} (U+27E6, U+27E7) are reserved for placeholders";
+
+/// What stands for the `n`th attribute placeholder of the issue's text
+/// until the compiled documents are complete: no spaces and nothing
+/// Markdown or wrapping would touch, unlike the final sentinel.
+pub(crate) fn attr_token(n: usize) -> String {
+    format!("\u{27E6}herald:a{n}\u{27E7}")
+}
+
+/// Whether `t` holds a reserved character that is not part of an
+/// attribute token (which only the issue file's validation puts there).
+pub(crate) fn reserved_outside_attr_tokens(t: &str) -> bool {
+    let mut rest = t;
+    while let Some(i) = rest.find(is_reserved_char) {
+        let after = &rest[i..];
+        let token_len = after
+            .strip_prefix("\u{27E6}herald:a")
+            .and_then(|r| {
+                let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+                (digits > 0 && r[digits..].starts_with('\u{27E7}')).then_some(digits)
+            })
+            .map(|d| "\u{27E6}herald:a".len() + d + '\u{27E7}'.len_utf8());
+        match token_len {
+            Some(n) => rest = &after[n..],
+            None => return true,
+        }
+    }
+    false
+}
 
 /// What a placeholder stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -165,7 +165,7 @@ impl Templates {
                         }
                     };
                     let escaped = html_escape::encode_quoted_attribute(s);
-                    out.write_str(&super::mjml::protect_for_mrml(&escaped, false))?;
+                    out.write_str(&protect_for_mrml(&escaped, false))?;
                 }
                 Ok(())
             } else {
@@ -217,13 +217,13 @@ impl Templates {
 }
 
 /// `recipient.attributes`: any valid key gives that attribute's placeholder
-/// (see [`placeholder::is_attr_key`]); other keys are undefined.
+/// (see [`crate::domain::is_attr_key`]); other keys are undefined.
 #[derive(Debug)]
 pub(crate) struct AttributeSlots;
 
 impl Object for AttributeSlots {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let key = key.as_str().filter(|k| placeholder::is_attr_key(k))?;
+        let key = key.as_str().filter(|k| crate::domain::is_attr_key(k))?;
         Some(Value::from_object(AttributeSlot(key.to_string())))
     }
 
@@ -287,6 +287,33 @@ fn template_error(origin: &Origin, e: &minijinja::Error) -> anyhow::Error {
     let line = e.line().map(|l| format!(":{l}")).unwrap_or_default();
     let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
     bad_input!("{origin}{line}: template error: {}{detail}", e.kind())
+}
+
+/// mrml writes attribute values with Rust's `{:?}` formatting, which turns
+/// `\` into `\\` and invisible characters into `\u{..}` text. Replace such
+/// characters with numeric character references, which HTML reads back as the
+/// same characters in text and in attributes. With `markup` the input is
+/// HTML (Markdown output), whose quotes and line breaks are kept.
+pub(crate) fn protect_for_mrml(s: &str, markup: bool) -> std::borrow::Cow<'_, str> {
+    let needs = |c: char| {
+        if markup {
+            c == '\\' || (!c.is_ascii() && c.escape_debug().count() > 1)
+        } else {
+            c.escape_debug().count() > 1
+        }
+    };
+    if !s.chars().any(needs) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if needs(c) {
+            out.push_str(&format!("&#x{:X};", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// 1-based line and column of a byte offset.

@@ -2,12 +2,12 @@
 //! attribute (for `issue check`), and the audience filters a live send's
 //! snapshot applies (translated to SQL over the `attributes` JSON here).
 
-use super::Store;
+use super::{Store, StoreResult};
 use crate::domain::{Audience, Filter};
 use crate::store::subscribers::Subscriber;
 
 /// The JSON path of a top-level attribute key. Keys are checked by
-/// `render::is_attr_key` (or the audience parser) before they get here,
+/// `domain::is_attr_key` (or the audience parser) before they get here,
 /// and the path is always bound as a parameter, never spliced into SQL.
 pub(crate) fn json_path(key: &str) -> String {
     let escaped = key.replace('\\', "\\\\").replace('"', "\\\"");
@@ -49,14 +49,14 @@ pub(crate) fn audience_sql(audience: Option<&Audience>, first: usize) -> (String
 
 impl Store {
     /// Active subscribers in `audience` (None: all active subscribers).
-    pub async fn count_audience(&self, audience: Option<&Audience>) -> sqlx::Result<i64> {
+    pub async fn count_audience(&self, audience: Option<&Audience>) -> StoreResult<i64> {
         let (filter, binds) = audience_sql(audience, 1);
         let sql = format!("SELECT COUNT(*) FROM subscribers WHERE status = 'active'{filter}");
         let mut query = sqlx::query_scalar(&sql);
         for b in binds {
             query = query.bind(b);
         }
-        query.fetch_one(self.pool()).await
+        Ok(query.fetch_one(self.pool()).await?)
     }
 
     /// A page of the active subscribers in `audience`, by id after `after`.
@@ -65,7 +65,7 @@ impl Store {
         audience: Option<&Audience>,
         after: i64,
         limit: i64,
-    ) -> sqlx::Result<Vec<Subscriber>> {
+    ) -> StoreResult<Vec<Subscriber>> {
         let (filter, binds) = audience_sql(audience, 3);
         let sql = format!(
             "SELECT {} FROM subscribers WHERE id > ?1 AND status = 'active'{filter} ORDER BY id LIMIT ?2",
@@ -79,25 +79,27 @@ impl Store {
             .fetch_all(self.pool())
             .await?
             .into_iter()
-            .map(super::subscribers::subscriber_from_row)
+            .map(|row| Ok(super::subscribers::subscriber_from_row(row)?))
             .collect()
     }
 
     /// Active subscribers.
-    pub async fn count_active(&self) -> sqlx::Result<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM subscribers WHERE status = 'active'")
-            .fetch_one(self.pool())
-            .await
+    pub async fn count_active(&self) -> StoreResult<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM subscribers WHERE status = 'active'")
+                .fetch_one(self.pool())
+                .await?,
+        )
     }
 
     /// Active subscribers without a usable value for attribute `key`.
-    pub async fn active_missing_attribute(&self, key: &str) -> sqlx::Result<i64> {
-        sqlx::query_scalar(&format!(
+    pub async fn active_missing_attribute(&self, key: &str) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM subscribers WHERE status = 'active' AND {}",
             missing_sql(1)
         ))
         .bind(json_path(key))
         .fetch_one(self.pool())
-        .await
+        .await?)
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{now_text, Store};
+use super::{now_text, Store, StoreResult};
 
 /// A classified, matched report line, ready to record.
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ impl Store {
     pub async fn delivery_by_message_id(
         &self,
         message_id: &str,
-    ) -> sqlx::Result<Option<(i64, i64)>> {
+    ) -> StoreResult<Option<(i64, i64)>> {
         let Some((local, _)) = message_id.rsplit_once('@') else {
             return Ok(None);
         };
@@ -99,7 +99,7 @@ impl Store {
     }
 
     /// Does this delivery exist?
-    pub async fn delivery_exists(&self, issue_id: i64, subscriber_id: i64) -> sqlx::Result<bool> {
+    pub async fn delivery_exists(&self, issue_id: i64, subscriber_id: i64) -> StoreResult<bool> {
         let n: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM deliveries WHERE issue_id = ? AND subscriber_id = ?",
         )
@@ -114,15 +114,15 @@ impl Store {
     pub async fn subscriber_and_latest_issue(
         &self,
         email: &str,
-    ) -> sqlx::Result<Option<(i64, Option<i64>)>> {
-        sqlx::query_as(
+    ) -> StoreResult<Option<(i64, Option<i64>)>> {
+        Ok(sqlx::query_as(
             "SELECT s.id, (SELECT d.issue_id FROM deliveries d WHERE d.subscriber_id = s.id \
                            ORDER BY d.issue_id DESC LIMIT 1) \
              FROM subscribers s WHERE s.email = ?",
         )
         .bind(email)
         .fetch_optional(self.pool())
-        .await
+        .await?)
     }
 
     /// Record one bounce and act on it, in one transaction: a hard bounce
@@ -130,11 +130,7 @@ impl Store {
     /// bounces on `soft_limit` distinct issues `bounced` (only an active or
     /// unsubscribed subscriber changes; never reversed here). The matched
     /// delivery keeps the outcome beside its SMTP result.
-    pub async fn record_bounce(
-        &self,
-        b: &NewBounce<'_>,
-        soft_limit: u32,
-    ) -> sqlx::Result<Recorded> {
+    pub async fn record_bounce(&self, b: &NewBounce<'_>, soft_limit: u32) -> StoreResult<Recorded> {
         let now = now_text();
         let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
@@ -223,7 +219,7 @@ impl Store {
         issue_id: Option<i64>,
         kind: Option<&str>,
         limit: i64,
-    ) -> sqlx::Result<Vec<BounceRow>> {
+    ) -> StoreResult<Vec<BounceRow>> {
         self.query_bounces(None, issue_id, kind, limit).await
     }
 
@@ -233,7 +229,7 @@ impl Store {
         issue_id: Option<i64>,
         kind: Option<&str>,
         limit: i64,
-    ) -> sqlx::Result<Vec<BounceRow>> {
+    ) -> StoreResult<Vec<BounceRow>> {
         let rows = sqlx::query(
             "SELECT b.id, b.received_at, b.kind, b.matched_by, i.slug, b.email, b.status_code, \
                     b.diagnostic, b.source \
@@ -266,7 +262,7 @@ impl Store {
     }
 
     /// One bounce and the report it came from.
-    pub async fn bounce_raw(&self, id: i64) -> sqlx::Result<Option<(BounceRow, Option<String>)>> {
+    pub async fn bounce_raw(&self, id: i64) -> StoreResult<Option<(BounceRow, Option<String>)>> {
         let Some(raw): Option<Option<String>> =
             sqlx::query_scalar("SELECT raw FROM bounces WHERE id = ?")
                 .bind(id)
@@ -284,10 +280,7 @@ impl Store {
     }
 
     /// Bounces by kind, for one issue or (None) all.
-    pub async fn bounce_counts(
-        &self,
-        issue_id: Option<i64>,
-    ) -> sqlx::Result<BTreeMap<String, i64>> {
+    pub async fn bounce_counts(&self, issue_id: Option<i64>) -> StoreResult<BTreeMap<String, i64>> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT kind, count(*) FROM bounces WHERE ?1 IS NULL OR issue_id = ?1 GROUP BY kind",
         )

@@ -1,17 +1,17 @@
 //! The `deliveries` ledger: claim due rows, record outcomes in batches,
-//! recover after a crash, count and list, plus `test_sends` and `leases`.
+//! recover after a crash, count and list.
 
 use sqlx::FromRow;
 
-use super::Store;
-use crate::domain::{DeliveryState, LedgerCounts};
+use super::{Store, StoreResult};
+use crate::domain::{DeliveryState, LedgerCounts, SubscriberEmail};
 
 /// A delivery handed to a worker.
 #[derive(Debug, Clone, FromRow)]
 pub struct ClaimedDelivery {
     pub id: i64,
     pub subscriber_id: i64,
-    pub email: String,
+    pub email: SubscriberEmail,
     pub name: Option<String>,
     /// The subscriber's attributes as they are when the row is claimed.
     pub attributes: crate::render::Attributes,
@@ -61,7 +61,7 @@ pub enum Outcome {
 /// A delivery row for reports.
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct DeliveryReport {
-    pub email: String,
+    pub email: SubscriberEmail,
     pub state: DeliveryState,
     pub attempts: i64,
     pub last_code: Option<i64>,
@@ -87,7 +87,7 @@ impl Store {
         issue_id: i64,
         resend: bool,
         now: &str,
-    ) -> sqlx::Result<(u64, u64)> {
+    ) -> StoreResult<(u64, u64)> {
         let mut tx = self.begin_write().await?;
         let lost = sqlx::query(
             "UPDATE deliveries SET state = 'unknown', updated_at = ?2, \
@@ -130,7 +130,7 @@ impl Store {
         issue_id: i64,
         now: &str,
         limit: i64,
-    ) -> sqlx::Result<Vec<ClaimedDelivery>> {
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
         let mut tx = self.begin_write().await?;
         let claimed: Vec<(i64, i64, String, i64)> = sqlx::query_as(
             "UPDATE deliveries SET state = 'claimed', claimed_at = ?2, handed_at = NULL, updated_at = ?2, attempts = attempts + 1 \
@@ -147,17 +147,19 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let ids: Vec<i64> = claimed.iter().map(|c| c.1).collect();
-        let people: Vec<(i64, String, Option<String>, String, String)> = sqlx::query_as(
+        let people: Vec<(i64, SubscriberEmail, Option<String>, String, String)> = sqlx::query_as(
             "SELECT id, email, name, status, attributes FROM subscribers WHERE id IN (SELECT value FROM json_each(?))",
         )
         .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
         .fetch_all(&mut *tx)
         .await?;
-        let people: std::collections::HashMap<i64, (String, Option<String>, String, String)> =
-            people
-                .into_iter()
-                .map(|(id, e, n, s, a)| (id, (e, n, s, a)))
-                .collect();
+        let people: std::collections::HashMap<
+            i64,
+            (SubscriberEmail, Option<String>, String, String),
+        > = people
+            .into_iter()
+            .map(|(id, e, n, s, a)| (id, (e, n, s, a)))
+            .collect();
         let mut out = Vec::with_capacity(claimed.len());
         let mut skipped = Vec::new();
         for (id, subscriber_id, message_id, attempts) in claimed {
@@ -194,7 +196,7 @@ impl Store {
 
     /// Write a batch of outcomes in one transaction (group commit): one
     /// set-based statement per kind of outcome, whatever the batch size.
-    pub async fn record_outcomes(&self, outcomes: &[Outcome], now: &str) -> sqlx::Result<()> {
+    pub async fn record_outcomes(&self, outcomes: &[Outcome], now: &str) -> StoreResult<()> {
         use serde_json::{json, Value};
         if outcomes.is_empty() {
             return Ok(());
@@ -311,11 +313,11 @@ impl Store {
         if result.is_err() {
             conn.close_on_drop();
         }
-        result
+        Ok(result?)
     }
 
     /// Rows per state for one issue (every state present).
-    pub async fn delivery_counts(&self, issue_id: i64) -> sqlx::Result<LedgerCounts> {
+    pub async fn delivery_counts(&self, issue_id: i64) -> StoreResult<LedgerCounts> {
         let rows: Vec<(DeliveryState, i64)> = sqlx::query_as(
             "SELECT state, COUNT(*) FROM deliveries WHERE issue_id = ? GROUP BY state",
         )
@@ -334,7 +336,7 @@ impl Store {
     pub async fn recent_delivery_counts(
         &self,
         limit: i64,
-    ) -> sqlx::Result<Vec<(String, i64, DeliveryState, i64)>> {
+    ) -> StoreResult<Vec<(String, i64, DeliveryState, i64)>> {
         let issues: Vec<(i64, String, i64)> = sqlx::query_as(
             "SELECT id, slug, version FROM issues WHERE started_at IS NOT NULL ORDER BY id DESC LIMIT ?",
         )
@@ -351,13 +353,13 @@ impl Store {
     }
 
     /// When the earliest deferred row of an issue is due, if any.
-    pub async fn next_deferred_at(&self, issue_id: i64) -> sqlx::Result<Option<String>> {
-        sqlx::query_scalar(
+    pub async fn next_deferred_at(&self, issue_id: i64) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
             "SELECT MIN(next_attempt_at) FROM deliveries WHERE issue_id = ? AND state = 'deferred'",
         )
         .bind(issue_id)
         .fetch_one(self.pool())
-        .await
+        .await?)
     }
 
     /// The deferred rows of an issue due by `until`: how many, and the
@@ -366,8 +368,8 @@ impl Store {
         &self,
         issue_id: i64,
         until: &str,
-    ) -> sqlx::Result<(i64, Option<String>)> {
-        sqlx::query_as(
+    ) -> StoreResult<(i64, Option<String>)> {
+        Ok(sqlx::query_as(
             "SELECT COUNT(*), (SELECT COALESCE(CAST(last_code AS TEXT) || ' ', '') || COALESCE(last_reply, '') \
                FROM deliveries WHERE issue_id = ?1 AND state = 'deferred' \
                ORDER BY next_attempt_at LIMIT 1) \
@@ -376,7 +378,7 @@ impl Store {
         .bind(issue_id)
         .bind(until)
         .fetch_one(self.pool())
-        .await
+        .await?)
     }
 
     /// Deliveries of an issue in the given states, with their last reply.
@@ -385,9 +387,9 @@ impl Store {
         issue_id: i64,
         states: &[DeliveryState],
         limit: i64,
-    ) -> sqlx::Result<Vec<DeliveryReport>> {
+    ) -> StoreResult<Vec<DeliveryReport>> {
         let states_json = serde_json::to_string(states).unwrap_or_else(|_| "[]".into());
-        sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT s.email, d.state, d.attempts, d.last_code, d.last_reply, d.next_attempt_at, d.message_id \
              FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
              WHERE d.issue_id = ?1 AND d.state IN (SELECT value FROM json_each(?2)) ORDER BY d.id LIMIT ?3",
@@ -396,17 +398,17 @@ impl Store {
         .bind(states_json)
         .bind(limit)
         .fetch_all(self.pool())
-        .await
+        .await?)
     }
 
     /// First and last 250 of an issue's live send (for rate and elapsed).
-    pub async fn send_times(&self, issue_id: i64) -> sqlx::Result<SendTimes> {
-        sqlx::query_as(
+    pub async fn send_times(&self, issue_id: i64) -> StoreResult<SendTimes> {
+        Ok(sqlx::query_as(
             "SELECT MIN(sent_at) AS first_sent_at, MAX(sent_at) AS last_sent_at FROM deliveries WHERE issue_id = ?",
         )
         .bind(issue_id)
         .fetch_one(self.pool())
-        .await
+        .await?)
     }
 
     /// Put `failed` or `unknown` rows back to `pending` for another try.
@@ -415,7 +417,7 @@ impl Store {
         issue_id: i64,
         from_state: DeliveryState,
         now: &str,
-    ) -> sqlx::Result<u64> {
+    ) -> StoreResult<u64> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = NULL, updated_at = ?3 \
@@ -435,95 +437,5 @@ impl Store {
         }
         tx.commit().await?;
         Ok(n)
-    }
-
-    /// Record one test send (never part of the live ledger).
-    pub async fn record_test_send(
-        &self,
-        slug: &str,
-        address: &str,
-        message_id: &str,
-        outcome: &str,
-        reply: &str,
-    ) -> sqlx::Result<()> {
-        sqlx::query("INSERT INTO test_sends (issue_slug, address, message_id, outcome, reply) VALUES (?, ?, ?, ?, ?)")
-            .bind(slug)
-            .bind(address)
-            .bind(message_id)
-            .bind(outcome)
-            .bind(reply)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
-    /// Number of test sends recorded for an issue slug.
-    pub async fn test_send_count(&self, slug: &str) -> sqlx::Result<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM test_sends WHERE issue_slug = ?")
-            .bind(slug)
-            .fetch_one(self.pool())
-            .await
-    }
-
-    /// Take or renew the lease `name` for `holder` until `expires_at`.
-    /// Succeeds when the lease is free, expired, or already ours.
-    pub async fn acquire_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: &str,
-        expires_at: &str,
-    ) -> sqlx::Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?4) \
-             ON CONFLICT (name) DO UPDATE SET holder = ?2, expires_at = ?4 \
-             WHERE leases.holder = ?2 OR leases.expires_at <= ?3",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(now)
-        .bind(expires_at)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Take over a lease from `old_holder` (known to be dead), only if it
-    /// still holds it.
-    pub async fn replace_lease(
-        &self,
-        name: &str,
-        old_holder: &str,
-        holder: &str,
-        expires_at: &str,
-    ) -> sqlx::Result<bool> {
-        let done = sqlx::query(
-            "UPDATE leases SET holder = ?3, expires_at = ?4 WHERE name = ?1 AND holder = ?2",
-        )
-        .bind(name)
-        .bind(old_holder)
-        .bind(holder)
-        .bind(expires_at)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Give a lease up (only if we still hold it).
-    pub async fn release_lease(&self, name: &str, holder: &str) -> sqlx::Result<()> {
-        sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
-            .bind(name)
-            .bind(holder)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
-    /// Who holds a lease now, if anyone (expired or not).
-    pub async fn lease_holder(&self, name: &str) -> sqlx::Result<Option<(String, String)>> {
-        sqlx::query_as("SELECT holder, expires_at FROM leases WHERE name = ?")
-            .bind(name)
-            .fetch_optional(self.pool())
-            .await
     }
 }

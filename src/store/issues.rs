@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::Store;
+use super::{Store, StoreResult};
 use crate::domain::{IssueState, LedgerCounts};
 
 /// A registered issue version.
@@ -56,20 +56,22 @@ pub struct NewIssue<'a> {
 
 impl Store {
     /// The latest version of `slug`.
-    pub async fn latest_issue(&self, slug: &str) -> sqlx::Result<Option<IssueRecord>> {
-        sqlx::query_as(&format!(
+    pub async fn latest_issue(&self, slug: &str) -> StoreResult<Option<IssueRecord>> {
+        Ok(sqlx::query_as(&format!(
             "SELECT {ISSUE_COLUMNS} FROM issues WHERE slug = ? ORDER BY version DESC LIMIT 1"
         ))
         .bind(slug)
         .fetch_optional(self.pool())
-        .await
+        .await?)
     }
 
-    pub async fn issue_by_id(&self, id: i64) -> sqlx::Result<Option<IssueRecord>> {
-        sqlx::query_as(&format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
+    pub async fn issue_by_id(&self, id: i64) -> StoreResult<Option<IssueRecord>> {
+        Ok(
+            sqlx::query_as(&format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
     }
 
     /// Register an issue file's content. A version that has not started
@@ -79,7 +81,7 @@ impl Store {
         &self,
         new: &NewIssue<'_>,
         new_version: bool,
-    ) -> sqlx::Result<Registered> {
+    ) -> StoreResult<Registered> {
         let mut tx = self.begin_write().await?;
         let latest: Option<IssueRecord> = sqlx::query_as(&format!(
             "SELECT {ISSUE_COLUMNS} FROM issues WHERE slug = ? ORDER BY version DESC LIMIT 1"
@@ -153,7 +155,7 @@ impl Store {
         message_id_prefix: &str,
         domain: &str,
         now: &str,
-    ) -> sqlx::Result<u64> {
+    ) -> StoreResult<u64> {
         let mut tx = self.begin_write().await?;
         let (started, state): (Option<String>, IssueState) =
             sqlx::query_as("SELECT started_at, state FROM issues WHERE id = ?")
@@ -213,7 +215,7 @@ impl Store {
         &self,
         issue_id: i64,
         audience: Option<&crate::domain::Audience>,
-    ) -> sqlx::Result<bool> {
+    ) -> StoreResult<bool> {
         let done =
             sqlx::query("UPDATE issues SET audience = ?2 WHERE id = ?1 AND started_at IS NULL")
                 .bind(issue_id)
@@ -225,19 +227,19 @@ impl Store {
 
     /// The archive: for each slug whose latest version's live send has
     /// started, that version, newest start first (at most `limit`).
-    pub async fn archived_issues(&self, limit: i64) -> sqlx::Result<Vec<ArchivedIssue>> {
-        sqlx::query_as(
+    pub async fn archived_issues(&self, limit: i64) -> StoreResult<Vec<ArchivedIssue>> {
+        Ok(sqlx::query_as(
             "SELECT slug, subject, started_at FROM issues i WHERE started_at IS NOT NULL \
              AND version = (SELECT MAX(version) FROM issues WHERE slug = i.slug) \
              ORDER BY started_at DESC, id DESC LIMIT ?",
         )
         .bind(limit)
         .fetch_all(self.pool())
-        .await
+        .await?)
     }
 
     /// Mark an issue `sent` once no delivery row is left to work on.
-    pub async fn finish_issue_if_done(&self, issue_id: i64, now: &str) -> sqlx::Result<bool> {
+    pub async fn finish_issue_if_done(&self, issue_id: i64, now: &str) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE issues SET state = 'sent', finished_at = ?2 WHERE id = ?1 AND state = 'sending' AND NOT EXISTS \
              (SELECT 1 FROM deliveries WHERE issue_id = ?1 AND state IN ('pending', 'claimed', 'deferred', 'unknown'))",
@@ -269,7 +271,7 @@ impl Store {
     /// running sender are left to it (it stops within seconds and cancels
     /// what it did not send). `None` when the issue is finished (`sent`,
     /// `cancelled`) and there is nothing to abort. Idempotent.
-    pub async fn abort_issue(&self, issue_id: i64, now: &str) -> sqlx::Result<Option<Aborted>> {
+    pub async fn abort_issue(&self, issue_id: i64, now: &str) -> StoreResult<Option<Aborted>> {
         let mut tx = self.begin_write().await?;
         let was: Option<IssueState> = sqlx::query_scalar(&format!(
             "SELECT state FROM issues WHERE id = ?1 AND state IN {ABORTABLE}"
@@ -296,7 +298,7 @@ impl Store {
     /// After a sender of an aborted issue stopped: cancel the rows it gave
     /// back (claimed but never handed to SMTP) or that came back deferred.
     /// Does nothing unless the issue is `aborted`.
-    pub async fn cancel_rest_if_aborted(&self, issue_id: i64, now: &str) -> sqlx::Result<u64> {
+    pub async fn cancel_rest_if_aborted(&self, issue_id: i64, now: &str) -> StoreResult<u64> {
         let mut tx = self.begin_write().await?;
         let aborted: bool =
             sqlx::query_scalar("SELECT state = 'aborted' FROM issues WHERE id = ?1")
@@ -314,11 +316,11 @@ impl Store {
     }
 
     /// The current state of an issue version (`None` if it does not exist).
-    pub async fn issue_state(&self, issue_id: i64) -> sqlx::Result<Option<IssueState>> {
-        sqlx::query_scalar("SELECT state FROM issues WHERE id = ?1")
+    pub async fn issue_state(&self, issue_id: i64) -> StoreResult<Option<IssueState>> {
+        Ok(sqlx::query_scalar("SELECT state FROM issues WHERE id = ?1")
             .bind(issue_id)
             .fetch_optional(self.pool())
-            .await
+            .await?)
     }
 }
 
@@ -326,7 +328,7 @@ async fn cancel_open(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     issue_id: i64,
     now: &str,
-) -> sqlx::Result<u64> {
+) -> StoreResult<u64> {
     Ok(sqlx::query(
         "UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2 \
          WHERE issue_id = ?1 AND state IN ('pending', 'deferred', 'unknown')",
@@ -358,7 +360,7 @@ pub struct IssueOverview {
 impl Store {
     /// Every issue version, in order of its scheduled (or start, or
     /// creation) time, with its ledger counts.
-    pub async fn issues_overview(&self) -> sqlx::Result<Vec<IssueOverview>> {
+    pub async fn issues_overview(&self) -> StoreResult<Vec<IssueOverview>> {
         type Row = (
             i64,
             String,

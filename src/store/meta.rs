@@ -1,26 +1,30 @@
 //! `app_meta`: installation-wide values generated once.
 
-use super::Store;
+use super::{Store, StoreResult};
 
 impl Store {
-    pub async fn meta_get(&self, key: &str) -> sqlx::Result<Option<String>> {
-        sqlx::query_scalar("SELECT value FROM app_meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(self.pool())
-            .await
+    pub async fn meta_get(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM app_meta WHERE key = ?")
+                .bind(key)
+                .fetch_optional(self.pool())
+                .await?,
+        )
     }
 
     /// Store `value` under `key` unless a value is already there; return the
     /// stored value either way (so concurrent first runs agree).
-    pub async fn meta_get_or_insert(&self, key: &str, value: &str) -> sqlx::Result<String> {
+    pub async fn meta_get_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {
         sqlx::query("INSERT INTO app_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING")
             .bind(key)
             .bind(value)
             .execute(self.pool())
             .await?;
-        sqlx::query_scalar("SELECT value FROM app_meta WHERE key = ?")
-            .bind(key)
-            .fetch_one(self.pool())
-            .await
+        Ok(
+            sqlx::query_scalar("SELECT value FROM app_meta WHERE key = ?")
+                .bind(key)
+                .fetch_one(self.pool())
+                .await?,
+        )
     }
 }

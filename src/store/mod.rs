@@ -1,15 +1,24 @@
 //! The only place with SQL. Owns the connection pool, the migrations and one
-//! submodule per table group.
+//! submodule per aggregate (subscribers, issues, the delivery ledger, leases,
+//! test sends, bounces, ...). Callers see plain Rust and domain types and
+//! [`StoreError`]; no database driver type leaves this module.
 
 pub mod attributes;
 pub mod bounces;
 pub mod deliveries;
+mod error;
 pub mod issues;
+mod leases;
 pub mod meta;
 pub mod schedule;
 mod states;
 pub mod subscribers;
+mod test_sends;
 pub mod unsubscribe;
+mod values;
+
+#[cfg(test)]
+mod tests;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,6 +28,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 use crate::config::DatabaseSettings;
+
+pub use error::{DatabaseError, StoreError, StoreResult};
 
 /// Migrations embedded at compile time from `migrations/`.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -59,15 +70,14 @@ impl Store {
         Ok(Store { pool })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    /// The connection pool: only the store's own modules reach the database.
+    fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
     /// Start a write transaction that takes the write lock up front, so two
     /// writers never deadlock upgrading a read lock.
-    pub(crate) async fn begin_write(
-        &self,
-    ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 

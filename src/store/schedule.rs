@@ -12,7 +12,7 @@
 use sqlx::FromRow;
 
 use super::issues::IssueRecord;
-use super::Store;
+use super::{Store, StoreResult};
 
 /// An issue that has a scheduled time, for `herald schedule list`.
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
@@ -39,7 +39,7 @@ impl Store {
     /// Schedule (or reschedule) an issue version whose send never started.
     /// `at` is a stored time (`format_time`). False when its send has
     /// started, or a run-due is starting it, meanwhile.
-    pub async fn set_schedule(&self, issue_id: i64, at: &str) -> sqlx::Result<bool> {
+    pub async fn set_schedule(&self, issue_id: i64, at: &str) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE issues SET state = 'scheduled', scheduled_at = ?2 \
              WHERE id = ?1 AND started_at IS NULL AND state NOT IN ('sending', 'aborted')",
@@ -53,7 +53,7 @@ impl Store {
 
     /// Cancel a scheduled (or missed) send that has not started. False when
     /// the issue is in any other state.
-    pub async fn cancel_schedule(&self, issue_id: i64) -> sqlx::Result<bool> {
+    pub async fn cancel_schedule(&self, issue_id: i64) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE issues SET state = 'cancelled' \
              WHERE id = ?1 AND started_at IS NULL AND state IN ('scheduled', 'missed')",
@@ -67,35 +67,35 @@ impl Store {
     /// Issues with a scheduled time, earliest first: only those still to be
     /// sent automatically or missed, or (`all`) every one ever scheduled
     /// and every live send started by hand (by its start time).
-    pub async fn scheduled_issues(&self, all: bool) -> sqlx::Result<Vec<ScheduledIssue>> {
+    pub async fn scheduled_issues(&self, all: bool) -> StoreResult<Vec<ScheduledIssue>> {
         let filter = if all {
             "(scheduled_at IS NOT NULL OR started_at IS NOT NULL)".to_string()
         } else {
             format!("scheduled_at IS NOT NULL AND (state IN {PENDING_STATES} OR ({NOT_STARTED}))")
         };
-        sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT slug, version, subject, state, scheduled_at, source_path, started_at, finished_at \
              FROM issues WHERE {filter} ORDER BY COALESCE(scheduled_at, started_at), id"
         ))
         .fetch_all(self.pool())
-        .await
+        .await?)
     }
 
     /// Scheduled issues whose time (`scheduled_at <= now`) has come and
     /// whose send has not started, earliest first.
-    pub async fn due_issues(&self, now: &str) -> sqlx::Result<Vec<IssueRecord>> {
-        sqlx::query_as(&format!(
+    pub async fn due_issues(&self, now: &str) -> StoreResult<Vec<IssueRecord>> {
+        Ok(sqlx::query_as(&format!(
             "SELECT * FROM issues WHERE {NOT_STARTED} AND scheduled_at IS NOT NULL \
              AND scheduled_at <= ?1 ORDER BY scheduled_at, id"
         ))
         .bind(now)
         .fetch_all(self.pool())
-        .await
+        .await?)
     }
 
     /// Mark a due issue `missed` (too late to send automatically), if it is
     /// still the same not-started schedule that was judged.
-    pub async fn mark_missed(&self, issue_id: i64, scheduled_at: &str) -> sqlx::Result<bool> {
+    pub async fn mark_missed(&self, issue_id: i64, scheduled_at: &str) -> StoreResult<bool> {
         let done = sqlx::query(&format!(
             "UPDATE issues SET state = 'missed' WHERE id = ?1 AND scheduled_at = ?2 AND {NOT_STARTED}"
         ))
@@ -114,21 +114,21 @@ impl Store {
         &self,
         issue_id: i64,
         scheduled_at: &str,
-    ) -> sqlx::Result<Option<IssueRecord>> {
-        sqlx::query_as(&format!(
+    ) -> StoreResult<Option<IssueRecord>> {
+        Ok(sqlx::query_as(&format!(
             "UPDATE issues SET state = 'sending' WHERE id = ?1 AND scheduled_at = ?2 AND {NOT_STARTED} \
              RETURNING *"
         ))
         .bind(issue_id)
         .bind(scheduled_at)
         .fetch_optional(self.pool())
-        .await
+        .await?)
     }
 
     /// Undo [`Store::begin_scheduled_send`] when the send did not start
     /// (for example a configuration error), so the issue stays scheduled and
     /// under the lateness guard.
-    pub async fn undo_scheduled_send(&self, issue_id: i64) -> sqlx::Result<bool> {
+    pub async fn undo_scheduled_send(&self, issue_id: i64) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE issues SET state = 'scheduled' \
              WHERE id = ?1 AND state = 'sending' AND started_at IS NULL AND scheduled_at IS NOT NULL",
@@ -148,8 +148,8 @@ impl Store {
         &self,
         now: &str,
         resend_unknown: bool,
-    ) -> sqlx::Result<Vec<IssueRecord>> {
-        sqlx::query_as(
+    ) -> StoreResult<Vec<IssueRecord>> {
+        Ok(sqlx::query_as(
             "SELECT * FROM issues i WHERE i.state = 'sending' AND i.started_at IS NOT NULL AND ( \
                EXISTS (SELECT 1 FROM deliveries d WHERE d.issue_id = i.id AND ( \
                  d.state IN ('pending', 'claimed') \
@@ -162,6 +162,6 @@ impl Store {
         .bind(now)
         .bind(resend_unknown)
         .fetch_all(self.pool())
-        .await
+        .await?)
     }
 }

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{now_text, Store};
+use super::{now_text, Store, StoreResult};
 use crate::domain::{SubscriberEmail, SubscriberName, SubscriberStatus, UnsubscribeSource};
 
 /// A stored subscriber.
 #[derive(Debug, Clone, Serialize)]
 pub struct Subscriber {
     pub id: i64,
-    pub email: String,
+    pub email: SubscriberEmail,
     pub name: Option<String>,
     pub status: SubscriberStatus,
     pub attributes: serde_json::Map<String, serde_json::Value>,
@@ -102,7 +102,7 @@ impl Store {
         email: &SubscriberEmail,
         name: Option<&SubscriberName>,
         reactivate: bool,
-    ) -> sqlx::Result<AddOutcome> {
+    ) -> StoreResult<AddOutcome> {
         let mut tx = self.begin_write().await?;
         let existing: Option<(i64, String)> =
             sqlx::query_as("SELECT id, status FROM subscribers WHERE email = ?")
@@ -154,26 +154,14 @@ impl Store {
     pub async fn find_subscriber(
         &self,
         email: &SubscriberEmail,
-    ) -> sqlx::Result<Option<Subscriber>> {
+    ) -> StoreResult<Option<Subscriber>> {
         let sql = format!("SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE email = ?");
         match sqlx::query(&sql)
             .bind(email.as_ref())
             .fetch_optional(self.pool())
             .await?
         {
-            Some(row) => subscriber_from_row(row).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    pub async fn subscriber_by_id(&self, id: i64) -> sqlx::Result<Option<Subscriber>> {
-        let sql = format!("SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = ?");
-        match sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?
-        {
-            Some(row) => subscriber_from_row(row).map(Some),
+            Some(row) => Ok(subscriber_from_row(row).map(Some)?),
             None => Ok(None),
         }
     }
@@ -187,7 +175,7 @@ impl Store {
         id: i64,
         status: SubscriberStatus,
         source: UnsubscribeSource,
-    ) -> sqlx::Result<bool> {
+    ) -> StoreResult<bool> {
         let now = now_text();
         let done = sqlx::query(
             "UPDATE subscribers SET \
@@ -213,7 +201,7 @@ impl Store {
     pub async fn unsubscribe_email(
         &self,
         email: &SubscriberEmail,
-    ) -> sqlx::Result<Option<SubscriberStatus>> {
+    ) -> StoreResult<Option<SubscriberStatus>> {
         let Some(sub) = self.find_subscriber(email).await? else {
             return Ok(None);
         };
@@ -232,7 +220,7 @@ impl Store {
     /// suppression entry, e.g. loaded before the audience), so no import
     /// or `add` without `--reactivate` makes it active. False when the
     /// address exists meanwhile (nothing changed).
-    pub async fn suppress_email(&self, email: &SubscriberEmail) -> sqlx::Result<bool> {
+    pub async fn suppress_email(&self, email: &SubscriberEmail) -> StoreResult<bool> {
         let now = now_text();
         let done = sqlx::query(
             "INSERT INTO subscribers (email, status, created_at, updated_at, unsubscribed_at) \
@@ -253,7 +241,7 @@ impl Store {
         status: Option<SubscriberStatus>,
         after: i64,
         limit: i64,
-    ) -> sqlx::Result<Vec<Subscriber>> {
+    ) -> StoreResult<Vec<Subscriber>> {
         let sql = format!(
             "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers \
              WHERE id > ?1 AND (?2 IS NULL OR status = ?2) ORDER BY id LIMIT ?3"
@@ -265,12 +253,12 @@ impl Store {
             .fetch_all(self.pool())
             .await?
             .into_iter()
-            .map(subscriber_from_row)
+            .map(|row| Ok(subscriber_from_row(row)?))
             .collect()
     }
 
     /// Number of subscribers per status (every status present, zero or not).
-    pub async fn subscriber_counts(&self) -> sqlx::Result<BTreeMap<&'static str, i64>> {
+    pub async fn subscriber_counts(&self) -> StoreResult<BTreeMap<&'static str, i64>> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT status, COUNT(*) FROM subscribers GROUP BY status")
                 .fetch_all(self.pool())
@@ -288,10 +276,12 @@ impl Store {
     }
 
     /// Highest subscriber id now (0 when empty): an import's watermark.
-    pub async fn max_subscriber_id(&self) -> sqlx::Result<i64> {
-        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM subscribers")
-            .fetch_one(self.pool())
-            .await
+    pub async fn max_subscriber_id(&self) -> StoreResult<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM subscribers")
+                .fetch_one(self.pool())
+                .await?,
+        )
     }
 
     /// Upsert one batch of import rows (addresses unique within `rows`) in
@@ -303,7 +293,7 @@ impl Store {
         &self,
         rows: &[ImportRow],
         import_start: i64,
-    ) -> sqlx::Result<UpsertCounts> {
+    ) -> StoreResult<UpsertCounts> {
         if rows.is_empty() {
             return Ok(UpsertCounts::default());
         }

@@ -5,14 +5,14 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{now_text, Store};
-use crate::domain::{SubscriberStatus, UnsubscribeSource};
+use super::{now_text, Store, StoreResult};
+use crate::domain::{SubscriberEmail, SubscriberStatus, UnsubscribeSource};
 
 /// What an unsubscribe page needs to know about the link's subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkSubscriber {
     pub id: i64,
-    pub email: String,
+    pub email: SubscriberEmail,
     pub status: SubscriberStatus,
     pub unsubscribed_at: Option<String>,
     /// What moved the subscriber out of `active` (None while active, or for
@@ -38,22 +38,22 @@ fn link_from_row(row: sqlx::sqlite::SqliteRow) -> sqlx::Result<LinkSubscriber> {
 
 impl Store {
     /// The subscriber a link points at, without names or attributes.
-    pub async fn link_subscriber(&self, id: i64) -> sqlx::Result<Option<LinkSubscriber>> {
-        sqlx::query(
+    pub async fn link_subscriber(&self, id: i64) -> StoreResult<Option<LinkSubscriber>> {
+        Ok(sqlx::query(
             "SELECT id, email, status, unsubscribed_at, unsubscribe_source FROM subscribers WHERE id = ?",
         )
             .bind(id)
             .fetch_optional(self.pool())
             .await?
             .map(link_from_row)
-            .transpose()
+            .transpose()?)
     }
 
     /// The subscribers with these ids (those that exist, in no particular
     /// order), in one query: the HTTP side batches concurrent lookups. The
     /// rows come back aggregated into one JSON value, because sqlx's SQLite
     /// driver hands each result row across threads separately.
-    pub async fn link_subscribers(&self, ids: &[i64]) -> sqlx::Result<Vec<LinkSubscriber>> {
+    pub async fn link_subscribers(&self, ids: &[i64]) -> StoreResult<Vec<LinkSubscriber>> {
         let ids = serde_json::to_string(ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
         let json: String = sqlx::query_scalar(
             "SELECT json_group_array(json_array(id, email, status, unsubscribed_at, unsubscribe_source)) \
@@ -69,7 +69,8 @@ impl Store {
             .map(|(id, email, status, unsubscribed_at, source)| {
                 Ok(LinkSubscriber {
                     id,
-                    email,
+                    email: SubscriberEmail::parse(&email)
+                        .map_err(|e| sqlx::Error::Decode(e.into()))?,
                     status: decode(&status)?,
                     unsubscribed_at,
                     source: source.as_deref().map(decode).transpose()?,
@@ -86,7 +87,7 @@ impl Store {
         &self,
         id: i64,
         source: UnsubscribeSource,
-    ) -> sqlx::Result<Option<String>> {
+    ) -> StoreResult<Option<String>> {
         let (stamp, changed) = self.unsubscribe_all_if_active(&[(id, source)]).await?;
         Ok((!changed.is_empty()).then_some(stamp))
     }
@@ -97,7 +98,7 @@ impl Store {
     pub async fn unsubscribe_all_if_active(
         &self,
         requests: &[(i64, UnsubscribeSource)],
-    ) -> sqlx::Result<(String, Vec<i64>)> {
+    ) -> StoreResult<(String, Vec<i64>)> {
         let now = now_text();
         let mut changed = Vec::new();
         let mut tx = self.begin_write().await?;
@@ -138,7 +139,7 @@ impl Store {
         &self,
         id: i64,
         unsubscribed_since: DateTime<Utc>,
-    ) -> sqlx::Result<bool> {
+    ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE subscribers SET status = 'active', unsubscribed_at = NULL, \
              unsubscribe_source = NULL, updated_at = ?1 \

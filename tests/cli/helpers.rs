@@ -104,6 +104,14 @@ impl TestEnv {
             .await
             .expect("open store")
     }
+
+    /// A connection pool of the test's own on the database file, for SQL
+    /// that sets up or inspects what no command shows (faults, leases).
+    pub async fn sqlite(&self) -> sqlx::SqlitePool {
+        sqlx::SqlitePool::connect(&self.db_url())
+            .await
+            .expect("open database")
+    }
 }
 
 /// stdout of a finished command as a String.

@@ -557,7 +557,7 @@ async fn concurrent_lookups_are_batched_and_each_gets_its_own_answer() {
             let sub = found.expect("existing subscriber found");
             assert_eq!(sub.id, id);
             let n = ids.iter().position(|&x| x == id).unwrap();
-            assert_eq!(sub.email, format!("reader{n}@example.org"));
+            assert_eq!(sub.email.as_ref(), format!("reader{n}@example.org"));
         }
     }
     assert_eq!(answered, 4 * 51);

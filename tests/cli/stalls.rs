@@ -18,9 +18,9 @@ use crate::smtp_server::{Fault, Script, Silence, SmtpServer};
 fn leases(env: &TestEnv) -> i64 {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = env.store().await;
+        let db = env.sqlite().await;
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM leases")
-            .fetch_one(store.pool())
+            .fetch_one(&db)
             .await
             .unwrap();
         n
@@ -286,9 +286,9 @@ fn a_connection_closed_by_the_server_while_idle_costs_no_attempt() {
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let attempts: Vec<(String, i64)> = rt.block_on(async {
-        let store = env.store().await;
+        let db = env.sqlite().await;
         sqlx::query_as("SELECT state, attempts FROM deliveries ORDER BY id")
-            .fetch_all(store.pool())
+            .fetch_all(&db)
             .await
             .unwrap()
     });

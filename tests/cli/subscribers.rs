@@ -468,31 +468,6 @@ fn listing_into_a_closed_pipe_is_not_an_error() {
 }
 
 #[test]
-fn the_schema_checks_are_enforced_again_on_every_connection_after_an_import() {
-    let env = TestEnv::new();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let store = env.store().await;
-        let report = herald::import::import_csv(&store, &sample_subscribers(), |_| {})
-            .await
-            .unwrap();
-        assert_eq!(report.counts.inserted, 36);
-        // Hold every pooled connection at once, so the one that imported is
-        // among them, and try to break a CHECK on each.
-        let mut conns = Vec::new();
-        for _ in 0..4 {
-            conns.push(store.pool().acquire().await.unwrap());
-        }
-        for conn in conns.iter_mut() {
-            let err = sqlx::query("UPDATE subscribers SET status = 'bogus' WHERE id = 1")
-                .execute(&mut **conn)
-                .await;
-            assert!(err.is_err(), "a CHECK constraint was not enforced");
-        }
-    });
-}
-
-#[test]
 fn rejected_rows_name_their_physical_line_in_lf_and_crlf_files_alike() {
     // A bad address on line 5, after a quoted field spanning lines 3-4
     // (rejected too: a name may not hold a line break).

@@ -1,0 +1,26 @@
+//! The `test_sends` table: a record of each test copy sent (never part of
+//! the live ledger).
+
+use super::{Store, StoreResult};
+
+impl Store {
+    /// Record one test send (never part of the live ledger).
+    pub async fn record_test_send(
+        &self,
+        slug: &str,
+        address: &str,
+        message_id: &str,
+        outcome: &str,
+        reply: &str,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO test_sends (issue_slug, address, message_id, outcome, reply) VALUES (?, ?, ?, ?, ?)")
+            .bind(slug)
+            .bind(address)
+            .bind(message_id)
+            .bind(outcome)
+            .bind(reply)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
