@@ -455,6 +455,7 @@ async fn deliver_with_lease(
         connector: Connector::from_settings(settings),
         limiter: SendLimiter::new(&settings.sender),
         options: EngineOptions::from_settings(settings),
+        clock: crate::clock::Clock::system(),
     };
     let report = delivery::run(store, record, plan, stop, &opts.progress).await;
     signals.abort();

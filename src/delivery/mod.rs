@@ -8,6 +8,9 @@
 //! `pending`. A worker that dies halts the run: its row is resolved
 //! (`pending` if it never reached SMTP, else `unknown`) and the run ends
 //! with the cause.
+//!
+//! Every "now" and every pause of a run comes from the [`Clock`] in its
+//! [`Plan`], so tests can run the engine on a manual clock.
 
 pub mod compose;
 pub mod policy;
@@ -18,15 +21,16 @@ mod worker;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Mutex};
 
+use crate::clock::Clock;
 use crate::config::{OnUnknown, Settings};
 use crate::mailer::transport::Connector;
 use crate::store::deliveries::{ClaimedDelivery, Outcome};
 use crate::store::issues::IssueRecord;
-use crate::store::{now_text, parse_time, Store};
+use crate::store::{parse_time, Store};
 use compose::Composer;
 use policy::RetryPolicy;
 use ratelimit::SendLimiter;
@@ -186,6 +190,7 @@ struct Shared {
     tally: Arc<Tally>,
     stop: Stopper,
     options: EngineOptions,
+    clock: Clock,
     alive_workers: AtomicUsize,
     /// Each worker's current row.
     slots: Vec<std::sync::Mutex<worker::Slot>>,
@@ -215,12 +220,14 @@ fn claim_batch(concurrency: usize) -> i64 {
     (concurrency * 8).clamp(32, 512) as i64
 }
 
-/// How one run delivers: message builder, transport, pacing, tunables.
+/// How one run delivers: message builder, transport, pacing, tunables,
+/// and the clock it runs on.
 pub struct Plan {
     pub composer: Composer,
     pub connector: Connector,
     pub limiter: SendLimiter,
     pub options: EngineOptions,
+    pub clock: Clock,
 }
 
 /// Deliver the issue's due rows. The caller holds the issue's lease and has
@@ -237,13 +244,14 @@ pub async fn run(
         connector,
         limiter,
         options,
+        clock,
     } = plan;
-    let started = Instant::now();
+    let started = clock.instant();
     let (lost, requeued) = store
         .recover_claimed(
             issue.id,
             options.on_unknown == OnUnknown::Resend,
-            &now_text(),
+            &clock.now_text(),
         )
         .await?;
     if lost > 0 {
@@ -254,7 +262,7 @@ pub async fn run(
         );
     }
     let tally = Arc::new(Tally::default());
-    let (recorder, recorder_task) = Recorder::spawn(store.clone(), tally.clone());
+    let (recorder, recorder_task) = Recorder::spawn(store.clone(), tally.clone(), clock.clone());
     let concurrency = options.concurrency;
     let shared = Arc::new(Shared {
         store: store.clone(),
@@ -265,6 +273,7 @@ pub async fn run(
         tally: tally.clone(),
         stop: stop.clone(),
         options,
+        clock: clock.clone(),
         alive_workers: AtomicUsize::new(concurrency),
         slots: (0..concurrency).map(|_| Default::default()).collect(),
         fault: fault_from_env(),
@@ -305,7 +314,9 @@ pub async fn run(
         stop.halt_because(Halt::LedgerFailed, format!("{e:#}"));
         return Err(e);
     }
-    store.finish_issue_if_done(issue.id, &now_text()).await?;
+    store
+        .finish_issue_if_done(issue.id, &clock.now_text())
+        .await?;
     Ok(RunReport {
         sent: tally.sent.load(Ordering::Relaxed),
         deferred: tally.deferred.load(Ordering::Relaxed),
@@ -314,7 +325,7 @@ pub async fn run(
         released: tally.released.load(Ordering::Relaxed),
         bytes: tally.bytes.load(Ordering::Relaxed),
         recovered_unknown: if requeued > 0 { requeued } else { lost },
-        elapsed: started.elapsed(),
+        elapsed: clock.elapsed_since(started),
         halt: stop.state(),
         cause: stop.cause(),
     })
@@ -365,18 +376,25 @@ async fn claim_loop(
 ) -> anyhow::Result<()> {
     let limit = claim_batch(shared.options.concurrency);
     let tally = &shared.tally;
+    let clock = &shared.clock;
     loop {
         if shared.stop.state() != Halt::None {
             return Ok(());
         }
-        let batch = shared.store.claim_due(issue_id, &now_text(), limit).await?;
+        let batch = shared
+            .store
+            .claim_due(issue_id, &clock.now_text(), limit)
+            .await?;
         if batch.is_empty() {
             // Rows still with workers may come back deferred: wait for them.
+            // Registered before the count is read, so a batch recorded in
+            // between still wakes this wait.
+            let recorded = tally.recorded.notified();
+            tokio::pin!(recorded);
+            recorded.as_mut().enable();
             if tally.outstanding.load(Ordering::Acquire) > 0 {
-                let recorded = tally.recorded.notified();
                 tokio::select! {
                     _ = recorded => {}
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                     _ = shared.stop.halted() => {}
                 }
                 continue;
@@ -384,10 +402,9 @@ async fn claim_loop(
             let Some(next) = shared.store.next_deferred_at(issue_id).await? else {
                 return Ok(());
             };
-            let next_at = parse_time(&next).unwrap_or_else(chrono::Utc::now);
-            let wait = (next_at - chrono::Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO);
+            let now = clock.now();
+            let next_at = parse_time(&next).unwrap_or(now);
+            let wait = (next_at - now).to_std().unwrap_or(Duration::ZERO);
             if wait > shared.options.linger {
                 tracing::info!(
                     "the next deferred retry is due at {} UTC, after sender.linger_secs; \
@@ -397,8 +414,8 @@ async fn claim_loop(
                 return Ok(());
             }
             if wait >= Duration::from_secs(1) {
-                let window = chrono::Utc::now()
-                    + chrono::Duration::from_std(shared.options.linger).unwrap_or_default();
+                let window =
+                    now + chrono::Duration::from_std(shared.options.linger).unwrap_or_default();
                 let (rows, reply) = shared
                     .store
                     .deferred_due_by(issue_id, &crate::store::format_time(window))
@@ -415,7 +432,7 @@ async fn claim_loop(
                 );
             }
             tokio::select! {
-                _ = tokio::time::sleep(wait + Duration::from_millis(5)) => {}
+                _ = clock.sleep(wait + Duration::from_millis(5)) => {}
                 _ = shared.stop.halted() => {}
             }
             continue;

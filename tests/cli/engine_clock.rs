@@ -1,0 +1,287 @@
+//! The delivery engine through the library on a manual clock: time passes
+//! only when the test moves it, so pacing, retry times and the wait for
+//! deferred rows are checked exactly, in milliseconds of real time. The
+//! issue is registered and started through the built binary (a run against
+//! a closed port leaves every row `pending`); the engine then delivers to
+//! the test SMTP server over TCP.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use herald::clock::ManualClock;
+use herald::config::{Settings, TransportKind};
+use herald::delivery::progress::Progress;
+use herald::delivery::ratelimit::SendLimiter;
+use herald::delivery::{self, EngineOptions, Halt, Plan, RunReport, Stopper};
+use herald::mailer::transport::Connector;
+use tokio::task::JoinHandle;
+
+use crate::helpers::{
+    closed_port, ledger, live_send_with, seed_subscribers, stderr, write_issue, TestEnv,
+};
+use crate::smtp_server::{Fault, SmtpServer};
+
+/// An installation with `n` subscribers and the issue `slug` started, every
+/// row `pending`.
+fn started(n: usize, slug: &str) -> (TestEnv, PathBuf) {
+    let env = TestEnv::new();
+    seed_subscribers(&env, n);
+    let issue = write_issue(&env, slug);
+    let out = live_send_with(
+        &env,
+        &issue,
+        closed_port(),
+        &[("HERALD__SMTP__RECONNECT_ATTEMPTS", "1")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(ledger(&env, &issue)["counts"]["pending"], n as i64);
+    (env, issue)
+}
+
+/// Settings for the engine: SMTP to `port`, `rate` a second over
+/// `concurrency` connections.
+fn settings(port: u16, rate: f64, concurrency: usize) -> Settings {
+    let mut s: Settings = toml::from_str(herald::config::DEFAULT_TOML).unwrap();
+    s.transport.kind = TransportKind::Smtp;
+    s.smtp.port = port;
+    s.smtp.send_timeout_secs = 5;
+    s.smtp.connect_timeout_secs = 5;
+    s.sender.rate_per_second = rate;
+    s.sender.concurrency = concurrency;
+    s
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// Start the engine on the issue `slug` with `clock`.
+async fn engine(
+    env: &TestEnv,
+    slug: &str,
+    settings: Settings,
+    clock: &ManualClock,
+    stop: Stopper,
+) -> JoinHandle<RunReport> {
+    let store = env.store().await;
+    let record = store.latest_issue(slug).await.unwrap().unwrap();
+    let compiled = serde_json::from_str(&record.compiled).unwrap();
+    let composer = herald::commands::send::composer_for(
+        &settings,
+        &store,
+        &compiled,
+        &record.slug,
+        Some(record.id),
+        "",
+    )
+    .await
+    .unwrap();
+    let plan = Plan {
+        composer,
+        connector: Connector::from_settings(&settings),
+        limiter: SendLimiter::new(&settings.sender),
+        options: EngineOptions::from_settings(&settings),
+        clock: clock.clock(),
+    };
+    tokio::spawn(async move {
+        delivery::run(&store, &record, plan, stop, &Progress::Quiet)
+            .await
+            .unwrap()
+    })
+}
+
+/// One move of the clock: how far, and how many messages the server had
+/// received before it.
+#[derive(Debug, Clone, Copy)]
+struct Advance {
+    by: Duration,
+    received_before: usize,
+}
+
+/// Run the engine to its end, moving the clock to the next wake-up
+/// whenever the engine sleeps on it.
+async fn drive(
+    clock: &ManualClock,
+    server: &SmtpServer,
+    mut run: JoinHandle<RunReport>,
+) -> (RunReport, Vec<Advance>) {
+    let mut advances = Vec::new();
+    loop {
+        tokio::select! {
+            report = &mut run => return (report.unwrap(), advances),
+            _ = clock.until_asleep(1) => {
+                let received_before = server.received().len();
+                let by = clock.advance_to_next_wake();
+                advances.push(Advance { by, received_before });
+            }
+        }
+    }
+}
+
+fn manual() -> ManualClock {
+    ManualClock::new(chrono::Utc::now())
+}
+
+#[test]
+fn messages_go_at_the_configured_rate_of_the_engines_clock() {
+    let (env, _) = started(20, "paced");
+    let server = SmtpServer::start();
+    let clock = manual();
+    let report = block_on(async {
+        let run = engine(
+            &env,
+            "paced",
+            settings(server.port(), 10.0, 2),
+            &clock,
+            Stopper::default(),
+        )
+        .await;
+        let (report, advances) = drive(&clock, &server, run).await;
+        // One slot every 100 ms; the first at once.
+        for a in &advances {
+            assert!(a.by <= Duration::from_millis(100), "{a:?}");
+            assert!(a.received_before <= 20);
+        }
+        report
+    });
+    assert_eq!(report.sent, 20);
+    assert_eq!(report.halt, Halt::None);
+    assert_eq!(clock.elapsed(), Duration::from_millis(1900));
+    assert_eq!(report.elapsed, Duration::from_millis(1900));
+    assert_eq!(server.counts().len(), 20);
+}
+
+#[test]
+fn a_deferred_retry_is_sent_when_the_clock_reaches_its_time() {
+    let (env, issue) = started(5, "deferred");
+    let server = SmtpServer::start();
+    server.fault(
+        "user0002@example.org",
+        Fault::AtRcpt("450 4.2.1 mailbox busy".into()),
+        1,
+    );
+    let clock = manual();
+    let mut s = settings(server.port(), 1000.0, 2);
+    s.sender.retry_base_ms = 60_000;
+    s.sender.linger_secs = 300;
+    let (report, advances) = block_on(async {
+        let run = engine(&env, "deferred", s, &clock, Stopper::default()).await;
+        drive(&clock, &server, run).await
+    });
+    // The engine waited for the retry (60 s ± 20 %, + 5 ms) on the clock,
+    // with the other four delivered; then sent it.
+    let waits: Vec<_> = advances
+        .iter()
+        .filter(|a| a.by >= Duration::from_secs(1))
+        .collect();
+    assert_eq!(waits.len(), 1, "{advances:?}");
+    assert!(
+        waits[0].by >= Duration::from_secs(48) && waits[0].by <= Duration::from_millis(72_005),
+        "{waits:?}"
+    );
+    assert_eq!(waits[0].received_before, 4);
+    assert_eq!(report.sent, 5);
+    assert_eq!(report.deferred, 0);
+    assert_eq!(server.counts()["user0002@example.org"], 1);
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["sent"], 5, "{l}");
+    assert_eq!(l["state"], "sent");
+}
+
+#[test]
+fn a_retry_due_after_the_linger_time_is_left_to_the_next_run() {
+    let (env, issue) = started(3, "lingered");
+    let server = SmtpServer::start();
+    server.fault(
+        "user0001@example.org",
+        Fault::AtRcpt("451 4.3.0 try later".into()),
+        1,
+    );
+    let clock = manual();
+    let mut s = settings(server.port(), 1000.0, 1);
+    s.sender.retry_base_ms = 60_000;
+    s.sender.linger_secs = 10;
+    let (report, advances) = block_on(async {
+        let run = engine(&env, "lingered", s, &clock, Stopper::default()).await;
+        drive(&clock, &server, run).await
+    });
+    assert!(clock.elapsed() < Duration::from_secs(1), "{advances:?}");
+    assert_eq!(report.sent, 2);
+    assert_eq!(report.deferred, 1);
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["deferred"], 1, "{l}");
+    assert_eq!(l["state"], "sending");
+}
+
+#[test]
+fn a_stop_during_the_wait_for_a_deferred_retry_ends_the_run_at_once() {
+    let (env, issue) = started(2, "waiting");
+    let server = SmtpServer::start();
+    server.fault(
+        "user0002@example.org",
+        Fault::AtRcpt("450 4.2.1 mailbox busy".into()),
+        1,
+    );
+    let clock = manual();
+    let mut s = settings(server.port(), 1000.0, 1);
+    s.sender.retry_base_ms = 60_000;
+    let stop = Stopper::default();
+    let report = block_on(async {
+        let run = engine(&env, "waiting", s, &clock, stop.clone()).await;
+        // Asleep until the retry: a minute away on the clock.
+        loop {
+            clock.until_asleep(1).await;
+            if clock.next_wake().unwrap_or_default() >= Duration::from_secs(40) {
+                break;
+            }
+            clock.advance_to_next_wake();
+        }
+        stop.halt(Halt::Interrupted);
+        run.await.unwrap()
+    });
+    assert!(clock.elapsed() < Duration::from_secs(1));
+    assert_eq!(report.halt, Halt::Interrupted);
+    assert_eq!(report.sent, 1);
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["deferred"], 1, "{l}");
+}
+
+#[test]
+fn an_unsubscribe_while_the_engine_waits_for_its_slot_skips_that_recipient() {
+    let (env, issue) = started(60, "midsend");
+    let server = SmtpServer::start();
+    let clock = manual();
+    let report = block_on(async {
+        let run = engine(
+            &env,
+            "midsend",
+            settings(server.port(), 10.0, 2),
+            &clock,
+            Stopper::default(),
+        )
+        .await;
+        // The first message is out; the engine waits for the next slot and
+        // time stands still meanwhile.
+        clock.until_asleep(1).await;
+        let out = tokio::task::block_in_place(|| {
+            env.herald()
+                .args(["subscribers", "unsubscribe", "user0060@example.org"])
+                .output()
+                .unwrap()
+        });
+        assert!(out.status.success(), "{}", stderr(&out));
+        drive(&clock, &server, run).await.0
+    });
+    assert_eq!(report.sent, 59);
+    let counts = server.counts();
+    assert!(!counts.contains_key("user0060@example.org"));
+    assert_eq!(counts.len(), 59);
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["skipped"], 1, "{l}");
+    assert_eq!(l["counts"]["sent"], 59, "{l}");
+}
