@@ -41,12 +41,15 @@ pub mod exit {
     pub const BAD_INPUT: u8 = 2;
 }
 
+/// Is any cause in the chain [`BadInput`]?
+pub fn is_bad_input(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| cause.downcast_ref::<BadInput>().is_some())
+}
+
 /// Exit code for an error: 2 when any cause in the chain is [`BadInput`].
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err
-        .chain()
-        .any(|cause| cause.downcast_ref::<BadInput>().is_some())
-    {
+    if is_bad_input(err) {
         exit::BAD_INPUT
     } else {
         exit::FAILURE

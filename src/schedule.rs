@@ -4,9 +4,10 @@
 //! "Now" is a value, [`Clock`]: production uses the system clock; the
 //! hidden `--now RFC3339` flag of `herald schedule` and `herald run-due`
 //! fixes it, so tests (and an operator replaying a situation) decide which
-//! issues are due and which are late. Lease expiry and the delivery
-//! engine's retry times always use the real clock: they coordinate running
-//! processes, not the calendar.
+//! issues are due and which are late; the sends of such a run go by a
+//! clock that starts at that time and runs on (`Clock::engine`), so their
+//! stamps and retry times are in the same frame. Lease expiry always uses
+//! the real clock: it coordinates running processes, not the calendar.
 //!
 //! Overlap safety needs no flock: a run holds the lease `run-due`, a row in
 //! the same database the sends write (holder `host:pid:random`, expiry,
@@ -22,11 +23,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::commands::send::{deliver_record, Lease, LiveOptions};
-use crate::config::{OnUnknown, Settings};
-use crate::delivery::progress::Progress;
+use crate::config::OnUnknown;
+use crate::delivery::dispatch::{Dispatch, Finished, SendOutcome, Severity, Started, StartedSend};
+use crate::delivery::lease::{Lease, Taken};
+use crate::delivery::Stopper;
 use crate::store::issues::IssueRecord;
-use crate::store::{format_time, parse_time, Store};
+use crate::store::{format_time, parse_time};
 
 /// The lease a `run-due` pass holds.
 pub const RUN_DUE_LEASE: &str = "run-due";
@@ -50,6 +52,15 @@ impl Clock {
         match self {
             Clock::System => Utc::now(),
             Clock::Fixed(t) => *t,
+        }
+    }
+
+    /// The clock the sends of this run go by: the system clock, or under
+    /// `--now` one that starts at that time and runs on.
+    pub fn engine(&self) -> crate::clock::Clock {
+        match self {
+            Clock::System => crate::clock::Clock::system(),
+            Clock::Fixed(t) => crate::clock::Clock::starting_at(*t),
         }
     }
 }
@@ -189,11 +200,10 @@ pub struct IssueRun {
     pub outcome: IssueOutcome,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IssueOutcome {
-    /// Handed to the delivery engine; its exit code (0 ok, 1 the run failed
-    /// or the server was unreachable, 130 interrupted).
-    Delivered(u8),
+    /// Handed to the delivery engine; how its run ended.
+    Delivered(SendOutcome),
     /// Too late: marked `missed`, not sent.
     Missed,
     /// Another process is sending it; left to that process.
@@ -204,199 +214,198 @@ pub enum IssueOutcome {
     Failed { bad_input: bool },
 }
 
-impl RunDue {
-    /// The process exit code: 0 ok or nothing to do (or another run holds
-    /// the lease), 1 a send failed or an issue was missed, 2 bad
-    /// configuration, 130 interrupted.
-    pub fn exit_code(&self) -> u8 {
-        let RunDue::Ran(runs) = self else { return 0 };
-        runs.iter()
-            .map(|r| match r.outcome {
-                IssueOutcome::Delivered(code) => code,
-                IssueOutcome::Missed => 1,
-                IssueOutcome::Failed { bad_input: true } => 2,
-                IssueOutcome::Failed { bad_input: false } => 1,
-                IssueOutcome::Busy | IssueOutcome::Changed => 0,
-            })
-            .max_by_key(|code| match code {
-                130 => 3,
-                2 => 2,
-                0 => 0,
-                _ => 1,
-            })
-            .unwrap_or(0)
+impl IssueOutcome {
+    pub fn severity(&self) -> Severity {
+        match self {
+            IssueOutcome::Delivered(outcome) => outcome.severity(),
+            IssueOutcome::Missed | IssueOutcome::Failed { bad_input: false } => Severity::Failed,
+            IssueOutcome::Failed { bad_input: true } => Severity::BadInput,
+            IssueOutcome::Busy | IssueOutcome::Changed => Severity::Ok,
+        }
     }
+}
+
+impl RunDue {
+    /// The worst outcome: ok when nothing was to do (or another run holds
+    /// the lease); failed when a send failed or an issue was missed.
+    pub fn severity(&self) -> Severity {
+        let RunDue::Ran(runs) = self else {
+            return Severity::Ok;
+        };
+        runs.iter()
+            .map(|r| r.outcome.severity())
+            .max()
+            .unwrap_or(Severity::Ok)
+    }
+}
+
+/// Told about each send a `run-due` pass starts and finishes (the command
+/// line prints them).
+pub trait SendObserver: Send {
+    fn started(&mut self, send: &StartedSend);
+    fn finished(&mut self, finished: &Finished);
 }
 
 /// One pass: take the `run-due` lease, send every scheduled issue whose
 /// time has come (marking those past the lateness guard `missed`), then
 /// resume interrupted live sends. Per-issue problems are logged here and
 /// reported in the result; only database errors outside an issue's send
-/// are returned as errors.
-///
-/// `allow_unsafe_links` lifts the live-send guard's rule on
-/// `http.public_base_url` (an intranet list).
+/// are returned as errors. `interrupt` is the operator's stop: the send
+/// running then halts and the pass ends.
 pub async fn run_due(
-    settings: &Settings,
-    store: &Store,
+    dispatch: &Dispatch<'_>,
     clock: Clock,
-    allow_unsafe_links: bool,
+    interrupt: &Stopper,
+    observer: &mut dyn SendObserver,
 ) -> anyhow::Result<RunDue> {
-    let lease = Lease::new(settings, RUN_DUE_LEASE.to_string());
-    if !lease.take(store).await? {
-        let (holder, until) = store
-            .lease_holder(RUN_DUE_LEASE)
-            .await?
-            .unwrap_or_else(|| ("(just released)".into(), "-".into()));
-        return Ok(RunDue::LeaseHeld { holder, until });
+    let length = Duration::from_secs(dispatch.settings.schedule.lease_secs);
+    let lease = match Lease::new(RUN_DUE_LEASE, length)
+        .take(dispatch.store)
+        .await?
+    {
+        Taken::Held(guard) => guard,
+        Taken::Busy { holder, until } => return Ok(RunDue::LeaseHeld { holder, until }),
+    };
+    let result = Pass {
+        dispatch,
+        interrupt,
+        observer,
     }
-    let renewer = tokio::spawn(lease.clone().renew_forever(store.clone()));
-    let result = run_with_lease(settings, store, clock, allow_unsafe_links).await;
-    renewer.abort();
-    let _ = store.release_lease(&lease.name, &lease.holder).await;
+    .run(clock)
+    .await;
+    lease.release().await;
     result.map(RunDue::Ran)
 }
 
-async fn run_with_lease(
-    settings: &Settings,
-    store: &Store,
-    clock: Clock,
-    allow_unsafe_links: bool,
-) -> anyhow::Result<Vec<IssueRun>> {
-    let now = clock.now();
-    let now_text = format_time(now);
-    let due = store.due_issues(&now_text).await?;
-    let resumable = store
-        .resumable_sends(&now_text, settings.sender.on_unknown == OnUnknown::Resend)
-        .await?;
-    if due.is_empty() && resumable.is_empty() {
-        tracing::debug!("run-due: nothing is due");
-        return Ok(Vec::new());
-    }
-    tracing::info!(
-        "run-due: {} scheduled issue(s) due, {} live send(s) to resume",
-        due.len(),
-        resumable.len()
-    );
-    let max_lateness = Duration::from_secs(settings.schedule.max_lateness_secs);
-    let mut runs = Vec::new();
-    for issue in due {
-        let outcome = scheduled(
-            settings,
-            store,
-            &issue,
-            now,
-            max_lateness,
-            allow_unsafe_links,
-        )
-        .await?;
-        let stop = outcome == IssueOutcome::Delivered(130);
-        runs.push(IssueRun {
-            slug: issue.slug,
-            outcome,
-        });
-        if stop {
-            return Ok(runs);
-        }
-    }
-    for issue in resumable {
-        tracing::info!(issue = %issue.slug, "resuming an interrupted live send");
-        let outcome = deliver(settings, store, &issue, allow_unsafe_links).await?;
-        let stop = outcome == IssueOutcome::Delivered(130);
-        runs.push(IssueRun {
-            slug: issue.slug,
-            outcome,
-        });
-        if stop {
-            break;
-        }
-    }
-    Ok(runs)
+/// One `run-due` pass under its lease.
+struct Pass<'a, 'b> {
+    dispatch: &'a Dispatch<'b>,
+    interrupt: &'a Stopper,
+    observer: &'a mut dyn SendObserver,
 }
 
-/// A due scheduled issue: guard against lateness, then send.
-async fn scheduled(
-    settings: &Settings,
-    store: &Store,
-    issue: &IssueRecord,
-    now: DateTime<Utc>,
-    max_lateness: Duration,
-    allow_unsafe_links: bool,
-) -> anyhow::Result<IssueOutcome> {
-    let Some(at_text) = issue.scheduled_at.as_deref() else {
-        return Ok(IssueOutcome::Changed);
-    };
-    let Some(at) = parse_time(at_text) else {
-        anyhow::bail!(
-            "issue `{}`: unreadable scheduled time `{at_text}`",
-            issue.slug
+impl Pass<'_, '_> {
+    async fn run(&mut self, clock: Clock) -> anyhow::Result<Vec<IssueRun>> {
+        let store = self.dispatch.store;
+        let settings = self.dispatch.settings;
+        let now = clock.now();
+        let now_text = format_time(now);
+        let due = store.due_issues(&now_text).await?;
+        let resumable = store
+            .resumable_sends(&now_text, settings.sender.on_unknown == OnUnknown::Resend)
+            .await?;
+        if due.is_empty() && resumable.is_empty() {
+            tracing::debug!("run-due: nothing is due");
+            return Ok(Vec::new());
+        }
+        tracing::info!(
+            "run-due: {} scheduled issue(s) due, {} live send(s) to resume",
+            due.len(),
+            resumable.len()
         );
-    };
-    match judge(at, now, max_lateness) {
-        Verdict::NotDue => Ok(IssueOutcome::Changed),
-        Verdict::Missed { late } => {
-            if !store.mark_missed(issue.id, at_text).await? {
-                return Ok(IssueOutcome::Changed);
+        let max_lateness = Duration::from_secs(settings.schedule.max_lateness_secs);
+        let mut runs = Vec::new();
+        for issue in due {
+            let outcome = self.scheduled(&issue, now, max_lateness).await?;
+            let stop = outcome.severity() == Severity::Interrupted;
+            runs.push(IssueRun {
+                slug: issue.slug,
+                outcome,
+            });
+            if stop {
+                return Ok(runs);
             }
-            let file = issue.source_path.as_deref().unwrap_or(&issue.slug);
-            tracing::warn!(
-                issue = %issue.slug,
-                "missed: `{}` was due at {at_text} and is {} late, beyond schedule.max_lateness_secs ({}); \
-                 NOT sent. To send it anyway: herald send {file} --live",
-                issue.slug,
-                human(late),
-                settings.schedule.max_lateness_secs,
-            );
-            Ok(IssueOutcome::Missed)
         }
-        Verdict::Due => {
-            let Some(record) = store.begin_scheduled_send(issue.id, at_text).await? else {
-                tracing::info!(issue = %issue.slug, "changed meanwhile (cancelled, rescheduled or started); skipped");
-                return Ok(IssueOutcome::Changed);
-            };
-            tracing::info!(issue = %record.slug, scheduled_at = %at_text, "sending scheduled issue");
-            let outcome = deliver(settings, store, &record, allow_unsafe_links).await?;
-            if matches!(outcome, IssueOutcome::Failed { .. } | IssueOutcome::Busy) {
-                // Not started: keep it scheduled (and under the guard).
-                store.undo_scheduled_send(record.id).await?;
+        for issue in resumable {
+            tracing::info!(issue = %issue.slug, "resuming an interrupted live send");
+            let slug = issue.slug.clone();
+            let outcome = self.deliver(issue).await;
+            let stop = outcome.severity() == Severity::Interrupted;
+            runs.push(IssueRun { slug, outcome });
+            if stop {
+                break;
             }
-            Ok(outcome)
+        }
+        Ok(runs)
+    }
+
+    /// A due scheduled issue: guard against lateness, then send.
+    async fn scheduled(
+        &mut self,
+        issue: &IssueRecord,
+        now: DateTime<Utc>,
+        max_lateness: Duration,
+    ) -> anyhow::Result<IssueOutcome> {
+        let store = self.dispatch.store;
+        let Some(at_text) = issue.scheduled_at.as_deref() else {
+            return Ok(IssueOutcome::Changed);
+        };
+        let Some(at) = parse_time(at_text) else {
+            anyhow::bail!(
+                "issue `{}`: unreadable scheduled time `{at_text}`",
+                issue.slug
+            );
+        };
+        match judge(at, now, max_lateness) {
+            Verdict::NotDue => Ok(IssueOutcome::Changed),
+            Verdict::Missed { late } => {
+                if !store.mark_missed(issue.id, at_text).await? {
+                    return Ok(IssueOutcome::Changed);
+                }
+                let file = issue.source_path.as_deref().unwrap_or(&issue.slug);
+                tracing::warn!(
+                    issue = %issue.slug,
+                    "missed: `{}` was due at {at_text} and is {} late, beyond schedule.max_lateness_secs ({}); \
+                     NOT sent. To send it anyway: herald send {file} --live",
+                    issue.slug,
+                    human(late),
+                    self.dispatch.settings.schedule.max_lateness_secs,
+                );
+                Ok(IssueOutcome::Missed)
+            }
+            Verdict::Due => {
+                let Some(record) = store.begin_scheduled_send(issue.id, at_text).await? else {
+                    tracing::info!(issue = %issue.slug, "changed meanwhile (cancelled, rescheduled or started); skipped");
+                    return Ok(IssueOutcome::Changed);
+                };
+                tracing::info!(issue = %record.slug, scheduled_at = %at_text, "sending scheduled issue");
+                let id = record.id;
+                let outcome = self.deliver(record).await;
+                if matches!(outcome, IssueOutcome::Failed { .. } | IssueOutcome::Busy) {
+                    // Not started: keep it scheduled (and under the guard).
+                    store.undo_scheduled_send(id).await?;
+                }
+                Ok(outcome)
+            }
         }
     }
-}
 
-/// Run the delivery engine on one issue, non-interactively.
-async fn deliver(
-    settings: &Settings,
-    store: &Store,
-    record: &IssueRecord,
-    allow_unsafe_links: bool,
-) -> anyhow::Result<IssueOutcome> {
-    let opts = LiveOptions {
-        yes: true,
-        force_new_version: false,
-        allow_unsafe_links,
-        merge_tags: None,
-        progress: Progress::Auto {
-            every: Duration::from_secs(10),
-        },
-    };
-    match deliver_record(settings, store, record, &opts).await {
-        Ok((code, _)) => Ok(IssueOutcome::Delivered(code)),
-        Err(err) => {
-            // The engine refuses when another process holds the issue's
-            // send lease: that process is sending it, not a failure.
-            let lease = format!("send:{}", record.id);
-            if let Some((holder, until)) = store.lease_holder(&lease).await? {
-                if until > crate::store::now_text() {
-                    tracing::info!(issue = %record.slug, %holder, "another process is sending this issue; left to it");
-                    return Ok(IssueOutcome::Busy);
+    /// Start and run one issue's send, non-interactively.
+    async fn deliver(&mut self, record: IssueRecord) -> IssueOutcome {
+        let slug = record.slug.clone();
+        match self.try_deliver(record).await {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                tracing::error!(issue = %slug, "send failed: {err:#}");
+                IssueOutcome::Failed {
+                    bad_input: crate::error::is_bad_input(&err),
                 }
             }
-            tracing::error!(issue = %record.slug, "send failed: {err:#}");
-            Ok(IssueOutcome::Failed {
-                bad_input: crate::error::exit_code(&err) == crate::error::exit::BAD_INPUT,
-            })
+        }
+    }
+
+    async fn try_deliver(&mut self, record: IssueRecord) -> anyhow::Result<IssueOutcome> {
+        match self.dispatch.start(record.into()).await? {
+            Started::Busy { slug, holder, .. } => {
+                tracing::info!(issue = %slug, %holder, "another process is sending this issue; left to it");
+                Ok(IssueOutcome::Busy)
+            }
+            Started::Ready(send) => {
+                self.observer.started(&send);
+                let finished = self.dispatch.run(send, self.interrupt).await?;
+                self.observer.finished(&finished);
+                Ok(IssueOutcome::Delivered(finished.outcome))
+            }
         }
     }
 }
@@ -482,35 +491,45 @@ mod tests {
     }
 
     #[test]
-    fn the_exit_code_reports_the_worst_outcome() {
+    fn the_severity_is_the_worst_outcome() {
         let ran = |outcomes: &[IssueOutcome]| {
             RunDue::Ran(
                 outcomes
                     .iter()
                     .map(|o| IssueRun {
                         slug: "x".into(),
-                        outcome: *o,
+                        outcome: o.clone(),
                     })
                     .collect(),
             )
         };
         use IssueOutcome::*;
-        assert_eq!(ran(&[]).exit_code(), 0);
+        let done = Delivered(SendOutcome::Completed { left: 0, held: 0 });
+        let unreachable = Delivered(SendOutcome::Unreachable {
+            server: "s".into(),
+            left: 1,
+            cause: None,
+        });
+        let interrupted = Delivered(SendOutcome::Interrupted { left: 1 });
+        assert_eq!(ran(&[]).severity(), Severity::Ok);
         assert_eq!(
             RunDue::LeaseHeld {
                 holder: "h".into(),
                 until: "u".into()
             }
-            .exit_code(),
-            0
+            .severity(),
+            Severity::Ok
         );
-        assert_eq!(ran(&[Delivered(0), Busy, Changed]).exit_code(), 0);
-        assert_eq!(ran(&[Delivered(0), Missed]).exit_code(), 1);
-        assert_eq!(ran(&[Delivered(1), Delivered(0)]).exit_code(), 1);
-        assert_eq!(ran(&[Missed, Failed { bad_input: true }]).exit_code(), 2);
+        assert_eq!(ran(&[done.clone(), Busy, Changed]).severity(), Severity::Ok);
+        assert_eq!(ran(&[done.clone(), Missed]).severity(), Severity::Failed);
+        assert_eq!(ran(&[unreachable, done]).severity(), Severity::Failed);
         assert_eq!(
-            ran(&[Failed { bad_input: false }, Delivered(130)]).exit_code(),
-            130
+            ran(&[Missed, Failed { bad_input: true }]).severity(),
+            Severity::BadInput
+        );
+        assert_eq!(
+            ran(&[Failed { bad_input: false }, interrupted]).severity(),
+            Severity::Interrupted
         );
     }
 }

@@ -48,7 +48,7 @@ pub async fn run(settings: &Settings, cmd: BouncesCommand) -> anyhow::Result<u8>
             limit,
         } => {
             let issue_id = match &issue {
-                Some(arg) => Some(super::send::find_issue(&store, arg).await?.id),
+                Some(arg) => Some(super::status::find_issue(&store, arg).await?.id),
                 None => None,
             };
             list(&store, issue_id, kind.map(|k| k.as_str()), format, limit).await

@@ -1,10 +1,7 @@
 //! `herald demo`: the whole job on embedded defaults, no server needed.
 
-use std::time::Duration;
-
 use crate::cli::DemoArgs;
 use crate::config::Settings;
-use crate::delivery::progress::Progress;
 use crate::{import, secrets};
 
 /// The bundled sample audience (fictional people on reserved domains, with a
@@ -57,13 +54,10 @@ pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<u8> {
         force_new_version: false,
         allow_unsafe_links: false,
         merge_tags: None,
-        progress: Progress::Auto {
-            every: Duration::from_secs(10),
-        },
     };
-    let result = super::send::live_send(settings, &store, &issue, &opts).await;
+    let result = super::send::live(settings, &store, &issue, &opts, None).await;
     store.close().await;
-    let (code, _) = result?;
+    let code = result?;
     if settings.transport.kind == crate::config::TransportKind::Outbox {
         println!(
             "messages are in {}/ (one .eml per subscriber); `herald status {}` shows the ledger",

@@ -5,18 +5,22 @@ mod abort;
 mod bounces;
 mod demo;
 mod dkim;
+mod dry_run;
 mod init;
 mod issue;
-mod live_guard;
 mod overview;
 mod run_due_preview;
 mod schedule;
-pub mod send;
+mod send;
 mod serve;
+mod status;
 mod subscribers;
+mod test_send;
 
 use crate::cli::{Cli, Command};
 use crate::config::Settings;
+use crate::delivery::dispatch::Severity;
+use crate::error::exit;
 use crate::home::{self, Home};
 use crate::store::Store;
 
@@ -47,10 +51,10 @@ async fn dispatch(settings: &Settings, store: &Store, command: Command) -> anyho
         Command::Subscribers(cmd) => subscribers::run(store, settings, cmd).await,
         Command::Send(args) => send::run(settings, store, args).await,
         Command::Status(args) => match args.issue {
-            Some(issue) => send::status(store, issue, args.format, args.failed).await,
+            Some(issue) => status::run(store, issue, args.format, args.failed).await,
             None => overview::run(store, args.format).await,
         },
-        Command::Resend(args) => send::resend(store, args).await,
+        Command::Resend(args) => status::resend(store, args).await,
         Command::Abort { issue } => abort::run(store, &issue).await,
         Command::Schedule(args) => schedule::run(settings, store, args).await,
         Command::RunDue(args) => schedule::run_due(settings, store, args).await,
@@ -62,6 +66,20 @@ async fn dispatch(settings: &Settings, store: &Store, command: Command) -> anyho
         | Command::Dkim(_) => {
             unreachable!("handled before opening the store")
         }
+    }
+}
+
+/// Exit code after an operator interrupt.
+const INTERRUPTED: u8 = 130;
+
+/// The exit code of an outcome's severity: 0 ok, 1 failed, 2 bad input or
+/// configuration, 130 interrupted.
+pub(crate) fn exit_code(severity: Severity) -> u8 {
+    match severity {
+        Severity::Ok => exit::OK,
+        Severity::Failed => exit::FAILURE,
+        Severity::BadInput => exit::BAD_INPUT,
+        Severity::Interrupted => INTERRUPTED,
     }
 }
 

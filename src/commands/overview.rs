@@ -2,18 +2,19 @@
 //! scheduled or start time, ledger counts and last activity.
 
 use crate::cli::StatusFormat;
+use crate::domain::DeliveryState;
 use crate::store::Store;
 
 /// The ledger states shown as columns, with their headings.
-const COLUMNS: [(&str, &str); 8] = [
-    ("sent", "SENT"),
-    ("pending", "PENDING"),
-    ("claimed", "CLAIMED"),
-    ("deferred", "DEFERRED"),
-    ("failed", "FAILED"),
-    ("unknown", "UNKNOWN"),
-    ("skipped", "SKIPPED"),
-    ("cancelled", "CANCELLED"),
+const COLUMNS: [(DeliveryState, &str); 8] = [
+    (DeliveryState::Sent, "SENT"),
+    (DeliveryState::Pending, "PENDING"),
+    (DeliveryState::Claimed, "CLAIMED"),
+    (DeliveryState::Deferred, "DEFERRED"),
+    (DeliveryState::Failed, "FAILED"),
+    (DeliveryState::Unknown, "UNKNOWN"),
+    (DeliveryState::Skipped, "SKIPPED"),
+    (DeliveryState::Cancelled, "CANCELLED"),
 ];
 
 pub async fn run(store: &Store, format: StatusFormat) -> anyhow::Result<u8> {
@@ -45,10 +46,7 @@ pub async fn run(store: &Store, format: StatusFormat) -> anyhow::Result<u8> {
                     .unwrap_or("-");
                 let mut line = format!("{name:<28} {:<10} {when:<25}", i.state);
                 for (state, _) in COLUMNS {
-                    line.push_str(&format!(
-                        " {:>9}",
-                        i.counts.get(state).copied().unwrap_or(0)
-                    ));
+                    line.push_str(&format!(" {:>9}", i.counts.get(state)));
                 }
                 println!("{line}  {}", i.last_activity);
             }

@@ -59,7 +59,7 @@ pub async fn run(
         sends += 1;
         let c = store.delivery_counts(issue.id).await?;
         let unknown = if resend_unknown {
-            format!(", {} unknown to resend", c["unknown"])
+            format!(", {} unknown to resend", c.unknown)
         } else {
             String::new()
         };
@@ -68,16 +68,16 @@ pub async fn run(
             issue.slug,
             issue.version,
             issue.started_at.as_deref().unwrap_or("?"),
-            c["pending"],
-            c["claimed"],
-            c["deferred"],
+            c.pending,
+            c.claimed,
+            c.deferred,
         );
     }
     if due.is_empty() && resumable.is_empty() {
         println!("nothing is due");
     }
     if sends > 0 {
-        if let Err(refusal) = super::live_guard::check(settings, allow_unsafe_links) {
+        if let Err(refusal) = crate::delivery::live_guard::check(settings, allow_unsafe_links) {
             println!("refused  the sends above would be refused (exit 2): {refusal}");
         }
     }

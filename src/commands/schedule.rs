@@ -11,9 +11,14 @@ use crate::bad_input;
 use crate::cli::{RunDueArgs, ScheduleArgs, ScheduleCommand, ScheduleWhen, StatusFormat};
 use crate::config::Settings;
 use crate::delivery::compose::Addressee;
+use crate::delivery::dispatch::{
+    apply_audience, composer_for, describe_audience, register_file, Dispatch, Finished, StartedSend,
+};
+use crate::delivery::Stopper;
+use crate::domain::IssueState;
 use crate::error::{exit, exit_code};
 use crate::render::{self, CompiledIssue, Issue};
-use crate::schedule::{self, human, judge, Clock, RunDue, Verdict};
+use crate::schedule::{self, human, judge, Clock, RunDue, SendObserver, Verdict};
 use crate::store::issues::{IssueRecord, Registered};
 use crate::store::{parse_time, Store};
 
@@ -50,11 +55,35 @@ pub async fn run_due(settings: &Settings, store: &Store, args: RunDueArgs) -> an
     if args.dry_run {
         return super::run_due_preview::run(settings, store, clock, args.allow_unsafe_links).await;
     }
-    let report = schedule::run_due(settings, store, clock, args.allow_unsafe_links).await?;
+    let dispatch = Dispatch {
+        store,
+        settings,
+        allow_unsafe_links: args.allow_unsafe_links,
+        progress: super::send::live_progress(),
+        clock: clock.engine(),
+    };
+    let interrupt = Stopper::default();
+    let signals = tokio::spawn(super::send::watch_signals(interrupt.clone()));
+    let report = schedule::run_due(&dispatch, clock, &interrupt, &mut Printer).await;
+    signals.abort();
+    let report = report?;
     if let RunDue::LeaseHeld { holder, until } = &report {
         println!("another run-due holds the lease ({holder}, until {until}); nothing to do");
     }
-    Ok(report.exit_code())
+    Ok(super::exit_code(report.severity()))
+}
+
+/// Prints each send of a `run-due` pass as `herald send --live` would.
+struct Printer;
+
+impl SendObserver for Printer {
+    fn started(&mut self, send: &StartedSend) {
+        super::send::print_started(send);
+    }
+
+    fn finished(&mut self, finished: &Finished) {
+        super::send::print_finished(finished);
+    }
 }
 
 /// An error from checking the issue: bad input either way (the operator
@@ -112,14 +141,14 @@ async fn add(
     }
 
     // Everything a send needs, checked now rather than at send time.
-    super::live_guard::check(settings, allow_unsafe_links)?;
+    crate::delivery::live_guard::check(settings, allow_unsafe_links)?;
     let issue = render::load_issue_with(path, merge_tags).map_err(|e| refuse(path, e))?;
     let compiled = render::compile(&issue, settings).map_err(|e| refuse(path, e))?;
     check_composes(settings, store, &issue, &compiled)
         .await
         .map_err(|e| refuse(path, e))?;
 
-    let registered = super::send::register_file(store, &issue, &compiled, path, false).await?;
+    let registered = register_file(store, &issue, &compiled, path, false).await?;
     let record = match registered {
         Registered::ChangedAfterStart(r) => {
             return Err(bad_input!(
@@ -134,7 +163,7 @@ async fn add(
                 path.display()
             ))
         }
-        Registered::Ready(r) if r.state == "aborted" => {
+        Registered::Ready(r) if r.state == IssueState::Aborted => {
             return Err(bad_input!(
                 "{}: the send of `{}` (version {}) was aborted; it is not scheduled again. To send \
                  it to the whole audience as a new version: herald send {} --live --force-new-version",
@@ -147,7 +176,7 @@ async fn add(
         Registered::Ready(r) if r.started_at.is_some() => return Err(already_started(path, &r)),
         Registered::Ready(r) => r,
     };
-    let record = super::send::apply_audience(store, record, audience, issue.audience()).await?;
+    let record = apply_audience(store, record, audience, issue.audience()).await?;
     if !store.set_schedule(record.id, &at.stored()).await? {
         return Err(bad_input!(
             "{}: the send of `{}` is starting right now; it cannot be rescheduled (see herald status {})",
@@ -156,8 +185,8 @@ async fn add(
             path.display()
         ));
     }
-    let moved = match (record.state.as_str(), record.scheduled_at.as_deref()) {
-        ("scheduled", Some(before)) if parse_time(before) != Some(at.as_datetime()) => {
+    let moved = match (record.state, record.scheduled_at.as_deref()) {
+        (IssueState::Scheduled, Some(before)) if parse_time(before) != Some(at.as_datetime()) => {
             format!(" (moved from {before})")
         }
         _ => String::new(),
@@ -177,7 +206,7 @@ async fn add(
         .transpose()?;
     println!(
         "audience: {}: {} subscribers now",
-        super::send::describe_audience(filter.as_ref()),
+        describe_audience(filter.as_ref()),
         store.count_audience(filter.as_ref()).await?
     );
     Ok(0)
@@ -204,8 +233,7 @@ async fn check_composes(
     issue: &Issue,
     compiled: &CompiledIssue,
 ) -> anyhow::Result<()> {
-    let composer =
-        super::send::composer_for(settings, store, compiled, issue.slug(), None, "").await?;
+    let composer = composer_for(settings, store, compiled, issue.slug(), None, "").await?;
     let message_id = format!(
         "{}.schedule-check@{}",
         issue.slug(),
@@ -268,15 +296,15 @@ async fn cancel(store: &Store, arg: &Path) -> anyhow::Result<u8> {
     }
     // Why not: look again, the state may have moved since it was read.
     let record = store.issue_by_id(record.id).await?.unwrap_or(record);
-    match record.state.as_str() {
-        "cancelled" | "aborted" => {
+    match record.state {
+        IssueState::Cancelled | IssueState::Aborted => {
             println!(
                 "the scheduled send of `{slug}` was already {}",
                 record.state
             );
             Ok(0)
         }
-        "sent" => Err(bad_input!(
+        IssueState::Sent => Err(bad_input!(
             "{}: `{slug}` was already sent (finished at {}); nothing to cancel",
             arg.display(),
             record.finished_at.as_deref().unwrap_or("?")
@@ -289,13 +317,15 @@ async fn cancel(store: &Store, arg: &Path) -> anyhow::Result<u8> {
             record.state,
             arg.display()
         )),
-        "sending" => Err(bad_input!(
+        IssueState::Sending => Err(bad_input!(
             "{}: a run-due is starting the send of `{slug}` right now; too late to cancel",
             arg.display()
         )),
-        state => Err(bad_input!(
-            "{}: `{slug}` is not scheduled (state {state})",
-            arg.display()
-        )),
+        state @ (IssueState::Draft | IssueState::Scheduled | IssueState::Missed) => {
+            Err(bad_input!(
+                "{}: `{slug}` is not scheduled (state {state})",
+                arg.display()
+            ))
+        }
     }
 }

@@ -11,8 +11,15 @@
 //!
 //! Every "now" and every pause of a run comes from the [`Clock`] in its
 //! [`Plan`], so tests can run the engine on a manual clock.
+//!
+//! `dispatch` is the live send around the engine (register, start under
+//! the send lease, run, outcome); `lease` the named leases it and
+//! `run-due` hold; `live_guard` the settings a live SMTP send needs.
 
 pub mod compose;
+pub mod dispatch;
+pub mod lease;
+pub mod live_guard;
 pub mod policy;
 pub mod progress;
 pub mod ratelimit;
@@ -49,6 +56,8 @@ pub enum Halt {
     LedgerFailed,
     /// A delivery worker died (a bug): the run stops rather than limp on.
     WorkerDied,
+    /// Another process took over the send's lease.
+    LeaseLost,
 }
 
 /// A stop switch shared by the engine's tasks and the signal handler. The
@@ -151,9 +160,7 @@ pub struct RunReport {
     pub deferred: u64,
     pub failed: u64,
     pub unknown: u64,
-    pub released: u64,
     pub bytes: u64,
-    pub recovered_unknown: u64,
     pub elapsed: Duration,
     pub halt: Halt,
     /// Why the run halted, in words, when it says.
@@ -230,8 +237,9 @@ pub struct Plan {
     pub clock: Clock,
 }
 
-/// Deliver the issue's due rows. The caller holds the issue's lease and has
-/// started the live send (audience snapshotted).
+/// Deliver the issue's due rows. The caller holds the issue's lease, has
+/// started the live send (audience snapshotted) and recovered the rows a
+/// previous run left `claimed`.
 pub async fn run(
     store: &Store,
     issue: &IssueRecord,
@@ -247,20 +255,6 @@ pub async fn run(
         clock,
     } = plan;
     let started = clock.instant();
-    let (lost, requeued) = store
-        .recover_claimed(
-            issue.id,
-            options.on_unknown == OnUnknown::Resend,
-            &clock.now_text(),
-        )
-        .await?;
-    if lost > 0 {
-        tracing::warn!(
-            issue = %issue.slug,
-            rows = lost,
-            "messages in flight when a previous run stopped are now `unknown`"
-        );
-    }
     let tally = Arc::new(Tally::default());
     let (recorder, recorder_task) = Recorder::spawn(store.clone(), tally.clone(), clock.clone());
     let concurrency = options.concurrency;
@@ -322,9 +316,7 @@ pub async fn run(
         deferred: tally.deferred.load(Ordering::Relaxed),
         failed: tally.failed.load(Ordering::Relaxed),
         unknown: tally.unknown.load(Ordering::Relaxed),
-        released: tally.released.load(Ordering::Relaxed),
         bytes: tally.bytes.load(Ordering::Relaxed),
-        recovered_unknown: if requeued > 0 { requeued } else { lost },
         elapsed: clock.elapsed_since(started),
         halt: stop.state(),
         cause: stop.cause(),

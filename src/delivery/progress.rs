@@ -1,7 +1,6 @@
 //! Progress display: an indicatif bar on a terminal, periodic log lines
 //! otherwise.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,6 +9,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::recorder::Tally;
+use crate::domain::LedgerCounts;
 
 /// How a run reports progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,17 +39,14 @@ impl Running {
 }
 
 impl Progress {
-    pub fn start(&self, tally: Arc<Tally>, counts: BTreeMap<&'static str, i64>) -> Running {
+    pub fn start(&self, tally: Arc<Tally>, counts: LedgerCounts) -> Running {
         let Progress::Auto { every } = *self else {
             return Running {
                 stop: None,
                 task: None,
             };
         };
-        let total: i64 = ["pending", "claimed", "deferred", "unknown"]
-            .iter()
-            .map(|s| counts[s])
-            .sum();
+        let total = counts.open();
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let tty = std::io::stderr().is_terminal();
         let task = tokio::spawn(async move {

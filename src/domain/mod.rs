@@ -2,12 +2,14 @@
 //! so code downstream never re-checks strings.
 
 mod audience;
+mod ledger;
 mod subscriber_email;
 mod subscriber_name;
 mod subscriber_status;
 mod unsubscribe_source;
 
 pub use audience::{Audience, Filter};
+pub use ledger::{DeliveryState, IssueState, LedgerCounts};
 pub use subscriber_email::SubscriberEmail;
 pub use subscriber_name::SubscriberName;
 pub use subscriber_status::SubscriberStatus;

@@ -208,7 +208,10 @@ impl DatabaseGauges {
                 slug
             };
             self.deliveries
-                .get_or_create(&DeliveryLabels { issue, state })
+                .get_or_create(&DeliveryLabels {
+                    issue,
+                    state: state.as_str(),
+                })
                 .set(n);
         }
         Ok(())

@@ -1,23 +1,10 @@
 //! The `deliveries` ledger: claim due rows, record outcomes in batches,
 //! recover after a crash, count and list, plus `test_sends` and `leases`.
 
-use std::collections::BTreeMap;
-
 use sqlx::FromRow;
 
 use super::Store;
-
-/// Every ledger state, in display order.
-pub const STATES: [&str; 8] = [
-    "pending",
-    "claimed",
-    "sent",
-    "deferred",
-    "failed",
-    "unknown",
-    "skipped",
-    "cancelled",
-];
+use crate::domain::{DeliveryState, LedgerCounts};
 
 /// A delivery handed to a worker.
 #[derive(Debug, Clone, FromRow)]
@@ -75,7 +62,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct DeliveryReport {
     pub email: String,
-    pub state: String,
+    pub state: DeliveryState,
     pub attempts: i64,
     pub last_code: Option<i64>,
     pub last_reply: Option<String>,
@@ -328,21 +315,16 @@ impl Store {
     }
 
     /// Rows per state for one issue (every state present).
-    pub async fn delivery_counts(
-        &self,
-        issue_id: i64,
-    ) -> sqlx::Result<BTreeMap<&'static str, i64>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
+    pub async fn delivery_counts(&self, issue_id: i64) -> sqlx::Result<LedgerCounts> {
+        let rows: Vec<(DeliveryState, i64)> = sqlx::query_as(
             "SELECT state, COUNT(*) FROM deliveries WHERE issue_id = ? GROUP BY state",
         )
         .bind(issue_id)
         .fetch_all(self.pool())
         .await?;
-        let mut counts: BTreeMap<&'static str, i64> = STATES.iter().map(|s| (*s, 0)).collect();
+        let mut counts = LedgerCounts::default();
         for (state, n) in rows {
-            if let Some(key) = STATES.iter().find(|s| **s == state) {
-                counts.insert(key, n);
-            }
+            counts.add(state, n);
         }
         Ok(counts)
     }
@@ -352,16 +334,16 @@ impl Store {
     pub async fn recent_delivery_counts(
         &self,
         limit: i64,
-    ) -> sqlx::Result<Vec<(String, i64, &'static str, i64)>> {
+    ) -> sqlx::Result<Vec<(String, i64, DeliveryState, i64)>> {
         let issues: Vec<(i64, String, i64)> = sqlx::query_as(
             "SELECT id, slug, version FROM issues WHERE started_at IS NOT NULL ORDER BY id DESC LIMIT ?",
         )
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        let mut out = Vec::with_capacity(issues.len() * STATES.len());
+        let mut out = Vec::with_capacity(issues.len() * DeliveryState::ALL.len());
         for (id, slug, version) in issues {
-            for (state, n) in self.delivery_counts(id).await? {
+            for (state, n) in self.delivery_counts(id).await?.iter() {
                 out.push((slug.clone(), version, state, n));
             }
         }
@@ -401,7 +383,7 @@ impl Store {
     pub async fn deliveries_in_states(
         &self,
         issue_id: i64,
-        states: &[&str],
+        states: &[DeliveryState],
         limit: i64,
     ) -> sqlx::Result<Vec<DeliveryReport>> {
         let states_json = serde_json::to_string(states).unwrap_or_else(|_| "[]".into());
@@ -428,7 +410,12 @@ impl Store {
     }
 
     /// Put `failed` or `unknown` rows back to `pending` for another try.
-    pub async fn requeue(&self, issue_id: i64, from_state: &str, now: &str) -> sqlx::Result<u64> {
+    pub async fn requeue(
+        &self,
+        issue_id: i64,
+        from_state: DeliveryState,
+        now: &str,
+    ) -> sqlx::Result<u64> {
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = NULL, updated_at = ?3 \

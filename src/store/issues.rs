@@ -3,6 +3,7 @@
 use sqlx::FromRow;
 
 use super::Store;
+use crate::domain::{IssueState, LedgerCounts};
 
 /// A registered issue version.
 #[derive(Debug, Clone, FromRow)]
@@ -14,7 +15,7 @@ pub struct IssueRecord {
     pub content_hash: String,
     pub compiled: String,
     pub source_path: Option<String>,
-    pub state: String,
+    pub state: IssueState,
     pub scheduled_at: Option<String>,
     pub created_at: String,
     pub started_at: Option<String>,
@@ -90,7 +91,8 @@ impl Store {
             // An aborted send is never resumed: with `new_version`, the same
             // content becomes a new version (below).
             Some(l)
-                if l.content_hash == new.content_hash && !(new_version && l.state == "aborted") =>
+                if l.content_hash == new.content_hash
+                    && !(new_version && l.state == IssueState::Aborted) =>
             {
                 tx.commit().await?;
                 return Ok(Registered::Ready(l));
@@ -101,11 +103,11 @@ impl Store {
             }
             // An aborted version is never changed: the caller refuses it
             // unless a new version is asked for.
-            Some(l) if l.state == "aborted" && !new_version => {
+            Some(l) if l.state == IssueState::Aborted && !new_version => {
                 tx.commit().await?;
                 return Ok(Registered::Ready(l));
             }
-            Some(l) if l.started_at.is_none() && l.state != "aborted" => {
+            Some(l) if l.started_at.is_none() && l.state != IssueState::Aborted => {
                 sqlx::query(
                     "UPDATE issues SET subject = ?, content_hash = ?, compiled = ?, source_path = ? WHERE id = ?",
                 )
@@ -153,12 +155,12 @@ impl Store {
         now: &str,
     ) -> sqlx::Result<u64> {
         let mut tx = self.begin_write().await?;
-        let (started, state): (Option<String>, String) =
+        let (started, state): (Option<String>, IssueState) =
             sqlx::query_as("SELECT started_at, state FROM issues WHERE id = ?")
                 .bind(issue_id)
                 .fetch_one(&mut *tx)
                 .await?;
-        if state == "aborted" {
+        if state == IssueState::Aborted {
             // Aborted meanwhile: start nothing.
             tx.commit().await?;
             return Ok(0);
@@ -252,7 +254,7 @@ impl Store {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Aborted {
     /// The issue's state before (`aborted` when it already was).
-    pub was: String,
+    pub was: IssueState,
     /// Deliveries moved to `cancelled` by this call.
     pub cancelled: u64,
 }
@@ -269,7 +271,7 @@ impl Store {
     /// `cancelled`) and there is nothing to abort. Idempotent.
     pub async fn abort_issue(&self, issue_id: i64, now: &str) -> sqlx::Result<Option<Aborted>> {
         let mut tx = self.begin_write().await?;
-        let was: Option<String> = sqlx::query_scalar(&format!(
+        let was: Option<IssueState> = sqlx::query_scalar(&format!(
             "SELECT state FROM issues WHERE id = ?1 AND state IN {ABORTABLE}"
         ))
         .bind(issue_id)
@@ -312,7 +314,7 @@ impl Store {
     }
 
     /// The current state of an issue version (`None` if it does not exist).
-    pub async fn issue_state(&self, issue_id: i64) -> sqlx::Result<Option<String>> {
+    pub async fn issue_state(&self, issue_id: i64) -> sqlx::Result<Option<IssueState>> {
         sqlx::query_scalar("SELECT state FROM issues WHERE id = ?1")
             .bind(issue_id)
             .fetch_optional(self.pool())
@@ -343,14 +345,14 @@ pub struct IssueOverview {
     pub slug: String,
     pub version: i64,
     pub subject: String,
-    pub state: String,
+    pub state: IssueState,
     pub scheduled_at: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     /// The latest of: created, started, finished, any delivery row change.
     pub last_activity: String,
     /// Delivery rows per ledger state (every state present).
-    pub counts: std::collections::BTreeMap<&'static str, i64>,
+    pub counts: LedgerCounts,
 }
 
 impl Store {
@@ -362,7 +364,7 @@ impl Store {
             String,
             i64,
             String,
-            String,
+            IssueState,
             Option<String>,
             Option<String>,
             Option<String>,
@@ -376,7 +378,7 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        let counts: Vec<(i64, String, i64)> = sqlx::query_as(
+        let counts: Vec<(i64, crate::domain::DeliveryState, i64)> = sqlx::query_as(
             "SELECT issue_id, state, COUNT(*) FROM deliveries GROUP BY issue_id, state",
         )
         .fetch_all(self.pool())
@@ -395,15 +397,9 @@ impl Store {
                     finished_at,
                     last,
                 )| {
-                    let mut per_state: std::collections::BTreeMap<&'static str, i64> =
-                        super::deliveries::STATES.iter().map(|s| (*s, 0)).collect();
+                    let mut per_state = LedgerCounts::default();
                     for (_, st, n) in counts.iter().filter(|(i, _, _)| *i == id) {
-                        if let Some(key) = super::deliveries::STATES
-                            .iter()
-                            .find(|s| **s == st.as_str())
-                        {
-                            per_state.insert(*key, *n);
-                        }
+                        per_state.add(*st, *n);
                     }
                     IssueOverview {
                         slug,

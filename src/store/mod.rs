@@ -7,6 +7,7 @@ pub mod deliveries;
 pub mod issues;
 pub mod meta;
 pub mod schedule;
+mod states;
 pub mod subscribers;
 pub mod unsubscribe;
 

@@ -20,7 +20,7 @@ pub struct ScheduledIssue {
     pub slug: String,
     pub version: i64,
     pub subject: String,
-    pub state: String,
+    pub state: crate::domain::IssueState,
     /// `None` for a live send started by hand (listed with `--all`).
     pub scheduled_at: Option<String>,
     pub source_path: Option<String>,

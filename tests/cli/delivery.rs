@@ -477,6 +477,35 @@ fn a_dry_run_builds_every_message_and_sends_nothing() {
 }
 
 #[test]
+fn a_live_send_refused_for_a_missing_yes_writes_nothing() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 3);
+    let issue = write_issue(&env, "unconfirmed");
+    let server = SmtpServer::start();
+    let mut cmd = env.herald();
+    smtp_env(&mut cmd, server.port());
+    let out = cmd.args(["send", "--live"]).arg(&issue).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    assert_eq!(server.connections(), 0);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = env.store().await;
+        assert!(
+            store.latest_issue("unconfirmed").await.unwrap().is_none(),
+            "no issue row"
+        );
+        assert!(store.lease_holder("send:1").await.unwrap().is_none());
+        assert!(
+            store.recent_delivery_counts(10).await.unwrap().is_empty(),
+            "no deliveries"
+        );
+        store.close().await;
+    });
+}
+
+#[test]
 fn a_live_send_without_a_terminal_needs_yes_and_an_edited_issue_needs_a_new_version() {
     let env = TestEnv::new();
     seed_subscribers(&env, 4);
@@ -670,4 +699,61 @@ fn a_one_click_unsubscribe_from_a_received_message_removes_the_reader_from_the_n
     );
     let _ = http.kill();
     let _ = http.wait();
+}
+
+#[test]
+fn a_send_whose_lease_another_process_took_over_stops_and_leaves_the_rest_to_it() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 40);
+    let issue = write_issue(&env, "taken-over");
+    let server = SmtpServer::start();
+    // 4 messages a second: the send outlasts a few lease renewals (every
+    // third of the 5 s lease).
+    let child = env
+        .herald_process(server.port(), 4, 1)
+        .env("HERALD__SCHEDULE__LEASE_SECS", "5")
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .spawn()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(env.store());
+    let started = Instant::now();
+    let holder = loop {
+        if let Some((holder, _)) = rt.block_on(store.lease_holder("send:1")).unwrap() {
+            break holder;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no send lease");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // A process on another machine takes the lease over (as if this one
+    // had stalled past its expiry).
+    let other = "elsewhere.example:4242:1:0:0badcafe";
+    let until = herald::store::format_time(chrono::Utc::now() + chrono::Duration::hours(1));
+    assert!(rt
+        .block_on(store.replace_lease("send:1", &holder, other, &until))
+        .unwrap());
+
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("another herald process took over the send"),
+        "{}",
+        stderr(&out)
+    );
+    let sent = server.received().len();
+    assert!(sent < 40, "stopped early: {sent} sent");
+    let l = ledger(&env, &issue);
+    assert_eq!(l["counts"]["sent"], sent);
+    assert_eq!(l["counts"]["claimed"], 0, "{l}");
+    assert_eq!(l["counts"]["pending"], 40 - sent, "{l}");
+    // The lease stays with the process that took it.
+    assert_eq!(
+        rt.block_on(store.lease_holder("send:1"))
+            .unwrap()
+            .unwrap()
+            .0,
+        other
+    );
+    rt.block_on(store.close());
 }

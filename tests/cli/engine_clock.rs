@@ -1,45 +1,33 @@
-//! The delivery engine through the library on a manual clock: time passes
-//! only when the test moves it, so pacing, retry times and the wait for
-//! deferred rows are checked exactly, in milliseconds of real time. The
-//! issue is registered and started through the built binary (a run against
-//! a closed port leaves every row `pending`); the engine then delivers to
-//! the test SMTP server over TCP.
+//! The live send through the library (`delivery::dispatch`) on a manual
+//! clock: time passes only when the test moves it, so pacing, retry times
+//! and the wait for deferred rows are checked exactly, in milliseconds of
+//! real time. Messages go to the test SMTP server over TCP.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use herald::clock::ManualClock;
 use herald::config::{Settings, TransportKind};
+use herald::delivery::dispatch::{Dispatch, Finished, IssueFile, Started};
 use herald::delivery::progress::Progress;
-use herald::delivery::ratelimit::SendLimiter;
-use herald::delivery::{self, EngineOptions, Halt, Plan, RunReport, Stopper};
-use herald::mailer::transport::Connector;
+use herald::delivery::{Halt, RunReport, Stopper};
 use tokio::task::JoinHandle;
 
 use crate::helpers::{
-    closed_port, ledger, live_send_with, seed_subscribers, stderr, write_issue, TestEnv,
+    ledger, seed_subscribers, stderr, write_issue, TestEnv, FROM_ADDRESS, PUBLIC_BASE_URL,
 };
 use crate::smtp_server::{Fault, SmtpServer};
 
-/// An installation with `n` subscribers and the issue `slug` started, every
-/// row `pending`.
+/// An installation with `n` subscribers and the issue file `slug`.
 fn started(n: usize, slug: &str) -> (TestEnv, PathBuf) {
     let env = TestEnv::new();
     seed_subscribers(&env, n);
     let issue = write_issue(&env, slug);
-    let out = live_send_with(
-        &env,
-        &issue,
-        closed_port(),
-        &[("HERALD__SMTP__RECONNECT_ATTEMPTS", "1")],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert_eq!(ledger(&env, &issue)["counts"]["pending"], n as i64);
     (env, issue)
 }
 
-/// Settings for the engine: SMTP to `port`, `rate` a second over
-/// `concurrency` connections.
+/// Settings for a live send: SMTP to `port`, `rate` a second over
+/// `concurrency` connections, a real list's identity.
 fn settings(port: u16, rate: f64, concurrency: usize) -> Settings {
     let mut s: Settings = toml::from_str(herald::config::DEFAULT_TOML).unwrap();
     s.transport.kind = TransportKind::Smtp;
@@ -48,6 +36,10 @@ fn settings(port: u16, rate: f64, concurrency: usize) -> Settings {
     s.smtp.connect_timeout_secs = 5;
     s.sender.rate_per_second = rate;
     s.sender.concurrency = concurrency;
+    s.sender.from_address = FROM_ADDRESS.into();
+    s.newsletter.list_id = "news.herald-test.example.net".into();
+    s.newsletter.postal_address = "Herald Test Weekly, 2 Test Road, 1000 Testville".into();
+    s.http.public_base_url = PUBLIC_BASE_URL.into();
     s
 }
 
@@ -60,38 +52,31 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// Start the engine on the issue `slug` with `clock`.
-async fn engine(
+/// Register, start and run the live send of `issue` on `clock`, in a task.
+async fn send(
     env: &TestEnv,
-    slug: &str,
+    issue: &Path,
     settings: Settings,
     clock: &ManualClock,
-    stop: Stopper,
+    interrupt: Stopper,
 ) -> JoinHandle<RunReport> {
     let store = env.store().await;
-    let record = store.latest_issue(slug).await.unwrap().unwrap();
-    let compiled = serde_json::from_str(&record.compiled).unwrap();
-    let composer = herald::commands::send::composer_for(
-        &settings,
-        &store,
-        &compiled,
-        &record.slug,
-        Some(record.id),
-        "",
-    )
-    .await
-    .unwrap();
-    let plan = Plan {
-        composer,
-        connector: Connector::from_settings(&settings),
-        limiter: SendLimiter::new(&settings.sender),
-        options: EngineOptions::from_settings(&settings),
-        clock: clock.clock(),
-    };
+    let (issue, clock) = (issue.to_path_buf(), clock.clock());
     tokio::spawn(async move {
-        delivery::run(&store, &record, plan, stop, &Progress::Quiet)
-            .await
-            .unwrap()
+        let dispatch = Dispatch {
+            store: &store,
+            settings: &settings,
+            allow_unsafe_links: false,
+            progress: Progress::Quiet,
+            clock,
+        };
+        let file = IssueFile::load(&settings, &issue, None).unwrap();
+        let registered = dispatch.register(&file, false, None).await.unwrap();
+        let Started::Ready(started) = dispatch.start(registered).await.unwrap() else {
+            panic!("nobody else sends it");
+        };
+        let Finished { report, .. } = dispatch.run(started, &interrupt).await.unwrap();
+        report
     })
 }
 
@@ -129,13 +114,13 @@ fn manual() -> ManualClock {
 
 #[test]
 fn messages_go_at_the_configured_rate_of_the_engines_clock() {
-    let (env, _) = started(20, "paced");
+    let (env, issue) = started(20, "paced");
     let server = SmtpServer::start();
     let clock = manual();
     let report = block_on(async {
-        let run = engine(
+        let run = send(
             &env,
-            "paced",
+            &issue,
             settings(server.port(), 10.0, 2),
             &clock,
             Stopper::default(),
@@ -170,7 +155,7 @@ fn a_deferred_retry_is_sent_when_the_clock_reaches_its_time() {
     s.sender.retry_base_ms = 60_000;
     s.sender.linger_secs = 300;
     let (report, advances) = block_on(async {
-        let run = engine(&env, "deferred", s, &clock, Stopper::default()).await;
+        let run = send(&env, &issue, s, &clock, Stopper::default()).await;
         drive(&clock, &server, run).await
     });
     // The engine waited for the retry (60 s ± 20 %, + 5 ms) on the clock,
@@ -207,7 +192,7 @@ fn a_retry_due_after_the_linger_time_is_left_to_the_next_run() {
     s.sender.retry_base_ms = 60_000;
     s.sender.linger_secs = 10;
     let (report, advances) = block_on(async {
-        let run = engine(&env, "lingered", s, &clock, Stopper::default()).await;
+        let run = send(&env, &issue, s, &clock, Stopper::default()).await;
         drive(&clock, &server, run).await
     });
     assert!(clock.elapsed() < Duration::from_secs(1), "{advances:?}");
@@ -232,7 +217,7 @@ fn a_stop_during_the_wait_for_a_deferred_retry_ends_the_run_at_once() {
     s.sender.retry_base_ms = 60_000;
     let stop = Stopper::default();
     let report = block_on(async {
-        let run = engine(&env, "waiting", s, &clock, stop.clone()).await;
+        let run = send(&env, &issue, s, &clock, stop.clone()).await;
         // Asleep until the retry: a minute away on the clock.
         loop {
             clock.until_asleep(1).await;
@@ -257,9 +242,9 @@ fn an_unsubscribe_while_the_engine_waits_for_its_slot_skips_that_recipient() {
     let server = SmtpServer::start();
     let clock = manual();
     let report = block_on(async {
-        let run = engine(
+        let run = send(
             &env,
-            "midsend",
+            &issue,
             settings(server.port(), 10.0, 2),
             &clock,
             Stopper::default(),

@@ -197,8 +197,8 @@ fn a_full_database_fails_in_sqlites_own_words_and_every_retry_starts_clean() {
         }
         assert!(failures >= 1, "the cap did not bite");
         let counts = store.delivery_counts(issue.id).await.unwrap();
-        assert_eq!(counts["sent"], 200);
-        assert_eq!(counts["claimed"], 0);
+        assert_eq!(counts.sent, 200);
+        assert_eq!(counts.claimed, 0);
     });
 }
 
