@@ -553,39 +553,46 @@ fn waiting_for_deferred_retries_says_until_when_and_deferred_counts_recipients()
 
 #[test]
 fn a_server_silent_at_rset_or_quit_costs_one_bounded_wait_and_the_run_completes() {
-    for silence in [Silence::Rset, Silence::Quit] {
-        let env = TestEnv::new();
-        seed_subscribers(&env, 6);
-        let issue = write_issue(&env, "rsetquit");
-        let server = SmtpServer::start_scripted(Script {
-            silence: Some(silence),
-            ..Script::default()
-        });
-        // A 5xx at RCPT makes herald reset the transaction with RSET.
-        server.fault(
-            "user0002@example.org",
-            Fault::AtRcpt("550 5.1.1 no such user".into()),
-            1,
-        );
-        let started = Instant::now();
-        let out = stall_cmd(&env, server.port())
-            .args(["send", "--live", "--yes"])
-            .arg(&issue)
-            .output()
-            .unwrap();
-        let took = started.elapsed();
-        assert!(out.status.success(), "{silence:?}: {}", stderr(&out));
-        assert!(took < Duration::from_secs(10), "{silence:?}: took {took:?}");
-        let c = counts(&env, &issue);
-        assert_eq!(c["sent"], 5, "{silence:?}: {c}");
-        assert_eq!(c["failed"], 1, "{silence:?}: {c}");
-        assert_eq!(leases(&env), 0);
-        assert!(
-            server.commands(if silence == Silence::Rset {
-                "RSET"
-            } else {
-                "QUIT"
-            }) > 0
-        );
-    }
+    // Each case waits out a bound: run them side by side.
+    std::thread::scope(|scope| {
+        for silence in [Silence::Rset, Silence::Quit] {
+            scope.spawn(move || silent_at_reset_or_quit(silence));
+        }
+    });
+}
+
+fn silent_at_reset_or_quit(silence: Silence) {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 6);
+    let issue = write_issue(&env, "rsetquit");
+    let server = SmtpServer::start_scripted(Script {
+        silence: Some(silence),
+        ..Script::default()
+    });
+    // A 5xx at RCPT makes herald reset the transaction with RSET.
+    server.fault(
+        "user0002@example.org",
+        Fault::AtRcpt("550 5.1.1 no such user".into()),
+        1,
+    );
+    let started = Instant::now();
+    let out = stall_cmd(&env, server.port())
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(out.status.success(), "{silence:?}: {}", stderr(&out));
+    assert!(took < Duration::from_secs(10), "{silence:?}: took {took:?}");
+    let c = counts(&env, &issue);
+    assert_eq!(c["sent"], 5, "{silence:?}: {c}");
+    assert_eq!(c["failed"], 1, "{silence:?}: {c}");
+    assert_eq!(leases(&env), 0);
+    assert!(
+        server.commands(if silence == Silence::Rset {
+            "RSET"
+        } else {
+            "QUIT"
+        }) > 0
+    );
 }
