@@ -3,6 +3,7 @@
 
 pub mod bounce;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod delivery;

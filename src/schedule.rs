@@ -4,9 +4,10 @@
 //! "Now" is a value, [`Clock`]: production uses the system clock; the
 //! hidden `--now RFC3339` flag of `herald schedule` and `herald run-due`
 //! fixes it, so tests (and an operator replaying a situation) decide which
-//! issues are due and which are late. Lease expiry and the delivery
-//! engine's retry times always use the real clock: they coordinate running
-//! processes, not the calendar.
+//! issues are due and which are late; the sends of such a run go by a
+//! clock that starts at that time and runs on (`Clock::engine`), so their
+//! stamps and retry times are in the same frame. Lease expiry always uses
+//! the real clock: it coordinates running processes, not the calendar.
 //!
 //! Overlap safety needs no flock: a run holds the lease `run-due`, a row in
 //! the same database the sends write (holder `host:pid:random`, expiry,
@@ -51,6 +52,15 @@ impl Clock {
         match self {
             Clock::System => Utc::now(),
             Clock::Fixed(t) => *t,
+        }
+    }
+
+    /// The clock the sends of this run go by: the system clock, or under
+    /// `--now` one that starts at that time and runs on.
+    pub fn engine(&self) -> crate::clock::Clock {
+        match self {
+            Clock::System => crate::clock::Clock::system(),
+            Clock::Fixed(t) => crate::clock::Clock::starting_at(*t),
         }
     }
 }
@@ -392,7 +402,7 @@ impl Pass<'_, '_> {
             }
             Started::Ready(send) => {
                 self.observer.started(&send);
-                let finished = self.dispatch.run(*send, self.interrupt).await?;
+                let finished = self.dispatch.run(send, self.interrupt).await?;
                 self.observer.finished(&finished);
                 Ok(IssueOutcome::Delivered(finished.outcome))
             }

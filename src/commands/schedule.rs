@@ -60,6 +60,7 @@ pub async fn run_due(settings: &Settings, store: &Store, args: RunDueArgs) -> an
         settings,
         allow_unsafe_links: args.allow_unsafe_links,
         progress: super::send::live_progress(),
+        clock: clock.engine(),
     };
     let interrupt = Stopper::default();
     let signals = tokio::spawn(super::send::watch_signals(interrupt.clone()));

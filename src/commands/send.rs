@@ -80,6 +80,7 @@ pub async fn live(
         settings,
         allow_unsafe_links: opts.allow_unsafe_links,
         progress: live_progress(),
+        clock: crate::clock::Clock::system(),
     };
     dispatch.check_guard()?;
     let file = IssueFile::load(settings, path, opts.merge_tags)?;
@@ -91,7 +92,7 @@ pub async fn live(
         .register(&file, opts.force_new_version, audience)
         .await?;
     let send = match dispatch.start(registered).await? {
-        Started::Ready(send) => *send,
+        Started::Ready(send) => send,
         Started::Busy {
             slug,
             holder,

@@ -20,6 +20,7 @@ use super::progress::Progress;
 use super::ratelimit::SendLimiter;
 use super::{EngineOptions, Halt, Plan, RunReport, Stopper};
 use crate::bad_input;
+use crate::clock::Clock;
 use crate::config::{OnUnknown, Settings};
 use crate::domain::{Audience, IssueState, LedgerCounts};
 use crate::mailer::dkim::Signer;
@@ -27,7 +28,7 @@ use crate::mailer::transport::Connector;
 use crate::render::{self, CompiledIssue};
 use crate::secrets;
 use crate::store::issues::{IssueRecord, NewIssue, Registered as Registration};
-use crate::store::{now_text, Store};
+use crate::store::Store;
 
 /// How often a running send looks whether its issue was aborted.
 pub const ABORT_WATCH_EVERY: Duration = Duration::from_secs(1);
@@ -196,6 +197,8 @@ pub struct Dispatch<'a> {
     /// Lift the live-send guard's rule on `http.public_base_url`.
     pub allow_unsafe_links: bool,
     pub progress: Progress,
+    /// The time the send runs on (the engine's and the ledger's stamps).
+    pub clock: Clock,
 }
 
 impl Dispatch<'_> {
@@ -339,7 +342,7 @@ impl Dispatch<'_> {
                 record.id,
                 &prefix,
                 self.settings.sending_domain(),
-                &now_text(),
+                &self.clock.now_text(),
             )
             .await?;
         if first_start {
@@ -350,7 +353,7 @@ impl Dispatch<'_> {
         let resend_unknown = self.settings.sender.on_unknown == OnUnknown::Resend;
         let (lost, _) = self
             .store
-            .recover_claimed(record.id, resend_unknown, &now_text())
+            .recover_claimed(record.id, resend_unknown, &self.clock.now_text())
             .await?;
         if lost > 0 {
             tracing::warn!(
@@ -421,6 +424,7 @@ impl Dispatch<'_> {
             connector,
             limiter: SendLimiter::new(&self.settings.sender),
             options: EngineOptions::new(&self.settings.sender, &self.settings.smtp),
+            clock: self.clock.clone(),
         };
         let report = super::run(self.store, &record, plan, stop, &self.progress).await;
         for watcher in &watchers {
@@ -443,7 +447,7 @@ impl Dispatch<'_> {
     ) -> anyhow::Result<Finished> {
         let cancelled = self
             .store
-            .cancel_rest_if_aborted(record.id, &now_text())
+            .cancel_rest_if_aborted(record.id, &self.clock.now_text())
             .await?;
         let aborted =
             cancelled > 0 || self.store.issue_state(record.id).await? == Some(IssueState::Aborted);

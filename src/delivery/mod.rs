@@ -9,6 +9,9 @@
 //! (`pending` if it never reached SMTP, else `unknown`) and the run ends
 //! with the cause.
 //!
+//! Every "now" and every pause of a run comes from the [`Clock`] in its
+//! [`Plan`], so tests can run the engine on a manual clock.
+//!
 //! `dispatch` is the live send around the engine (register, start under
 //! the send lease, run, outcome); `lease` the named leases it and
 //! `run-due` hold; `live_guard` the settings a live SMTP send needs.
@@ -25,15 +28,16 @@ mod worker;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Mutex};
 
+use crate::clock::Clock;
 use crate::config::{SenderSettings, SmtpSettings};
 use crate::mailer::transport::Connector;
 use crate::store::deliveries::{ClaimedDelivery, Outcome};
 use crate::store::issues::IssueRecord;
-use crate::store::{now_text, parse_time, Store};
+use crate::store::{parse_time, Store};
 use compose::Composer;
 use policy::RetryPolicy;
 use ratelimit::SendLimiter;
@@ -191,6 +195,7 @@ struct Shared {
     tally: Arc<Tally>,
     stop: Stopper,
     options: EngineOptions,
+    clock: Clock,
     alive_workers: AtomicUsize,
     /// Each worker's current row.
     slots: Vec<std::sync::Mutex<worker::Slot>>,
@@ -220,12 +225,14 @@ fn claim_batch(concurrency: usize) -> i64 {
     (concurrency * 8).clamp(32, 512) as i64
 }
 
-/// How one run delivers: message builder, transport, pacing, tunables.
+/// How one run delivers: message builder, transport, pacing, tunables,
+/// and the clock it runs on.
 pub struct Plan {
     pub composer: Composer,
     pub connector: Connector,
     pub limiter: SendLimiter,
     pub options: EngineOptions,
+    pub clock: Clock,
 }
 
 /// Deliver the issue's due rows. The caller holds the issue's lease, has
@@ -243,10 +250,11 @@ pub async fn run(
         connector,
         limiter,
         options,
+        clock,
     } = plan;
-    let started = Instant::now();
+    let started = clock.instant();
     let tally = Arc::new(Tally::default());
-    let (recorder, recorder_task) = Recorder::spawn(store.clone(), tally.clone());
+    let (recorder, recorder_task) = Recorder::spawn(store.clone(), tally.clone(), clock.clone());
     let concurrency = options.concurrency;
     let shared = Arc::new(Shared {
         store: store.clone(),
@@ -257,6 +265,7 @@ pub async fn run(
         tally: tally.clone(),
         stop: stop.clone(),
         options,
+        clock: clock.clone(),
         alive_workers: AtomicUsize::new(concurrency),
         slots: (0..concurrency).map(|_| Default::default()).collect(),
         fault: fault_from_env(),
@@ -297,14 +306,16 @@ pub async fn run(
         stop.halt_because(Halt::LedgerFailed, format!("{e:#}"));
         return Err(e);
     }
-    store.finish_issue_if_done(issue.id, &now_text()).await?;
+    store
+        .finish_issue_if_done(issue.id, &clock.now_text())
+        .await?;
     Ok(RunReport {
         sent: tally.sent.load(Ordering::Relaxed),
         deferred: tally.deferred.load(Ordering::Relaxed),
         failed: tally.failed.load(Ordering::Relaxed),
         unknown: tally.unknown.load(Ordering::Relaxed),
         bytes: tally.bytes.load(Ordering::Relaxed),
-        elapsed: started.elapsed(),
+        elapsed: clock.elapsed_since(started),
         halt: stop.state(),
         cause: stop.cause(),
     })
@@ -355,18 +366,25 @@ async fn claim_loop(
 ) -> anyhow::Result<()> {
     let limit = claim_batch(shared.options.concurrency);
     let tally = &shared.tally;
+    let clock = &shared.clock;
     loop {
         if shared.stop.state() != Halt::None {
             return Ok(());
         }
-        let batch = shared.store.claim_due(issue_id, &now_text(), limit).await?;
+        let batch = shared
+            .store
+            .claim_due(issue_id, &clock.now_text(), limit)
+            .await?;
         if batch.is_empty() {
             // Rows still with workers may come back deferred: wait for them.
+            // Registered before the count is read, so a batch recorded in
+            // between still wakes this wait.
+            let recorded = tally.recorded.notified();
+            tokio::pin!(recorded);
+            recorded.as_mut().enable();
             if tally.outstanding.load(Ordering::Acquire) > 0 {
-                let recorded = tally.recorded.notified();
                 tokio::select! {
                     _ = recorded => {}
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                     _ = shared.stop.halted() => {}
                 }
                 continue;
@@ -374,10 +392,9 @@ async fn claim_loop(
             let Some(next) = shared.store.next_deferred_at(issue_id).await? else {
                 return Ok(());
             };
-            let next_at = parse_time(&next).unwrap_or_else(chrono::Utc::now);
-            let wait = (next_at - chrono::Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO);
+            let now = clock.now();
+            let next_at = parse_time(&next).unwrap_or(now);
+            let wait = (next_at - now).to_std().unwrap_or(Duration::ZERO);
             if wait > shared.options.linger {
                 tracing::info!(
                     "the next deferred retry is due at {} UTC, after sender.linger_secs; \
@@ -387,8 +404,8 @@ async fn claim_loop(
                 return Ok(());
             }
             if wait >= Duration::from_secs(1) {
-                let window = chrono::Utc::now()
-                    + chrono::Duration::from_std(shared.options.linger).unwrap_or_default();
+                let window =
+                    now + chrono::Duration::from_std(shared.options.linger).unwrap_or_default();
                 let (rows, reply) = shared
                     .store
                     .deferred_due_by(issue_id, &crate::store::format_time(window))
@@ -405,7 +422,7 @@ async fn claim_loop(
                 );
             }
             tokio::select! {
-                _ = tokio::time::sleep(wait + Duration::from_millis(5)) => {}
+                _ = clock.sleep(wait + Duration::from_millis(5)) => {}
                 _ = shared.stop.halted() => {}
             }
             continue;

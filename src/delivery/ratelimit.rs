@@ -9,6 +9,12 @@
 //! Slots that fell behind (the process was starved for a moment) are caught
 //! up, but never faster than the window cap allows: no trailing second ever
 //! holds more than rate + burst sends.
+//!
+//! A slot less than one timer tick away is taken without sleeping: tokio's
+//! timer rounds every sleep up to the next millisecond, which at high rates
+//! would cost a tick per message. The next slot still follows the reserved
+//! one by exactly one period, so the average rate stays the configured one.
+//! Time comes from the engine's [`Clock`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -16,9 +22,20 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::clock::Clock;
 use crate::config::SenderSettings;
 
 const WINDOW: Duration = Duration::from_secs(1);
+
+/// The timer's resolution: a wait shorter than this is not slept.
+const TICK: Duration = Duration::from_millis(1);
+
+/// Sleep until `at` unless it is less than a tick away.
+async fn wait_until(clock: &Clock, at: Instant) {
+    if at.saturating_duration_since(clock.instant()) >= TICK {
+        clock.sleep_until(at).await;
+    }
+}
 
 /// Evenly spaced send slots with a sliding one-second cap.
 pub struct Pacer {
@@ -56,10 +73,10 @@ impl Pacer {
     }
 
     /// Reserve the next slot, sleep until it, then respect the window cap.
-    pub async fn until_ready(&self) {
+    pub async fn until_ready(&self, clock: &Clock) {
         let slot = {
             let mut s = self.lock();
-            let now = Instant::now();
+            let now = clock.instant();
             let earliest = now.checked_sub(self.slack).unwrap_or(now);
             let slot = match s.next {
                 Some(n) if n > earliest => n,
@@ -68,11 +85,11 @@ impl Pacer {
             s.next = Some(slot + self.period);
             slot
         };
-        tokio::time::sleep_until(slot).await;
+        wait_until(clock, slot).await;
         loop {
-            let wait_until = {
+            let window_opens = {
                 let mut s = self.lock();
-                let now = Instant::now();
+                let now = clock.instant();
                 while s.recent.front().is_some_and(|t| *t + WINDOW <= now) {
                     s.recent.pop_front();
                 }
@@ -82,7 +99,8 @@ impl Pacer {
                 }
                 s.recent[0] + WINDOW
             };
-            tokio::time::sleep_until(wait_until).await;
+            // Not `wait_until`: the window cap is exact.
+            clock.sleep_until(window_opens).await;
         }
     }
 }
@@ -106,67 +124,155 @@ impl SendLimiter {
 
     /// Wait until a message to `domain` may go. The domain slot is waited
     /// for first so a slow domain does not hold a global slot.
-    pub async fn until_ready(&self, domain: &str) {
+    pub async fn until_ready(&self, domain: &str, clock: &Clock) {
         if let Some(d) = self.domains.get(domain) {
-            d.until_ready().await;
+            d.until_ready(clock).await;
         }
-        self.global.until_ready().await;
+        self.global.until_ready(clock).await;
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
 
-    #[tokio::test(start_paused = true)]
-    async fn slots_are_evenly_spaced_and_burst_is_bounded() {
-        let pacer = Pacer::new(100.0, 3);
-        tokio::time::sleep(Duration::from_secs(5)).await; // idle spell
-        let start = Instant::now();
-        let mut at = Vec::new();
-        for _ in 0..10 {
-            pacer.until_ready().await;
-            at.push(Instant::now() - start);
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn manual() -> ManualClock {
+        ManualClock::new("2030-01-06T07:00:00Z".parse().unwrap())
+    }
+
+    /// Run `tasks` tasks that each pass the pacer `each` times, moving the
+    /// manual clock to the next wake-up whenever every unfinished task
+    /// sleeps. Returns each pass's time, sorted.
+    async fn paced(
+        clock: &ManualClock,
+        pacer: Arc<Pacer>,
+        tasks: usize,
+        each: usize,
+    ) -> Vec<Duration> {
+        let start = clock.elapsed();
+        let mut handles = Vec::new();
+        for _ in 0..tasks {
+            let (pacer, manual, clock) = (pacer.clone(), clock.clone(), clock.clock());
+            handles.push(tokio::spawn(async move {
+                let mut at = Vec::with_capacity(each);
+                for _ in 0..each {
+                    pacer.until_ready(&clock).await;
+                    at.push(manual.elapsed() - start);
+                }
+                at
+            }));
         }
+        loop {
+            tokio::task::yield_now().await;
+            let running = handles.iter().filter(|h| !h.is_finished()).count();
+            if running == 0 {
+                break;
+            }
+            if clock.sleepers() == running {
+                clock.advance_to_next_wake();
+            }
+        }
+        let mut times = Vec::new();
+        for h in handles {
+            times.extend(h.await.unwrap());
+        }
+        times.sort();
+        times
+    }
+
+    fn most_in_any_second(times: &[Duration]) -> usize {
+        (0..times.len())
+            .map(|i| {
+                times[..=i]
+                    .iter()
+                    .filter(|t| **t + WINDOW > times[i])
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn slots_are_evenly_spaced_and_burst_is_bounded() {
+        let clock = manual();
+        let pacer = Arc::new(Pacer::new(100.0, 3));
+        clock.advance(Duration::from_secs(5)); // idle spell
+        let at = paced(&clock, pacer, 1, 10).await;
         // Burst of 3 immediately (slots in the past), then every 10 ms.
         assert_eq!(at[2], Duration::ZERO);
         assert_eq!(at[3], Duration::from_millis(10));
         assert_eq!(at[9], Duration::from_millis(70));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_backlog_after_a_stall_never_exceeds_rate_plus_burst_per_second() {
-        let pacer = std::sync::Arc::new(Pacer::new(10.0, 1));
-        let start = Instant::now();
+        let clock = manual();
+        let pacer = Arc::new(Pacer::new(10.0, 1));
         let mut waiters = Vec::new();
         for _ in 0..30 {
-            let p = pacer.clone();
+            let (p, c, m) = (pacer.clone(), clock.clock(), clock.clone());
             waiters.push(tokio::spawn(async move {
-                p.until_ready().await;
-                Instant::now()
+                p.until_ready(&c).await;
+                m.elapsed()
             }));
         }
-        // Let every waiter reserve its slot (0 ms, 100 ms, … 2.9 s), then
-        // stall past all of them at once.
-        tokio::task::yield_now().await;
-        tokio::time::advance(Duration::from_secs(3)).await;
+        // Every waiter reserves its slot (0 ms, 100 ms, … 2.9 s); then the
+        // process stalls past all of them at once.
+        clock.until_sleepers(29).await;
+        clock.advance(Duration::from_secs(3));
+        loop {
+            tokio::task::yield_now().await;
+            let running = waiters.iter().filter(|h| !h.is_finished()).count();
+            if running == 0 {
+                break;
+            }
+            if clock.sleepers() == running {
+                clock.advance_to_next_wake();
+            }
+        }
         let mut times = Vec::new();
         for w in waiters {
             times.push(w.await.unwrap());
         }
         times.sort();
-        let mut most = 0;
-        for (i, t) in times.iter().enumerate() {
-            let in_window = times[..=i].iter().filter(|u| **u + WINDOW > *t).count();
-            most = most.max(in_window);
-        }
-        assert_eq!(most, 11, "at most rate + burst sends in any second");
+        assert_eq!(
+            most_in_any_second(&times),
+            11,
+            "at most rate + burst sends in any second"
+        );
         // The backlog is caught up, not dropped: 30 sends, 11 per second
         // from the stall at 3 s on.
+        assert!(times[29] <= Duration::from_millis(5100), "{:?}", times[29]);
+    }
+
+    #[tokio::test]
+    async fn a_slot_less_than_a_tick_away_is_taken_at_once_and_the_rate_holds() {
+        // 2000 a second: a slot every 0.5 ms, finer than the timer.
+        let clock = manual();
+        let at = paced(&clock, Arc::new(Pacer::new(2000.0, 1)), 1, 1000).await;
+        assert_eq!(at[1], Duration::ZERO, "0.5 ms away: no sleep");
+        assert_eq!(at[2], Duration::from_millis(1));
+        // 1000 slots 0.5 ms apart: the last at 499.5 ms, taken up to a
+        // tick early, never later.
         assert!(
-            times[29] - start <= Duration::from_millis(5100),
+            at[999] >= Duration::from_micros(498_500) && at[999] <= Duration::from_micros(499_500),
             "{:?}",
-            times[29] - start
+            at[999]
+        );
+        assert!(most_in_any_second(&at) <= 2001);
+
+        // 600 a second over four workers: 1.67 ms apart, 3000 sends in 5 s.
+        let clock = manual();
+        let at = paced(&clock, Arc::new(Pacer::new(600.0, 1)), 4, 750).await;
+        let last = at[2999].as_secs_f64();
+        assert!((last - 2999.0 / 600.0).abs() < 0.002, "{last}");
+        assert!(
+            most_in_any_second(&at) <= 601,
+            "{}",
+            most_in_any_second(&at)
         );
     }
 }

@@ -3,7 +3,8 @@
 //! before it hands another message to SMTP, so a crash can leave at most one
 //! accepted-but-unrecorded message per worker. A failed write is retried
 //! a few times; when it keeps failing, the recorder stops and every waiting
-//! worker (and the run's report) gets the database's own words.
+//! worker (and the run's report) gets the database's own words. Recording
+//! times and the pause between tries come from the engine's clock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,8 +12,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use crate::clock::Clock;
 use crate::store::deliveries::Outcome;
-use crate::store::{now_text, Store};
+use crate::store::Store;
 
 /// Largest batch written in one transaction.
 const MAX_BATCH: usize = 512;
@@ -96,10 +98,11 @@ impl Recorder {
     pub fn spawn(
         store: Store,
         tally: Arc<Tally>,
+        clock: Clock,
     ) -> (Recorder, tokio::task::JoinHandle<anyhow::Result<()>>) {
         let (tx, rx) = mpsc::channel(4096);
         let failure = Failure::default();
-        let handle = tokio::spawn(run(store, tally, rx, failure.clone()));
+        let handle = tokio::spawn(run(store, tally, clock, rx, failure.clone()));
         (Recorder { tx, failure }, handle)
     }
 
@@ -133,6 +136,7 @@ impl Durable {
 async fn run(
     store: Store,
     tally: Arc<Tally>,
+    clock: Clock,
     mut rx: mpsc::Receiver<Entry>,
     failure: Failure,
 ) -> anyhow::Result<()> {
@@ -150,12 +154,12 @@ async fn run(
         outcomes.extend(batch.iter().map(|e| e.outcome.clone()));
         let mut tries = 0;
         loop {
-            match store.record_outcomes(&outcomes, &now_text()).await {
+            match store.record_outcomes(&outcomes, &clock.now_text()).await {
                 Ok(()) => break,
                 Err(e) if tries < 5 => {
                     tries += 1;
                     tracing::warn!(error = %e, attempt = tries, "recording outcomes failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 << tries)).await;
+                    clock.sleep(Duration::from_millis(100 << tries)).await;
                 }
                 Err(e) => {
                     // Dropping the entries tells the waiting workers; their

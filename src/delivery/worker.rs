@@ -1,7 +1,8 @@
 //! One delivery worker: owns one transport connection, reconnecting with
 //! backoff; waits on the shared rate limiter; sends; records the outcome and
 //! waits for it to be durable before taking the next message. It keeps its
-//! current row in a slot the engine reads if the worker dies.
+//! current row in a slot the engine reads if the worker dies. Its pauses
+//! and retry times are on the engine's clock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -199,7 +200,7 @@ impl Worker {
             // stale one keeps its place.
             if !paced {
                 tokio::select! {
-                    _ = shared.limiter.until_ready(domain) => {}
+                    _ = shared.limiter.until_ready(domain, &shared.clock) => {}
                     _ = shared.stop.halted() => {
                         self.release(job.id).await;
                         return Ok(None);
@@ -213,13 +214,14 @@ impl Worker {
             let conn = self.conn.as_mut().expect("connected above");
             let send_timeout = shared.options.send_timeout;
             let stop = shared.stop.clone();
+            let clock = shared.clock.clone();
             let result = tokio::select! {
                 r = conn.send_tracked(&message, &job.message_id, &body_started) => Some(r),
                 // Stopped: a message in flight gets at most one more send
                 // timeout to finish.
                 _ = async {
                     stop.halted().await;
-                    tokio::time::sleep(send_timeout).await;
+                    clock.sleep(send_timeout).await;
                 } => None,
             };
             let Some(result) = result else {
@@ -259,7 +261,7 @@ impl Worker {
         let outcome = shared
             .options
             .retry
-            .outcome(job, &result, chrono::Utc::now());
+            .outcome(job, &result, shared.clock.now());
         let trouble = match &result {
             SendResult::Rejected {
                 code: 421, reply, ..
@@ -302,7 +304,7 @@ impl Worker {
             "server trouble; pausing this worker"
         );
         tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
+            _ = shared.clock.sleep(pause) => {}
             _ = shared.stop.halted() => {}
         }
         Ok(None)
@@ -345,7 +347,7 @@ impl Worker {
                     }
                     let pause = backoff(shared.options.reconnect_backoff, self.failures);
                     tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
+                        _ = shared.clock.sleep(pause) => {}
                         _ = shared.stop.halted() => return Connected::Halted,
                     }
                 }

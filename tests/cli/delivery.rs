@@ -311,8 +311,11 @@ fn an_unsubscribe_arriving_mid_send_skips_that_recipient() {
     seed_subscribers(&env, 60);
     let issue = write_issue(&env, "midsend");
     let server = SmtpServer::start();
+    // The server holds the send after its first message, long before the
+    // claimer reaches the last recipient (claimed in the second batch).
+    server.hold_after(1);
     let child = env
-        .herald_process(server.port(), 40, 2)
+        .herald_process(server.port(), 1000, 2)
         .args(["send", "--live", "--yes"])
         .arg(&issue)
         .spawn()
@@ -322,6 +325,7 @@ fn an_unsubscribe_arriving_mid_send_skips_that_recipient() {
         .args(["subscribers", "unsubscribe", "user0060@example.org"])
         .assert()
         .success();
+    server.release();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),

@@ -291,3 +291,56 @@ pub fn closed_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A child's stderr, read as it is written, so that a test can wait for a
+/// log line (an event) instead of for time to pass.
+pub struct LogWatch {
+    seen: std::sync::Arc<(std::sync::Mutex<String>, std::sync::Condvar)>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl LogWatch {
+    /// Take over `child`'s piped stderr.
+    pub fn new(child: &mut std::process::Child) -> LogWatch {
+        use std::io::Read;
+        let mut pipe = child.stderr.take().expect("stderr piped");
+        let seen = std::sync::Arc::new((
+            std::sync::Mutex::new(String::new()),
+            std::sync::Condvar::new(),
+        ));
+        let shared = seen.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                shared
+                    .0
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+                shared.1.notify_all();
+            }
+        });
+        LogWatch { seen, reader }
+    }
+
+    /// Wait until the log contains `needle`; false if it did not within
+    /// `within`.
+    pub fn wait_for(&self, needle: &str, within: std::time::Duration) -> bool {
+        let (text, changed) = &*self.seen;
+        let guard = text.lock().unwrap();
+        let (guard, _) = changed
+            .wait_timeout_while(guard, within, |t| !t.contains(needle))
+            .unwrap();
+        guard.contains(needle)
+    }
+
+    /// Everything the child wrote, once it has closed stderr (exited).
+    pub fn text(self) -> String {
+        self.reader.join().unwrap();
+        let text = self.seen.0.lock().unwrap();
+        text.clone()
+    }
+}

@@ -11,6 +11,7 @@ mod delivery;
 mod demo;
 mod design;
 mod dkim;
+mod engine_clock;
 mod guards;
 mod helpers;
 mod http;

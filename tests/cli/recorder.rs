@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{ledger, seed_subscribers, smtp_env, stderr, write_issue, TestEnv};
+use crate::helpers::{ledger, seed_subscribers, smtp_env, stderr, write_issue, LogWatch, TestEnv};
 use crate::smtp_server::SmtpServer;
 
 /// Plant the fault: while `test_fault.active` is 1, marking a delivery
@@ -49,20 +49,20 @@ fn a_commit_that_fails_then_succeeds_is_retried_and_the_run_completes() {
     let issue = write_issue(&env, "retried");
     plant_fault(&env);
     let server = SmtpServer::start();
-    let child = env
+    let mut child = env
         .herald_process(server.port(), 50, 2)
         .env("HERALD__SMTP__HOST", "127.0.0.1")
         .args(["send", "--live", "--yes"])
         .arg(&issue)
         .spawn()
         .unwrap();
-    server.wait_for(1, Duration::from_secs(20));
+    let log = LogWatch::new(&mut child);
     // The first batch has failed (and rolled back); let one retry fail too.
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(log.wait_for("attempt=2", Duration::from_secs(20)));
     clear_fault(&env);
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let status = child.wait().unwrap();
+    let err = log.text();
+    assert!(status.success(), "{err}");
     assert!(err.contains("recording outcomes failed; retrying"), "{err}");
     assert!(err.contains("planted fault"), "{err}");
     assert!(!err.contains("transaction depth"), "{err}");

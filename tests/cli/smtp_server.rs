@@ -2,7 +2,9 @@
 //! real TCP on loopback, records every accepted message, and injects faults
 //! per recipient (replies at RCPT or after DATA, dropped connections,
 //! stalls) or per session (silence at a given stage of every session,
-//! closing idle connections, advertising STARTTLS and AUTH).
+//! closing idle connections, advertising STARTTLS and AUTH). Tests wait on
+//! what it saw (messages, bodies, sessions ended), never on the clock, and
+//! can hold it before a given message to act while a send is mid-way.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -84,6 +86,13 @@ struct State {
     rules: HashMap<String, Rule>,
     received: Vec<Received>,
     connections: usize,
+    /// Sessions that have ended (the client hung up, or the server did).
+    closed: usize,
+    /// Message bodies received in full (whatever the reply).
+    bodies: usize,
+    /// While set, the MAIL FROM of message number `n + 1` and later is not
+    /// answered until [`SmtpServer::release`].
+    hold_after: Option<usize>,
     script: Script,
     /// Commands seen, by verb (EHLO, STARTTLS, AUTH, MAIL, ...).
     commands: HashMap<String, usize>,
@@ -135,7 +144,8 @@ impl SmtpServer {
                 st.lock().unwrap().connections += 1;
                 let st = st.clone();
                 tokio::spawn(async move {
-                    let _ = session(stream, st).await;
+                    let _ = session(stream, st.clone()).await;
+                    st.lock().unwrap().closed += 1;
                 });
             }
         });
@@ -164,14 +174,47 @@ impl SmtpServer {
     /// Wait (polling) until at least `n` messages have arrived, or
     /// `within` has passed; returns how many have arrived.
     pub fn wait_for(&self, n: usize, within: Duration) -> usize {
+        self.wait_until(within, |st| st.received.len() >= n);
+        self.state.lock().unwrap().received.len()
+    }
+
+    /// Wait (polling) until `seen` holds or `within` has passed; returns
+    /// whether it holds.
+    fn wait_until(&self, within: Duration, seen: impl Fn(&State) -> bool) -> bool {
         let deadline = Instant::now() + within;
         loop {
-            let got = self.state.lock().unwrap().received.len();
-            if got >= n || Instant::now() >= deadline {
-                return got;
+            if seen(&self.state.lock().unwrap()) {
+                return true;
             }
-            std::thread::sleep(Duration::from_millis(10));
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    /// Wait until `n` message bodies have been received in full (answered
+    /// or not); returns whether they were within `within`.
+    pub fn wait_for_bodies(&self, n: usize, within: Duration) -> bool {
+        self.wait_until(within, |st| st.bodies >= n)
+    }
+
+    /// Wait until every session so far has ended: after its client process
+    /// exited, nothing more can arrive. Returns whether they did within
+    /// `within`.
+    pub fn wait_closed(&self, within: Duration) -> bool {
+        self.wait_until(within, |st| st.closed >= st.connections)
+    }
+
+    /// Once `n` messages are in, answer no further MAIL FROM until
+    /// [`SmtpServer::release`]: the sender stays mid-way for the test.
+    pub fn hold_after(&self, n: usize) {
+        self.state.lock().unwrap().hold_after = Some(n);
+    }
+
+    /// Let held and later messages through.
+    pub fn release(&self) {
+        self.state.lock().unwrap().hold_after = None;
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -319,6 +362,16 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
         } else if upper.starts_with("HELO") {
             write.write_all(b"250 herald-test\r\n").await?;
         } else if upper.starts_with("MAIL FROM:") {
+            loop {
+                let held = {
+                    let st = state.lock().unwrap();
+                    st.hold_after.is_some_and(|n| st.received.len() >= n)
+                };
+                if !held {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
             mail_at = Instant::now();
             from = address(&cmd[10..]);
             to.clear();
@@ -372,6 +425,7 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
                     .unwrap_or(&line);
                 data.push_str(unstuffed);
             }
+            state.lock().unwrap().bodies += 1;
             if silent_at(Silence::Body) {
                 return go_silent().await;
             }

@@ -58,57 +58,65 @@ fn a_server_silent_at_any_stage_ends_the_run_in_bounded_time_with_exit_1() {
         (Silence::Data, "none", false, &["pending", "deferred"]),
         (Silence::Body, "none", false, &["pending", "unknown"]),
     ];
-    for (silence, tls, auth, allowed) in cases {
-        let env = TestEnv::new();
-        seed_subscribers(&env, 12);
-        let issue = write_issue(&env, "silent");
-        let server = SmtpServer::start_scripted(Script {
-            silence: Some(silence),
-            offer_starttls: tls == "starttls",
-            offer_auth: auth,
-            ..Script::default()
-        });
-        let mut cmd = stall_cmd(&env, server.port());
-        cmd.env("HERALD__SMTP__TLS", tls);
-        if auth {
-            cmd.env("HERALD__SMTP__USERNAME", "herald")
-                .env("HERALD__SMTP__PASSWORD", "secret")
-                .env("HERALD__SMTP__ALLOW_PLAINTEXT_AUTH", "true");
+    // The cases wait on timeouts, not on the processor: run them side by
+    // side.
+    std::thread::scope(|scope| {
+        for case in cases {
+            scope.spawn(move || silent_case(case));
         }
-        let started = Instant::now();
-        let out = cmd
-            .args(["send", "--live", "--yes"])
-            .arg(&issue)
-            .output()
-            .unwrap();
-        let took = started.elapsed();
-        let case = format!("{silence:?} with tls={tls}");
-        assert_eq!(out.status.code(), Some(1), "{case}: {}", stderr(&out));
-        // Two workers × two tries × 1 s bound, plus backoff and start-up.
-        assert!(took < Duration::from_secs(12), "{case}: took {took:?}");
-        assert!(
-            stderr(&out).contains("could not reach smtp://127.0.0.1"),
-            "{case}: {}",
-            stderr(&out)
-        );
-        assert!(
-            stderr(&out).contains("within 1s"),
-            "{case}: the cause names the bound: {}",
-            stderr(&out)
-        );
-        let c = counts(&env, &issue);
-        assert_eq!(c["claimed"], 0, "{case}: {c}");
-        assert_eq!(c["sent"], 0, "{case}: {c}");
-        let total: i64 = allowed.iter().map(|s| c[s].as_i64().unwrap()).sum();
-        assert_eq!(total, 12, "{case}: rows only in {allowed:?}: {c}");
-        assert_eq!(leases(&env), 0, "{case}: lease released");
-        assert!(server.received().is_empty());
-        if silence == Silence::TlsHandshake {
-            assert!(server.commands("STARTTLS") > 0, "{case}");
-        }
-        if silence == Silence::Auth {
-            assert!(server.commands("AUTH") > 0, "{case}");
-        }
+    });
+}
+
+fn silent_case((silence, tls, auth, allowed): (Silence, &str, bool, &[&str])) {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 12);
+    let issue = write_issue(&env, "silent");
+    let server = SmtpServer::start_scripted(Script {
+        silence: Some(silence),
+        offer_starttls: tls == "starttls",
+        offer_auth: auth,
+        ..Script::default()
+    });
+    let mut cmd = stall_cmd(&env, server.port());
+    cmd.env("HERALD__SMTP__TLS", tls);
+    if auth {
+        cmd.env("HERALD__SMTP__USERNAME", "herald")
+            .env("HERALD__SMTP__PASSWORD", "secret")
+            .env("HERALD__SMTP__ALLOW_PLAINTEXT_AUTH", "true");
+    }
+    let started = Instant::now();
+    let out = cmd
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let case = format!("{silence:?} with tls={tls}");
+    assert_eq!(out.status.code(), Some(1), "{case}: {}", stderr(&out));
+    // Two workers × two tries × 1 s bound, plus backoff and start-up.
+    assert!(took < Duration::from_secs(12), "{case}: took {took:?}");
+    assert!(
+        stderr(&out).contains("could not reach smtp://127.0.0.1"),
+        "{case}: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("within 1s"),
+        "{case}: the cause names the bound: {}",
+        stderr(&out)
+    );
+    let c = counts(&env, &issue);
+    assert_eq!(c["claimed"], 0, "{case}: {c}");
+    assert_eq!(c["sent"], 0, "{case}: {c}");
+    let total: i64 = allowed.iter().map(|s| c[s].as_i64().unwrap()).sum();
+    assert_eq!(total, 12, "{case}: rows only in {allowed:?}: {c}");
+    assert_eq!(leases(&env), 0, "{case}: lease released");
+    assert!(server.received().is_empty());
+    if silence == Silence::TlsHandshake {
+        assert!(server.commands("STARTTLS") > 0, "{case}");
+    }
+    if silence == Silence::Auth {
+        assert!(server.commands("AUTH") > 0, "{case}");
     }
 }
 
@@ -152,11 +160,9 @@ fn sigterm_ends_a_run_within_one_send_timeout_whatever_the_server_does() {
         .arg(&issue)
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.commands("DATA") < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    // Both workers' bodies are in: two messages in flight, their replies
+    // never coming.
+    assert!(server.wait_for_bodies(2, Duration::from_secs(20)));
     let stopped = Instant::now();
     sigterm(&child);
     let code = wait_exit(&mut child, Duration::from_secs(8));
@@ -547,39 +553,46 @@ fn waiting_for_deferred_retries_says_until_when_and_deferred_counts_recipients()
 
 #[test]
 fn a_server_silent_at_rset_or_quit_costs_one_bounded_wait_and_the_run_completes() {
-    for silence in [Silence::Rset, Silence::Quit] {
-        let env = TestEnv::new();
-        seed_subscribers(&env, 6);
-        let issue = write_issue(&env, "rsetquit");
-        let server = SmtpServer::start_scripted(Script {
-            silence: Some(silence),
-            ..Script::default()
-        });
-        // A 5xx at RCPT makes herald reset the transaction with RSET.
-        server.fault(
-            "user0002@example.org",
-            Fault::AtRcpt("550 5.1.1 no such user".into()),
-            1,
-        );
-        let started = Instant::now();
-        let out = stall_cmd(&env, server.port())
-            .args(["send", "--live", "--yes"])
-            .arg(&issue)
-            .output()
-            .unwrap();
-        let took = started.elapsed();
-        assert!(out.status.success(), "{silence:?}: {}", stderr(&out));
-        assert!(took < Duration::from_secs(10), "{silence:?}: took {took:?}");
-        let c = counts(&env, &issue);
-        assert_eq!(c["sent"], 5, "{silence:?}: {c}");
-        assert_eq!(c["failed"], 1, "{silence:?}: {c}");
-        assert_eq!(leases(&env), 0);
-        assert!(
-            server.commands(if silence == Silence::Rset {
-                "RSET"
-            } else {
-                "QUIT"
-            }) > 0
-        );
-    }
+    // Each case waits out a bound: run them side by side.
+    std::thread::scope(|scope| {
+        for silence in [Silence::Rset, Silence::Quit] {
+            scope.spawn(move || silent_at_reset_or_quit(silence));
+        }
+    });
+}
+
+fn silent_at_reset_or_quit(silence: Silence) {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 6);
+    let issue = write_issue(&env, "rsetquit");
+    let server = SmtpServer::start_scripted(Script {
+        silence: Some(silence),
+        ..Script::default()
+    });
+    // A 5xx at RCPT makes herald reset the transaction with RSET.
+    server.fault(
+        "user0002@example.org",
+        Fault::AtRcpt("550 5.1.1 no such user".into()),
+        1,
+    );
+    let started = Instant::now();
+    let out = stall_cmd(&env, server.port())
+        .args(["send", "--live", "--yes"])
+        .arg(&issue)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(out.status.success(), "{silence:?}: {}", stderr(&out));
+    assert!(took < Duration::from_secs(10), "{silence:?}: took {took:?}");
+    let c = counts(&env, &issue);
+    assert_eq!(c["sent"], 5, "{silence:?}: {c}");
+    assert_eq!(c["failed"], 1, "{silence:?}: {c}");
+    assert_eq!(leases(&env), 0);
+    assert!(
+        server.commands(if silence == Silence::Rset {
+            "RSET"
+        } else {
+            "QUIT"
+        }) > 0
+    );
 }
