@@ -88,7 +88,7 @@ pub async fn composer_for(
     subject_prefix: &str,
 ) -> anyhow::Result<Composer> {
     let keys = secrets::signing_keys(store, settings).await?;
-    Ok(Composer::new(
+    Composer::new(
         settings,
         compiled.prepare(),
         slug,
@@ -96,7 +96,7 @@ pub async fn composer_for(
         keys,
         dkim_signer(settings)?,
         subject_prefix,
-    ))
+    )
 }
 
 /// Register an issue file's compiled content under the SHA-256 of the file
