@@ -1,22 +1,70 @@
 #!/usr/bin/env bash
-# Delivery benchmark, side by side in one run: Postfix's smtp-sink is the
-# receiver; first Postfix's smtp-source pushes messages of herald's size over
-# the same number of connections, then `herald send --live` delivers the
-# bundled issue to 100,000 subscribers with the ledger on. Prints both
-# rates, their ratio, and herald's peak RSS.
+# Delivery benchmark: what the operator waits for, side by side with Postfix.
 #
-# Needs: Debian package postfix (for smtp-sink/smtp-source; no daemon needed).
-# Usage: bash benches/smtp_bench.sh [SUBSCRIBERS] [CONNECTIONS]
+# Postfix's smtp-sink is the receiver. For every configuration
+# (CONNECTIONS x RECIPIENTS) and run, Postfix's smtp-source first pushes the
+# same number of messages of herald's size over the same number of
+# connections (-d: connections reused), then the whole
+# `herald send ISSUE --live --yes` process is timed (start-up, audience
+# snapshot, delivery, final commit) on the default settings except
+# `sender.rate_per_second` (unlimited) and `sender.concurrency` (no extra
+# burst). Prints each run's rates and their ratio, then per configuration the
+# min–max ranges over the runs, herald's peak RSS and status's own rate
+# (delivery only, from the ledger's timestamps).
+#
+# Usage: bash benches/smtp_bench.sh [options]
+#   --runs N          repeat every configuration N times (default 1)
+#   --only LIST       configurations CONNxRECIPIENTS, comma separated
+#                     (default 8x20000,20x20000,8x100000,20x100000)
+#   --instructions    also print the instructions per delivered message
+#                     (valgrind callgrind, whole process, marginal cost:
+#                     (instructions at 2,200 − at 200 recipients) / 2,000, at
+#                     8 connections), next to smtp-source's counted the same way
+#   --dkim            also print msg/s at 8 connections, 20,000 recipients,
+#                     with DKIM off, RSA-2048 and Ed25519 (keys made with
+#                     `herald dkim keygen`)
+#   --no-wall         skip the wall-clock comparison (with --instructions/--dkim)
+#   --keep DIR        keep the callgrind files in DIR (for callgrind_annotate)
+#
+# Examples:
+#   bash benches/smtp_bench.sh --only 8x20000 --runs 1     # quick check (~30 s)
+#   bash benches/smtp_bench.sh --runs 3                    # the README's table
+#   bash benches/smtp_bench.sh --no-wall --instructions    # stable CPU figure
+#   bash benches/smtp_bench.sh --no-wall --dkim
+#
+# Needs: Debian package postfix (smtp-sink/smtp-source; no daemon needed),
+# /usr/bin/time (peak RSS), valgrind for --instructions, python3.
+# Environment: PORT (default 25250), ISSUE (default: the bundled issue),
+# HERALD (default: target/release/herald, built if missing).
 set -euo pipefail
 
-N=${1:-100000}
-CONN=${2:-20}
+RUNS=1
+ONLY=8x20000,20x20000,8x100000,20x100000
+INSTR=0
+DKIM=0
+WALL=1
+KEEP=
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --runs) RUNS=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    --instructions) INSTR=1; shift ;;
+    --dkim) DKIM=1; shift ;;
+    --no-wall) WALL=0; shift ;;
+    --keep) KEEP=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
 PORT=${PORT:-25250}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-HERALD="$ROOT/target/release/herald"
+HERALD=${HERALD:-$ROOT/target/release/herald}
 ISSUE=${ISSUE:-$ROOT/issues/2018-12-14-migration-news.toml}
 command -v smtp-sink >/dev/null || PATH=$PATH:/usr/sbin
 command -v smtp-sink >/dev/null || { echo "smtp-sink not found: apt-get install postfix" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "/usr/bin/time not found: apt-get install time" >&2; exit 2; }
+[ "$INSTR" = 0 ] || command -v valgrind >/dev/null || { echo "valgrind not found" >&2; exit 2; }
 [ -x "$HERALD" ] || (cd "$ROOT" && cargo build --release --quiet)
 
 WORK=$(mktemp -d)
@@ -24,49 +72,165 @@ SINK_PID=
 cleanup() { [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 cd "$WORK"
-env | grep -q '^HERALD' && unset $(env | grep -o '^HERALD[A-Z_]*')
+env | grep -q '^HERALD_' && unset $(env | grep -o '^HERALD_[A-Z_]*')
 
-smtp-sink -u nobody 127.0.0.1:$PORT 1024 &
+smtp-sink -u nobody -c 127.0.0.1:$PORT 1024 >/dev/null &
 SINK_PID=$!
 sleep 0.5
 
 export HERALD__TRANSPORT__KIND=smtp HERALD__SMTP__HOST=127.0.0.1 HERALD__SMTP__PORT=$PORT
-export HERALD__SENDER__CONCURRENCY=$CONN HERALD__SENDER__RATE_PER_SECOND=1000000 HERALD__SENDER__BURST=1000
+export HERALD__SENDER__RATE_PER_SECOND=100000  # the highest accepted
 export HERALD__UNSUBSCRIBE__SECRET=bench-signing-key-0123456789abcdefghijk HERALD_LOG=herald=warn
 # A list identity of its own: a live send through SMTP refuses the demo's.
 export HERALD__SENDER__FROM_ADDRESS=news@bench.example.net HERALD__NEWSLETTER__LIST_ID=news.bench.example.net
 export HERALD__NEWSLETTER__POSTAL_ADDRESS="herald bench, 1 Bench Road" HERALD__HTTP__PUBLIC_BASE_URL=https://news.bench.example.net
 
-python3 - "$N" > subs.csv <<'PY'
+py() { python3 -c "$1"; }
+
+# One installation per audience size, copied fresh for every send.
+base() { # N → directory holding an initialised database with N subscribers
+    local n=$1 dir="$WORK/base-$1"
+    if [ ! -d "$dir" ]; then
+        mkdir -p "$dir"
+        python3 - "$n" > "$dir.csv" <<'PY'
 import sys
 n = int(sys.argv[1])
 print("email,name")
 for i in range(n):
     print(f"reader{i:07d}@example{i % 50}.org,Reader {i}")
 PY
-"$HERALD" init >/dev/null
-"$HERALD" subscribers import subs.csv >/dev/null
+        (cd "$dir" && "$HERALD" init >/dev/null && "$HERALD" subscribers import "$dir.csv" >/dev/null)
+    fi
+    echo "$dir"
+}
+fresh() { # N → a fresh copy of base N, as the current directory's "run"
+    local src
+    src=$(base "$1")
+    rm -rf "$WORK/run"
+    cp -a "$src" "$WORK/run"
+}
 
-# Size of herald's messages, so smtp-source sends the same bytes.
-SIZE=$("$HERALD" send "$ISSUE" --dry-run | sed -n 's/.*(\([0-9]*\) bytes each.*/\1/p')
-M=$N
-echo "messages: $N, ~$SIZE bytes each, $CONN connections, receiver smtp-sink on 127.0.0.1:$PORT"
+fresh 200
+SIZE=$(cd "$WORK/run" && "$HERALD" send "$ISSUE" --dry-run | sed -n 's/.*(\([0-9]*\) bytes each.*/\1/p')
+[ -n "$SIZE" ] || { echo "could not read the message size from the dry run" >&2; exit 1; }
+echo "issue: $(basename "$ISSUE"), ~$SIZE bytes per message; receiver smtp-sink on 127.0.0.1:$PORT"
 
-t0=$(date +%s.%N)
-smtp-source -d -s "$CONN" -l "$SIZE" -m "$M" -f news@example.org -t reader@example.org 127.0.0.1:$PORT
-t1=$(date +%s.%N)
-SRC_RATE=$(python3 -c "print(f'{$M/($t1-$t0):.0f}')")
-echo "smtp-source: $M messages in $(python3 -c "print(f'{$t1-$t0:.2f}')") s = $SRC_RATE msg/s"
+# smtp-source CONN M → seconds (wall)
+source_run() {
+    /usr/bin/time -f '%e' -o "$WORK/src.time" \
+        smtp-source -d -s "$1" -l "$SIZE" -m "$2" -f news@example.org -t reader@example.org 127.0.0.1:$PORT
+    tail -1 "$WORK/src.time"
+}
 
-/usr/bin/time -f '%M' -o rss.txt "$HERALD" send "$ISSUE" --live --yes > herald.out 2> herald.err || { cat herald.err; exit 1; }
-RSS_KB=$(tail -1 rss.txt)
-RATE=$("$HERALD" status "$ISSUE" --format json | python3 -c "
+# herald_run CONN N [extra env...] → "seconds rss_kb status_rate"; fails loudly
+herald_run() {
+    local conn=$1 n=$2
+    shift 2
+    fresh "$n"
+    (
+        cd "$WORK/run"
+        env HERALD__SENDER__CONCURRENCY="$conn" "$@" /usr/bin/time -f '%e %M' -o "$WORK/herald.time" \
+            "$HERALD" send "$ISSUE" --live --yes >"$WORK/herald.out" 2>"$WORK/herald.err" ||
+            { cat "$WORK/herald.err" >&2; exit 1; }
+        env "$@" "$HERALD" status "$ISSUE" --format json | python3 -c "
 import json,sys; s=json.load(sys.stdin); c=s['counts']
-assert c['sent'] == $N, c
-print(f\"{c['sent']/s['elapsed_seconds']:.0f}\")")
-cat herald.out
-echo "herald:      $N messages, ledger on = $RATE msg/s (wall time from start to finish of the live send)"
-python3 -c "
-r=$RATE/$SRC_RATE; rss=$RSS_KB/1024
-print(f'ratio herald/smtp-source: {r:.2f} (target >= 0.80: {\"met\" if r>=0.8 else \"NOT met\"})')
-print(f'herald peak RSS: {rss:.1f} MiB (target <= 64 MB: {\"met\" if rss*1.048576<=64 else \"NOT met\"})')"
+assert c['sent'] == $n, c
+print(open('$WORK/herald.time').read().split()[-2], open('$WORK/herald.time').read().split()[-1], f\"{c['sent']/s['elapsed_seconds']:.0f}\")"
+    )
+}
+
+range() { # values... → "min–max" (or the one value)
+    py "
+v=[float(x) for x in '$*'.split()]
+f=(lambda x: f'{x:.2f}') if max(v) < 10 else (lambda x: f'{x:,.0f}')
+print(f(min(v)) if min(v)==max(v) else f'{f(min(v))}–{f(max(v))}')"
+}
+
+if [ "$WALL" = 1 ]; then
+    SUMMARY=()
+    for cfg in ${ONLY//,/ }; do
+        conn=${cfg%x*}
+        n=${cfg#*x}
+        base "$n" >/dev/null
+        ratios= hrates= srates= rsss= status_rates=
+        for run in $(seq 1 "$RUNS"); do
+            st=$(source_run "$conn" "$n")
+            read -r ht rss srate <<<"$(herald_run "$conn" "$n")"
+            s_rate=$(py "print(f'{$n/$st:.0f}')")
+            h_rate=$(py "print(f'{$n/$ht:.0f}')")
+            ratio=$(py "print(f'{$st/$ht:.3f}')")
+            printf '%2s connections, %6s recipients, run %s: smtp-source %6s msg/s (%5.1f s); herald %6s msg/s (%5.1f s, status %s msg/s), ratio %.2f, peak RSS %.1f MiB\n' \
+                "$conn" "$n" "$run" "$s_rate" "$st" "$h_rate" "$ht" "$srate" "$ratio" "$(py "print($rss/1024)")"
+            ratios+=" $ratio" hrates+=" $h_rate" srates+=" $s_rate" rsss+=" $(py "print($rss/1024)")" status_rates+=" $srate"
+        done
+        SUMMARY+=("$(printf '| %s | %s | %s | %s | %s | %s | %s |' "$conn" "$n" "$(range $srates)" "$(range $hrates)" "$(range $ratios)" "$(range $status_rates)" "$(range $rsss)")")
+    done
+    echo
+    echo "whole-process wall time, $RUNS run(s) each (target: ratio >= 0.80, peak RSS <= 64 MB):"
+    echo "| connections | recipients | smtp-source msg/s | herald msg/s | ratio | herald status msg/s | herald peak RSS MiB |"
+    echo "|---|---|---|---|---|---|---|"
+    printf '%s\n' "${SUMMARY[@]}"
+fi
+
+if [ "$INSTR" = 1 ]; then
+    echo
+    # Instructions of the whole process, all threads (callgrind's summary).
+    counted() { # out-file → instructions
+        sed -n 's/^summary: \([0-9]*\).*/\1/p' "$1" | tail -1
+    }
+    herald_instr() { # N → instructions
+        fresh "$1"
+        (
+            cd "$WORK/run"
+            HERALD__SENDER__CONCURRENCY=8 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.herald.$1" \
+                "$HERALD" send "$ISSUE" --live --yes >/dev/null 2>"$WORK/cg.err" || { cat "$WORK/cg.err" >&2; exit 1; }
+        )
+        [ -z "$KEEP" ] || cp "$WORK/cg.herald.$1" "$KEEP/"
+        counted "$WORK/cg.herald.$1"
+    }
+    source_instr() { # M → instructions
+        valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.source.$1" \
+            smtp-source -d -s 8 -l "$SIZE" -m "$1" -f news@example.org -t reader@example.org 127.0.0.1:$PORT 2>/dev/null
+        [ -z "$KEEP" ] || cp "$WORK/cg.source.$1" "$KEEP/"
+        counted "$WORK/cg.source.$1"
+    }
+    h1=$(herald_instr 200)
+    h2=$(herald_instr 2200)
+    s1=$(source_instr 200)
+    s2=$(source_instr 2200)
+    py "
+h=($h2-$h1)/2000; s=($s2-$s1)/2000
+print(f'instructions per delivered message (callgrind, 8 connections, (I(2,200) - I(200)) / 2,000):')
+print(f'  herald      {h:,.0f}   (whole process at 200: {$h1:,}, at 2,200: {$h2:,})')
+print(f'  smtp-source {s:,.0f}   (whole process at 200: {$s1:,}, at 2,200: {$s2:,})')
+print(f'  ratio       {h/s:.1f}x')"
+fi
+
+if [ "$DKIM" = 1 ]; then
+    echo
+    N=${DKIM_RECIPIENTS:-20000}
+    base "$N" >/dev/null
+    keydir="$WORK/keys"
+    mkdir -p "$keydir"
+    (cd "$keydir" && "$HERALD" dkim keygen --domain bench.example.net --selector rsa >/dev/null &&
+        "$HERALD" dkim keygen --domain bench.example.net --selector ed --algorithm ed25519 >/dev/null)
+    rsa_key=$(ls "$keydir"/dkim/*rsa*)
+    ed_key=$(ls "$keydir"/dkim/*ed*)
+    dk() { # algorithm key → env assignments
+        echo HERALD__DKIM__DOMAIN=bench.example.net HERALD__DKIM__SELECTOR=$1 HERALD__DKIM__ALGORITHM=$2 HERALD__DKIM__PRIVATE_KEY_PATH=$3
+    }
+    echo "DKIM at 8 connections, $N recipients (whole process):"
+    for variant in off rsa ed25519; do
+        case $variant in
+        off) extra=() ;;
+        rsa) read -ra extra <<<"$(dk rsa rsa "$rsa_key")" ;;
+        ed25519) read -ra extra <<<"$(dk ed ed25519 "$ed_key")" ;;
+        esac
+        rates=
+        for run in $(seq 1 "$RUNS"); do
+            read -r ht rss srate <<<"$(herald_run 8 "$N" "${extra[@]}")"
+            rates+=" $(py "print(f'{$N/$ht:.0f}')")"
+        done
+        printf '  DKIM %-8s %s msg/s\n' "$variant" "$(range $rates)"
+    done
+fi

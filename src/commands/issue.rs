@@ -279,7 +279,7 @@ impl Sample {
             SigningKeys::new(SAMPLE_KEY.into(), None),
             None,
             "",
-        );
+        )?;
         let message_id = format!("{}.sample@{}", issue.slug(), settings.sending_domain());
         let message = composer.compose(&Addressee {
             subscriber_id: self.subscriber_id,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::mailer::dkim::Signer;
-use crate::mailer::message::{self, Bodies, MessageSpec, OutgoingMessage};
-use crate::mailer::qp::{encode_piece, PieceCache};
+use crate::mailer::message::{self, BodyPart, Frame, OutgoingMessage, Personal};
+use crate::mailer::qp::{BodyOut, PieceCache};
 use crate::render::{Attributes, Chunk, Prepared, Recipient};
 use crate::token::{SigningKeys, TokenClaims};
 
@@ -19,11 +19,8 @@ pub struct Composer {
     subject_prefix: String,
     /// The subject when it has no placeholders (the usual case).
     subject: Option<String>,
-    from_name: String,
-    from_address: String,
-    reply_to: Option<String>,
-    feedback_id: Option<String>,
-    list_id: message::ListIdHeader,
+    /// The sender's mailboxes and list headers, parsed once.
+    frame: Frame,
     base_url: String,
     /// `unsubscribe.mailto_domain`: adds the mailto fallback.
     mailto_domain: Option<String>,
@@ -58,23 +55,24 @@ impl Composer {
         keys: SigningKeys,
         signer: Option<Arc<Signer>>,
         subject_prefix: &str,
-    ) -> Composer {
+    ) -> anyhow::Result<Composer> {
         let subject = prepared
             .subject_is_static()
             .then(|| format!("{subject_prefix}{}", prepared.subject()));
-        Composer {
+        let frame = Frame::new(
+            &settings.sender.from_name,
+            settings.sender.from_address.as_ref(),
+            settings.sender.reply_to.as_ref().map(AsRef::as_ref),
+            message::list_id_header(&settings.newsletter.name, &settings.newsletter.list_id),
+            settings.sender.feedback_id.as_deref(),
+            subject.as_deref().unwrap_or_default(),
+        )?;
+        Ok(Composer {
             subject,
             subject_prefix: subject_prefix.to_string(),
             keys,
             issue_id,
-            from_name: settings.sender.from_name.clone(),
-            from_address: settings.sender.from_address.to_string(),
-            reply_to: settings.sender.reply_to.as_ref().map(|a| a.to_string()),
-            feedback_id: settings.sender.feedback_id.clone(),
-            list_id: message::list_id_header(
-                &settings.newsletter.name,
-                &settings.newsletter.list_id,
-            ),
+            frame,
             base_url: settings
                 .http
                 .public_base_url
@@ -91,7 +89,7 @@ impl Composer {
             html_cache: PieceCache::new(prepared.html_pieces()),
             text_cache: PieceCache::new(prepared.text_pieces()),
             prepared,
-        }
+        })
     }
 
     /// Use `view_url` as every copy's "view in browser" link (a test
@@ -146,41 +144,36 @@ impl Composer {
                 self.prepared.subject_for(&recipient)
             )),
         };
-        let mut html = Vec::with_capacity(48 * 1024);
-        self.prepared.html_chunks(&recipient, &mut |c| {
-            encode_chunk(&self.html_cache, &mut html, c)
-        });
-        let mut text = Vec::with_capacity(8 * 1024);
-        self.prepared.text_chunks(&recipient, &mut |c| {
-            encode_chunk(&self.text_cache, &mut text, c)
-        });
-        let mut message = message::build(MessageSpec {
-            from_name: &self.from_name,
-            from_address: &self.from_address,
-            to_address: to.email,
-            to_name: to.name,
-            reply_to: self.reply_to.as_deref(),
-            subject: &subject,
-            message_id: to.message_id,
-            unsubscribe_url: &unsubscribe_url,
-            unsubscribe_mailto: mailto.as_deref(),
-            list_id: &self.list_id,
-            feedback_id: self.feedback_id.as_deref(),
-            envelope_from: envelope_from.as_deref(),
-            body: Bodies::QuotedPrintable { text, html },
-        })?;
-        if let Some(signer) = &self.signer {
-            message.sign(signer);
-        }
-        Ok(message)
+        self.frame.message(
+            &Personal {
+                to_address: to.email,
+                to_name: to.name,
+                subject: &subject,
+                message_id: to.message_id,
+                unsubscribe_url: &unsubscribe_url,
+                unsubscribe_mailto: mailto.as_deref(),
+                envelope_from: envelope_from.as_deref(),
+            },
+            self.signer.as_deref(),
+            // Each body goes straight into the message, static pieces
+            // from the per-issue cache.
+            |part, out| match part {
+                BodyPart::Text => self
+                    .prepared
+                    .text_chunks(&recipient, &mut |c| encode_chunk(&self.text_cache, out, c)),
+                BodyPart::Html => self
+                    .prepared
+                    .html_chunks(&recipient, &mut |c| encode_chunk(&self.html_cache, out, c)),
+            },
+        )
     }
 }
 
 /// Append one chunk of a recipient's copy, quoted-printable encoded: static
 /// chunks from the per-issue cache, values freshly.
-fn encode_chunk(cache: &PieceCache, out: &mut Vec<u8>, chunk: Chunk<'_>) {
+fn encode_chunk(cache: &PieceCache, out: &mut BodyOut<'_>, chunk: Chunk<'_>) {
     match chunk {
         Chunk::Static(id, text) => cache.append_static(id, text, out),
-        Chunk::Value(value) => encode_piece(value, out),
+        Chunk::Value(value) => out.push_piece(value),
     }
 }

@@ -525,7 +525,7 @@ pub async fn composer_for(
 ) -> anyhow::Result<Composer> {
     let keys = secrets::signing_keys(store, &settings.unsubscribe).await?;
     let signer = Signer::load_all(settings.dkim.keys())?.map(Arc::new);
-    Ok(Composer::new(
+    Composer::new(
         settings,
         compiled.prepare(),
         slug,
@@ -533,7 +533,7 @@ pub async fn composer_for(
         keys,
         signer,
         subject_prefix,
-    ))
+    )
 }
 
 /// Register an issue file's compiled content under the SHA-256 of the file

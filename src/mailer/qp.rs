@@ -11,8 +11,8 @@
 use std::sync::OnceLock;
 
 /// Encode one piece: CRLF line ends, quoted-printable (lines ≤ 76), then a
-/// soft line break unless the piece ends a line.
-pub fn encode_piece(text: &str, out: &mut Vec<u8>) {
+/// soft line break unless the piece ends a line. The output is ASCII.
+pub fn encode_piece(text: &str, out: &mut String) {
     if text.is_empty() {
         return;
     }
@@ -23,10 +23,10 @@ pub fn encode_piece(text: &str, out: &mut Vec<u8>) {
     } else {
         text
     };
-    let encoded = quoted_printable::encode(input.as_bytes());
-    out.extend_from_slice(&encoded);
-    if !encoded.ends_with(b"\r\n") {
-        out.extend_from_slice(b"=\r\n");
+    let encoded = quoted_printable::encode_to_str(input.as_bytes());
+    out.push_str(&encoded);
+    if !encoded.ends_with("\r\n") {
+        out.push_str("=\r\n");
     }
 }
 
@@ -43,9 +43,87 @@ fn normalise_line_ends(text: &str) -> String {
     s
 }
 
+/// Append `text` dot-stuffed for SMTP DATA (RFC 5321 4.5.2: a line that
+/// starts with `.` gets a second one), `text` starting a line. Returns the
+/// number of dots added. Every encoded piece starts a line (the one before
+/// it ends with a hard or soft line break), so stuffing piece by piece is
+/// stuffing the whole body.
+pub fn stuff_into(text: &str, out: &mut String) -> usize {
+    let finder = memchr::memmem::Finder::new(b"\r\n.");
+    let mut dots = 0;
+    if text.starts_with('.') {
+        out.push('.');
+        dots += 1;
+    }
+    let mut rest = text;
+    while let Some(at) = finder.find(rest.as_bytes()) {
+        // Up to and including the dot, then the stuffed second dot.
+        out.push_str(&rest[..at + 3]);
+        out.push('.');
+        dots += 1;
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
+    dots
+}
+
+/// Undo [`stuff_into`] over whole lines: drop the first dot of every line
+/// that starts with one.
+pub fn unstuff(text: &str) -> Vec<u8> {
+    let finder = memchr::memmem::Finder::new(b"\r\n..");
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text.strip_prefix('.').unwrap_or(text).as_bytes();
+    while let Some(at) = finder.find(rest) {
+        // Up to and including the first dot; the second is dropped.
+        out.extend_from_slice(&rest[..at + 3]);
+        rest = &rest[at + 4..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// A body being written: encoded pieces appended as they are, or
+/// dot-stuffed for SMTP DATA.
+pub struct BodyOut<'a> {
+    pub buf: &'a mut String,
+    /// Dot-stuff what is appended.
+    pub stuffed: bool,
+    /// Dots added by stuffing so far.
+    pub dots: usize,
+}
+
+impl BodyOut<'_> {
+    /// Append an encoded piece (ASCII, starting a line).
+    pub fn push_encoded(&mut self, encoded: &str) {
+        if self.stuffed {
+            self.dots += stuff_into(encoded, self.buf);
+        } else {
+            self.buf.push_str(encoded);
+        }
+    }
+
+    /// Encode one per-recipient piece and append it.
+    pub fn push_piece(&mut self, text: &str) {
+        if self.stuffed {
+            let mut encoded = String::new();
+            encode_piece(text, &mut encoded);
+            self.push_encoded(&encoded);
+        } else {
+            encode_piece(text, self.buf);
+        }
+    }
+}
+
+/// One static piece, encoded, and dot-stuffed.
+struct Encoded {
+    plain: String,
+    stuffed: String,
+    dots: usize,
+}
+
 /// Per-issue cache of encoded static pieces, shared by all workers.
 pub struct PieceCache {
-    pieces: Vec<OnceLock<Vec<u8>>>,
+    pieces: Vec<OnceLock<Encoded>>,
 }
 
 impl PieceCache {
@@ -56,14 +134,26 @@ impl PieceCache {
     }
 
     /// Append static piece `id` (encoding it the first time).
-    pub fn append_static(&self, id: usize, text: &str, out: &mut Vec<u8>) {
-        match self.pieces.get(id) {
-            Some(slot) => out.extend_from_slice(slot.get_or_init(|| {
-                let mut v = Vec::new();
-                encode_piece(text, &mut v);
-                v
-            })),
-            None => encode_piece(text, out),
+    pub fn append_static(&self, id: usize, text: &str, out: &mut BodyOut<'_>) {
+        let Some(slot) = self.pieces.get(id) else {
+            return out.push_piece(text);
+        };
+        let e = slot.get_or_init(|| {
+            let mut plain = String::new();
+            encode_piece(text, &mut plain);
+            let mut stuffed = String::with_capacity(plain.len() + 64);
+            let dots = stuff_into(&plain, &mut stuffed);
+            Encoded {
+                plain,
+                stuffed,
+                dots,
+            }
+        });
+        if out.stuffed {
+            out.buf.push_str(&e.stuffed);
+            out.dots += e.dots;
+        } else {
+            out.buf.push_str(&e.plain);
         }
     }
 }
@@ -103,11 +193,11 @@ mod tests {
     }
 
     fn encode_all(pieces: &[&str]) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = String::new();
         for p in pieces {
             encode_piece(p, &mut out);
         }
-        out
+        out.into_bytes()
     }
 
     #[test]
@@ -127,7 +217,43 @@ mod tests {
         assert!(out.iter().all(|b| b.is_ascii()));
     }
 
+    /// Stuffing as RFC 5321 says it, line by line.
+    fn stuffed_by_lines(text: &str) -> String {
+        text.split_inclusive("\r\n")
+            .map(|l| {
+                if l.starts_with('.') {
+                    format!(".{l}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect()
+    }
+
     proptest! {
+        /// Stuffing piece by piece (static pieces once per issue) is
+        /// stuffing the whole body, and unstuffing gives it back.
+        #[test]
+        fn pieces_stuffed_one_by_one_are_the_body_stuffed(
+            pieces in prop::collection::vec("(\\PC|\n|\\.|\\.\n){0,200}", 0..8),
+            cached in prop::collection::vec(any::<bool>(), 8),
+        ) {
+            let cache = PieceCache::new(pieces.len());
+            let (mut plain, mut stuffed) = (String::new(), String::new());
+            let mut a = BodyOut { buf: &mut plain, stuffed: false, dots: 0 };
+            for (i, p) in pieces.iter().enumerate() {
+                if cached[i] { cache.append_static(i, p, &mut a) } else { a.push_piece(p) }
+            }
+            let mut b = BodyOut { buf: &mut stuffed, stuffed: true, dots: 0 };
+            for (i, p) in pieces.iter().enumerate() {
+                if cached[i] { cache.append_static(i, p, &mut b) } else { b.push_piece(p) }
+            }
+            let dots = b.dots;
+            prop_assert_eq!(&stuffed, &stuffed_by_lines(&plain));
+            prop_assert_eq!(stuffed.len() - dots, plain.len());
+            prop_assert_eq!(unstuff(&stuffed), plain.into_bytes());
+        }
+
         #[test]
         fn any_pieces_round_trip_and_keep_lines_short(pieces in prop::collection::vec("(\\PC|\n| ){0,300}", 0..8)) {
             let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();

@@ -423,8 +423,7 @@ async fn smtp_send(
     let timeout = smtp.timeout;
     let reused = smtp.carried > 0;
     let conn = &mut smtp.conn;
-    let envelope = message.message.envelope();
-    let bytes = message.formatted();
+    let envelope = message.envelope();
     let no_reply = |what: &str| format!("no reply to {what} within {}s", timeout.as_secs());
     // MAIL FROM on its own: a reused connection that fails here was closed
     // by the server while idle; the recipient has nothing to do with it.
@@ -475,9 +474,15 @@ async fn smtp_send(
     }
     body_started.store(true, Ordering::Release);
     let payload = async {
-        match std::str::from_utf8(bytes) {
-            Ok(text) => conn.command(DataPayload(text)).await,
-            Err(_) => conn.message(bytes).await,
+        match message.data() {
+            Some(data) => conn.command(Verbatim(data)).await,
+            None => {
+                let bytes = message.formatted();
+                match std::str::from_utf8(bytes) {
+                    Ok(text) => conn.command(DataPayload(text)).await,
+                    Err(_) => conn.message(bytes).await,
+                }
+            }
         }
     };
     match tokio::time::timeout(timeout, payload).await {
@@ -512,32 +517,35 @@ async fn reset_after(
     result
 }
 
+/// DATA content ready as it is (dot-stuffed and terminated), written in one
+/// piece: `command` formats it into a buffer sized once.
+struct Verbatim<'a>(&'a str);
+
+impl std::fmt::Display for Verbatim<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
 /// The message content of a DATA transaction, dot-stuffed and terminated by
-/// `CRLF . CRLF`, written with a few large copies. lettre's own codec
-/// (`message`) pushes byte by byte and took a quarter of the sending CPU;
-/// `command` writes any `Display` as one buffer, so the content goes
-/// through it instead. (Messages are ASCII: headers are RFC 2047 encoded,
-/// bodies quoted-printable.)
+/// `CRLF . CRLF`. lettre's own codec (`message`) pushes byte by byte and
+/// took a quarter of the sending CPU; `command` writes any `Display` as one
+/// buffer, so the content goes through it instead, stuffed first into a
+/// buffer of the right size and written in one piece (several pieces would
+/// make `command`'s buffer grow, copying the message each time). (Messages
+/// are ASCII: headers are RFC 2047 encoded, bodies quoted-printable.)
 struct DataPayload<'a>(&'a str);
 
 impl std::fmt::Display for DataPayload<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let text = self.0;
-        if text.starts_with('.') {
-            f.write_str(".")?;
-        }
-        let mut rest = text;
-        while let Some(at) = rest.find("\r\n.") {
-            // Up to and including the dot, then the stuffed second dot.
-            f.write_str(&rest[..at + 3])?;
-            f.write_str(".")?;
-            rest = &rest[at + 3..];
-        }
-        f.write_str(rest)?;
+        let mut data = String::with_capacity(text.len() + text.len() / 32 + 5);
+        super::qp::stuff_into(text, &mut data);
         if !text.ends_with("\r\n") {
-            f.write_str("\r\n")?;
+            data.push_str("\r\n");
         }
-        f.write_str(".\r\n")
+        data.push_str(".\r\n");
+        f.write_str(&data)
     }
 }
 
