@@ -190,14 +190,7 @@ pub enum RunDue {
     /// Another process holds the `run-due` lease; nothing was done.
     LeaseHeld { holder: String, until: String },
     /// This pass held the lease; one entry per issue it looked at.
-    Ran(Vec<IssueRun>),
-}
-
-/// One issue a `run-due` pass handled.
-#[derive(Debug)]
-pub struct IssueRun {
-    pub slug: String,
-    pub outcome: IssueOutcome,
+    Ran(Vec<IssueOutcome>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,7 +226,7 @@ impl RunDue {
             return Severity::Ok;
         };
         runs.iter()
-            .map(|r| r.outcome.severity())
+            .map(IssueOutcome::severity)
             .max()
             .unwrap_or(Severity::Ok)
     }
@@ -285,7 +278,7 @@ struct Pass<'a, 'b> {
 }
 
 impl Pass<'_, '_> {
-    async fn run(&mut self, clock: Clock) -> anyhow::Result<Vec<IssueRun>> {
+    async fn run(&mut self, clock: Clock) -> anyhow::Result<Vec<IssueOutcome>> {
         let store = self.dispatch.store;
         let settings = self.dispatch.settings;
         let now = clock.now();
@@ -308,20 +301,16 @@ impl Pass<'_, '_> {
         for issue in due {
             let outcome = self.scheduled(&issue, now, max_lateness).await?;
             let stop = outcome.severity() == Severity::Interrupted;
-            runs.push(IssueRun {
-                slug: issue.slug,
-                outcome,
-            });
+            runs.push(outcome);
             if stop {
                 return Ok(runs);
             }
         }
         for issue in resumable {
             tracing::info!(issue = %issue.slug, "resuming an interrupted live send");
-            let slug = issue.slug.clone();
             let outcome = self.deliver(issue).await;
             let stop = outcome.severity() == Severity::Interrupted;
-            runs.push(IssueRun { slug, outcome });
+            runs.push(outcome);
             if stop {
                 break;
             }
@@ -492,17 +481,7 @@ mod tests {
 
     #[test]
     fn the_severity_is_the_worst_outcome() {
-        let ran = |outcomes: &[IssueOutcome]| {
-            RunDue::Ran(
-                outcomes
-                    .iter()
-                    .map(|o| IssueRun {
-                        slug: "x".into(),
-                        outcome: o.clone(),
-                    })
-                    .collect(),
-            )
-        };
+        let ran = |outcomes: &[IssueOutcome]| RunDue::Ran(outcomes.to_vec());
         use IssueOutcome::*;
         let done = Delivered(SendOutcome::Completed { left: 0, held: 0 });
         let unreachable = Delivered(SendOutcome::Unreachable {

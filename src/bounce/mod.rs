@@ -8,8 +8,8 @@
 //!   the original's Message-ID, else recipient plus our List-Id) and record
 //!   it; the store applies the consequences.
 
-pub mod mailbox;
-pub mod report;
+pub(crate) mod mailbox;
+pub(crate) mod report;
 
 use sha2::{Digest, Sha256};
 

@@ -99,11 +99,6 @@ impl Composer {
         self
     }
 
-    /// The one-click unsubscribe URL for a subscriber.
-    pub fn unsubscribe_url(&self, subscriber_id: i64) -> String {
-        crate::token::unsubscribe_url(&self.base_url, &self.token(subscriber_id))
-    }
-
     fn token(&self, subscriber_id: i64) -> String {
         self.keys.sign(TokenClaims {
             subscriber_id,

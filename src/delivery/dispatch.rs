@@ -96,12 +96,6 @@ impl From<IssueRecord> for Registered {
     }
 }
 
-impl Registered {
-    pub fn record(&self) -> &IssueRecord {
-        &self.record
-    }
-}
-
 /// What starting a send found.
 pub enum Started {
     /// This process holds the send and may run it.

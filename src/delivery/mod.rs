@@ -16,14 +16,14 @@
 //! the send lease, run, outcome); `lease` the named leases it and
 //! `run-due` hold; `live_guard` the settings a live SMTP send needs.
 
-pub mod compose;
+pub(crate) mod compose;
 pub mod dispatch;
-pub mod lease;
-pub mod live_guard;
-pub mod policy;
+pub(crate) mod lease;
+pub(crate) mod live_guard;
+pub(crate) mod policy;
 pub mod progress;
-pub mod ratelimit;
-pub mod recorder;
+pub(crate) mod ratelimit;
+pub(crate) mod recorder;
 mod worker;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -20,15 +20,15 @@
 //! - `web`: the web version of each sent issue.
 //! - `archive`: the list of sent issues and its Atom feed.
 
-pub mod archive;
-pub mod batch;
-pub mod health;
-pub mod metrics;
-pub mod pages;
-pub mod server;
+pub(crate) mod archive;
+pub(crate) mod batch;
+pub(crate) mod health;
+pub(crate) mod metrics;
+pub(crate) mod pages;
+pub(crate) mod server;
 pub mod sns;
-pub mod unsubscribe;
-pub mod web;
+pub(crate) mod unsubscribe;
+pub(crate) mod web;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -52,10 +52,6 @@ impl Application {
         self.local_addr
     }
 
-    pub fn port(&self) -> u16 {
-        self.local_addr.port()
-    }
-
     /// Serve until SIGINT or SIGTERM.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await

@@ -144,9 +144,9 @@ mod tests {
             list_id: &list_id_header("News", "news.example.org"),
             feedback_id: None,
             envelope_from: None,
-            body: Bodies::Plain {
-                text: "hi".into(),
-                html: "<p>hi</p>".into(),
+            body: Bodies {
+                text: b"hi\r\n".to_vec(),
+                html: b"<p>hi</p>\r\n".to_vec(),
             },
         })
         .unwrap()

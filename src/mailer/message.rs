@@ -35,14 +35,12 @@ pub struct MessageSpec<'a> {
     pub body: Bodies,
 }
 
-/// The two alternative bodies of a message.
+/// The two alternative bodies of a message, already quoted-printable
+/// encoded (CRLF line ends, lines ≤ 76), as [`super::qp`] assembles them.
 #[derive(Debug, Clone)]
-pub enum Bodies {
-    /// Plain strings; lettre picks and applies the transfer encoding.
-    Plain { text: String, html: String },
-    /// Already quoted-printable encoded (CRLF line ends, lines ≤ 76), as
-    /// [`super::qp`] assembles them.
-    QuotedPrintable { text: Vec<u8>, html: Vec<u8> },
+pub struct Bodies {
+    pub text: Vec<u8>,
+    pub html: Vec<u8>,
 }
 
 /// A built message and its envelope, ready for a transport.
@@ -114,7 +112,8 @@ impl OutgoingMessage {
 
     /// Sign with DKIM (relaxed/relaxed). Messages from [`Frame::message`]
     /// are signed there.
-    pub fn sign(&mut self, signer: &super::dkim::Signer) {
+    #[cfg(test)]
+    pub(crate) fn sign(&mut self, signer: &super::dkim::Signer) {
         match &mut self.wire {
             Wire::Lettre { message, bytes } => {
                 *bytes = std::sync::OnceLock::from(signer.sign(message));
@@ -264,7 +263,8 @@ fn qp_part(content_type: ContentType, bytes: Vec<u8>) -> SinglePart {
 /// Build one recipient's message. Header values come from parsed newtypes or
 /// configuration; lettre encodes non-ASCII values (RFC 2047) and folds long
 /// lines.
-pub fn build(spec: MessageSpec<'_>) -> anyhow::Result<OutgoingMessage> {
+#[cfg(test)]
+pub(crate) fn build(spec: MessageSpec<'_>) -> anyhow::Result<OutgoingMessage> {
     build_at(spec, None, SystemTime::now())
 }
 
@@ -293,18 +293,13 @@ fn build_at(
         envelope_from: spec.envelope_from,
         date,
     })?;
-    let body = match spec.body {
-        Bodies::Plain { text, html } => MultiPart::alternative_plain_html(text, html),
-        Bodies::QuotedPrintable { text, html } => {
-            let mut multipart = MultiPart::alternative();
-            if let Some(b) = boundary {
-                multipart = multipart.boundary(b);
-            }
-            multipart
-                .singlepart(qp_part(ContentType::TEXT_PLAIN, text))
-                .singlepart(qp_part(ContentType::TEXT_HTML, html))
-        }
-    };
+    let mut body = MultiPart::alternative();
+    if let Some(b) = boundary {
+        body = body.boundary(b);
+    }
+    let body = body
+        .singlepart(qp_part(ContentType::TEXT_PLAIN, spec.body.text))
+        .singlepart(qp_part(ContentType::TEXT_HTML, spec.body.html));
     let message = builder
         .multipart(body)
         .map_err(|e| anyhow::anyhow!("building the message: {e}"))?;
@@ -360,7 +355,7 @@ const REF_BOUNDARY: &str = "REFERENCEboundaryREFERENCEboundaryREFERE";
 /// recipient's own header fields (each field is encoded and folded on its
 /// own), the quoted-printable bodies are written straight after them, and
 /// the envelope is made from the addresses already parsed. The bytes are
-/// those [`build`] makes with [`Bodies::QuotedPrintable`].
+/// those [`build_at`] makes.
 pub struct Frame {
     from: Mailbox,
     reply_to: Option<Mailbox>,
@@ -433,7 +428,7 @@ impl Frame {
                 list_id: &list_id,
                 feedback_id,
                 envelope_from: None,
-                body: Bodies::QuotedPrintable {
+                body: Bodies {
                     text: Vec::new(),
                     html: Vec::new(),
                 },
@@ -656,9 +651,9 @@ mod tests {
             list_id: &list_id,
             feedback_id: Some("herald:example"),
             envelope_from: None,
-            body: Bodies::Plain {
-                text: "hi".into(),
-                html: "<p>hi</p>".into(),
+            body: Bodies {
+                text: b"hi\r\n".to_vec(),
+                html: b"<p>hi</p>\r\n".to_vec(),
             },
         })
         .unwrap();
@@ -794,7 +789,7 @@ mod tests {
                     list_id: &list_id,
                     feedback_id: Some("herald:example"),
                     envelope_from,
-                    body: Bodies::QuotedPrintable {
+                    body: Bodies {
                         text: text.clone().into_bytes(),
                         html: html.clone().into_bytes(),
                     },

@@ -1,10 +1,10 @@
 //! The only module that knows lettre: MIME building, headers, DKIM, and the
 //! transports (SMTP connections, outbox files).
 
-pub mod dkim;
-pub mod dkim_keys;
-pub mod message;
-pub mod qp;
-pub mod transport;
+pub(crate) mod dkim;
+pub(crate) mod dkim_keys;
+pub(crate) mod message;
+pub(crate) mod qp;
+pub(crate) mod transport;
 
-pub use message::{MessageSpec, OutgoingMessage};
+pub use message::OutgoingMessage;

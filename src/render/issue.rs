@@ -67,11 +67,6 @@ impl Issue {
         self.audience.as_ref()
     }
 
-    /// The attribute placeholders of the issue's text.
-    pub fn attrs(&self) -> &[AttrUse] {
-        &self.attrs
-    }
-
     /// Replace the attribute tokens in `doc` by `f(use)`.
     pub(crate) fn expand_attrs(&self, doc: &str, f: impl Fn(&AttrUse) -> String) -> String {
         let mut out = doc.to_string();

@@ -157,10 +157,6 @@ impl Markdown {
         Ok(Markdown(source.to_string()))
     }
 
-    pub fn source(&self) -> &str {
-        &self.0
-    }
-
     /// HTML for the layout. `lead` (a dateline) is set in bold at the start
     /// of the first paragraph. Raw HTML would be escaped, never passed on.
     pub fn to_html(&self, lead: Option<&str>) -> String {

@@ -3,18 +3,18 @@
 //! test sends, bounces, ...). Callers see plain Rust and domain types and
 //! [`StoreError`]; no database driver type leaves this module.
 
-pub mod attributes;
-pub mod bounces;
-pub mod deliveries;
+pub(crate) mod attributes;
+pub(crate) mod bounces;
+pub(crate) mod deliveries;
 mod error;
 pub mod issues;
 mod leases;
-pub mod meta;
-pub mod schedule;
+pub(crate) mod meta;
+pub(crate) mod schedule;
 mod states;
 pub mod subscribers;
 mod test_sends;
-pub mod unsubscribe;
+pub(crate) mod unsubscribe;
 mod values;
 
 #[cfg(test)]

@@ -620,7 +620,7 @@ async fn spawn(state: AppState) -> Running {
     let server = Application::bind("127.0.0.1:0".parse().unwrap(), state)
         .await
         .unwrap();
-    let base = format!("http://127.0.0.1:{}", server.port());
+    let base = format!("http://127.0.0.1:{}", server.local_addr().port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let done = tokio::spawn(server.run_until(async {
         let _ = stopped.await;
