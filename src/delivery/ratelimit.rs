@@ -165,9 +165,21 @@ mod tests {
                 at
             }));
         }
+        drive(clock, &handles).await;
+        let mut times = Vec::new();
+        for h in handles {
+            times.extend(h.await.unwrap());
+        }
+        times.sort();
+        times
+    }
+
+    /// Move the manual clock to the next wake-up whenever every unfinished
+    /// task sleeps, until all have finished.
+    async fn drive<T>(clock: &ManualClock, tasks: &[tokio::task::JoinHandle<T>]) {
         loop {
             tokio::task::yield_now().await;
-            let running = handles.iter().filter(|h| !h.is_finished()).count();
+            let running = tasks.iter().filter(|h| !h.is_finished()).count();
             if running == 0 {
                 break;
             }
@@ -175,12 +187,6 @@ mod tests {
                 clock.advance_to_next_wake();
             }
         }
-        let mut times = Vec::new();
-        for h in handles {
-            times.extend(h.await.unwrap());
-        }
-        times.sort();
-        times
     }
 
     fn most_in_any_second(times: &[Duration]) -> usize {
@@ -223,16 +229,7 @@ mod tests {
         // process stalls past all of them at once.
         clock.until_sleepers(29).await;
         clock.advance(Duration::from_secs(3));
-        loop {
-            tokio::task::yield_now().await;
-            let running = waiters.iter().filter(|h| !h.is_finished()).count();
-            if running == 0 {
-                break;
-            }
-            if clock.sleepers() == running {
-                clock.advance_to_next_wake();
-            }
-        }
+        drive(&clock, &waiters).await;
         let mut times = Vec::new();
         for w in waiters {
             times.push(w.await.unwrap());

@@ -2,57 +2,33 @@
 //! per-state counts of one issue's ledger. Stored as text (see
 //! `store/states.rs`); the tables' CHECK constraints list the same names.
 
-use std::fmt;
-use std::str::FromStr;
+use super::text_enum::text_enum;
 
-/// Where one recipient's delivery of an issue version stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryState {
-    /// In the audience snapshot, not attempted yet (or given back).
-    Pending,
-    /// Durably taken by a run; may be with SMTP right now.
-    Claimed,
-    /// The server accepted it.
-    Sent,
-    /// A temporary failure; tried again from `next_attempt_at`.
-    Deferred,
-    /// A permanent failure.
-    Failed,
-    /// The reply was lost after the body: it may have been delivered.
-    Unknown,
-    /// The subscriber was no longer active when the row was claimed.
-    Skipped,
-    /// Never to be attempted: the send was aborted.
-    Cancelled,
+text_enum! {
+    /// Where one recipient's delivery of an issue version stands.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum DeliveryState ("delivery state") {
+        /// In the audience snapshot, not attempted yet (or given back).
+        Pending = "pending",
+        /// Durably taken by a run; may be with SMTP right now.
+        Claimed = "claimed",
+        /// The server accepted it.
+        Sent = "sent",
+        /// A temporary failure; tried again from `next_attempt_at`.
+        Deferred = "deferred",
+        /// A permanent failure.
+        Failed = "failed",
+        /// The reply was lost after the body: it may have been delivered.
+        Unknown = "unknown",
+        /// The subscriber was no longer active when the row was claimed.
+        Skipped = "skipped",
+        /// Never to be attempted: the send was aborted.
+        Cancelled = "cancelled",
+    }
 }
 
 impl DeliveryState {
-    /// Every state, in display order.
-    pub const ALL: [DeliveryState; 8] = [
-        DeliveryState::Pending,
-        DeliveryState::Claimed,
-        DeliveryState::Sent,
-        DeliveryState::Deferred,
-        DeliveryState::Failed,
-        DeliveryState::Unknown,
-        DeliveryState::Skipped,
-        DeliveryState::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryState::Pending => "pending",
-            DeliveryState::Claimed => "claimed",
-            DeliveryState::Sent => "sent",
-            DeliveryState::Deferred => "deferred",
-            DeliveryState::Failed => "failed",
-            DeliveryState::Unknown => "unknown",
-            DeliveryState::Skipped => "skipped",
-            DeliveryState::Cancelled => "cancelled",
-        }
-    }
-
     /// Still work for a run (not final).
     pub fn is_open(self) -> bool {
         match self {
@@ -68,81 +44,25 @@ impl DeliveryState {
     }
 }
 
-impl fmt::Display for DeliveryState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-impl FromStr for DeliveryState {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DeliveryState::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown delivery state `{s}`"))
-    }
-}
-
-/// Where an issue version stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IssueState {
-    /// Registered (a test send, a dry run or a refused start); not sending.
-    Draft,
-    /// Waiting for its time; `run-due` starts it.
-    Scheduled,
-    /// Its live send started (or a `run-due` is starting it).
-    Sending,
-    /// Every delivery reached a final state.
-    Sent,
-    /// Its scheduled time passed beyond the lateness guard; not sent.
-    Missed,
-    /// Its schedule was cancelled before the send started.
-    Cancelled,
-    /// Stopped for good by `herald abort`.
-    Aborted,
-}
-
-impl IssueState {
-    pub const ALL: [IssueState; 7] = [
-        IssueState::Draft,
-        IssueState::Scheduled,
-        IssueState::Sending,
-        IssueState::Sent,
-        IssueState::Missed,
-        IssueState::Cancelled,
-        IssueState::Aborted,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IssueState::Draft => "draft",
-            IssueState::Scheduled => "scheduled",
-            IssueState::Sending => "sending",
-            IssueState::Sent => "sent",
-            IssueState::Missed => "missed",
-            IssueState::Cancelled => "cancelled",
-            IssueState::Aborted => "aborted",
-        }
-    }
-}
-
-impl fmt::Display for IssueState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-impl FromStr for IssueState {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        IssueState::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown issue state `{s}`"))
+text_enum! {
+    /// Where an issue version stands.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum IssueState ("issue state") {
+        /// Registered (a test send, a dry run or a refused start); not sending.
+        Draft = "draft",
+        /// Waiting for its time; `run-due` starts it.
+        Scheduled = "scheduled",
+        /// Its live send started (or a `run-due` is starting it).
+        Sending = "sending",
+        /// Every delivery reached a final state.
+        Sent = "sent",
+        /// Its scheduled time passed beyond the lateness guard; not sent.
+        Missed = "missed",
+        /// Its schedule was cancelled before the send started.
+        Cancelled = "cancelled",
+        /// Stopped for good by `herald abort`.
+        Aborted = "aborted",
     }
 }
 

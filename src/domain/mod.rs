@@ -7,6 +7,7 @@ mod ledger;
 mod subscriber_email;
 mod subscriber_name;
 mod subscriber_status;
+mod text_enum;
 mod unsubscribe_source;
 
 pub use attribute_key::{is_attr_key, MAX_ATTR_KEY};
