@@ -186,6 +186,13 @@ pub struct SmtpSettings {
     /// Send credentials over an unencrypted connection (loopback hosts only).
     #[serde(default)]
     pub allow_plaintext_auth: bool,
+    /// Use PIPELINING (RFC 2920) when the server offers it.
+    #[serde(default = "pipelining_on")]
+    pub pipelining: bool,
+}
+
+fn pipelining_on() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]

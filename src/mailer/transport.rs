@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension};
+use lettre::transport::smtp::response::Response;
 use lettre::transport::smtp::Error as SmtpError;
 use tokio::net::TcpStream;
 
@@ -100,6 +101,8 @@ pub struct SmtpConnector {
     tls: SmtpTls,
     credentials: Option<(String, secrecy::SecretString)>,
     allow_plaintext_auth: bool,
+    /// Pipeline envelopes when the server offers it (`smtp.pipelining`).
+    pipelining: bool,
     /// Extra trusted roots (`smtp.ca_file`): its path and PEM contents.
     ca: Option<(PathBuf, Arc<Vec<u8>>)>,
     hello: ClientId,
@@ -120,6 +123,9 @@ pub struct SmtpConnection {
     /// Messages already carried: a failure before MAIL FROM on a reused
     /// connection is the connection's fault, not the recipient's.
     carried: u64,
+    /// The server advertised PIPELINING (RFC 2920): MAIL, RCPT and DATA go
+    /// out in one write, and the envelope costs one round trip, not three.
+    pipelining: bool,
 }
 
 impl Connector {
@@ -144,6 +150,7 @@ impl Connector {
                     tls: smtp.tls,
                     credentials: smtp.username.clone().zip(smtp.password.clone()),
                     allow_plaintext_auth: smtp.allow_plaintext_auth,
+                    pipelining: smtp.pipelining,
                     ca,
                     hello: ClientId::Domain(settings.sending_domain().to_string()),
                     connect_timeout: Duration::from_secs(smtp.connect_timeout_secs),
@@ -314,6 +321,21 @@ impl SmtpConnector {
                 conn
             }
         };
+        // lettre's EHLO parser keeps only the extensions it uses and drops
+        // PIPELINING; ask again (before AUTH: after it, a second EHLO may
+        // reset the session) and read the keywords ourselves. A server that
+        // refuses the second EHLO keeps the session as it was: no
+        // pipelining, one command at a time.
+        let pipelining = self.pipelining && {
+            let ehlo = async {
+                match conn.command(Ehlo::new(self.hello.clone())).await {
+                    Ok(reply) => Ok(advertises(&reply, "PIPELINING")),
+                    Err(e) if !closing(&e) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            };
+            self.stage("EHLO", ehlo).await?
+        };
         if let Some((user, password)) = &self.credentials {
             use lettre::transport::smtp::authentication::{Credentials, Mechanism};
             use secrecy::ExposeSecret;
@@ -353,8 +375,25 @@ impl SmtpConnector {
             conn,
             timeout: self.send_timeout,
             carried: 0,
+            pipelining,
         })))
     }
+}
+
+/// Does an EHLO reply list `keyword` (first word of one of its lines after
+/// the greeting)?
+fn advertises(reply: &Response, keyword: &str) -> bool {
+    reply.message().skip(1).any(|line| {
+        line.split_ascii_whitespace()
+            .next()
+            .is_some_and(|word| word.eq_ignore_ascii_case(keyword))
+    })
+}
+
+/// The server is closing the connection or it is gone: no status (network
+/// or protocol failure) or 421.
+fn closing(err: &SmtpError) -> bool {
+    err.status().is_none_or(|code| u16::from(code) == 421)
 }
 
 fn rejected_or_lost(err: SmtpError, stage: Stage) -> SendResult {
@@ -422,55 +461,15 @@ async fn smtp_send(
 ) -> SendResult {
     let timeout = smtp.timeout;
     let reused = smtp.carried > 0;
-    let conn = &mut smtp.conn;
     let envelope = message.envelope();
-    let no_reply = |what: &str| format!("no reply to {what} within {}s", timeout.as_secs());
-    // MAIL FROM on its own: a reused connection that fails here was closed
-    // by the server while idle; the recipient has nothing to do with it.
-    match tokio::time::timeout(
-        timeout,
-        conn.command(Mail::new(envelope.from().cloned(), vec![])),
-    )
-    .await
-    {
-        Err(_) => {
-            return SendResult::Lost {
-                stage: Stage::Envelope,
-                detail: no_reply("MAIL FROM"),
-            }
-        }
-        Ok(Err(e)) => {
-            let result = rejected_or_lost(e, Stage::Envelope);
-            return match result {
-                SendResult::Lost { detail, .. } if reused => SendResult::Stale { detail },
-                SendResult::Rejected {
-                    code: 421, reply, ..
-                } if reused => SendResult::Stale {
-                    detail: format!("421 {reply}"),
-                },
-                SendResult::Rejected { .. } => reset_after(conn, timeout, result).await,
-                other => other,
-            };
-        }
-        Ok(Ok(_)) => {}
-    }
-    let envelope_stage = async {
-        for to in envelope.to() {
-            conn.command(Rcpt::new(to.clone(), vec![])).await?;
-        }
-        conn.command(Data).await
+    let conn = &mut smtp.conn;
+    let accepted = if smtp.pipelining {
+        pipelined_envelope(conn, envelope, timeout, reused).await
+    } else {
+        stepwise_envelope(conn, envelope, timeout, reused).await
     };
-    match tokio::time::timeout(timeout, envelope_stage).await {
-        Err(_) => {
-            return SendResult::Lost {
-                stage: Stage::Envelope,
-                detail: no_reply("RCPT TO or DATA"),
-            }
-        }
-        Ok(Err(e)) => {
-            return reset_after(conn, timeout, rejected_or_lost(e, Stage::Envelope)).await
-        }
-        Ok(Ok(_)) => {}
+    if let Err(result) = accepted {
+        return result;
     }
     body_started.store(true, Ordering::Release);
     let payload = async {
@@ -488,7 +487,7 @@ async fn smtp_send(
     match tokio::time::timeout(timeout, payload).await {
         Err(_) => SendResult::Lost {
             stage: Stage::Body,
-            detail: no_reply("the message"),
+            detail: no_reply("the message", timeout),
         },
         Ok(Err(e)) => rejected_or_lost(e, Stage::Body),
         Ok(Ok(response)) => SendResult::Accepted {
@@ -496,6 +495,150 @@ async fn smtp_send(
             reply: response.message().collect::<Vec<_>>().join(" "),
         },
     }
+}
+
+fn no_reply(what: &str, timeout: Duration) -> String {
+    format!("no reply to {what} within {}s", timeout.as_secs())
+}
+
+/// MAIL FROM failed. On a reused connection a lost connection or a 421
+/// means the server closed it while idle: nothing was handed over, and the
+/// recipient has nothing to do with it.
+fn mail_failed(err: SmtpError, reused: bool) -> SendResult {
+    match rejected_or_lost(err, Stage::Envelope) {
+        SendResult::Lost { detail, .. } if reused => SendResult::Stale { detail },
+        SendResult::Rejected {
+            code: 421, reply, ..
+        } if reused => SendResult::Stale {
+            detail: format!("421 {reply}"),
+        },
+        other => other,
+    }
+}
+
+/// MAIL, each RCPT and DATA, one round trip each. `Err` carries the
+/// outcome when the envelope was not accepted.
+async fn stepwise_envelope(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &lettre::address::Envelope,
+    timeout: Duration,
+    reused: bool,
+) -> Result<(), SendResult> {
+    let mail = conn.command(Mail::new(envelope.from().cloned(), vec![]));
+    match tokio::time::timeout(timeout, mail).await {
+        Err(_) => Err(SendResult::Lost {
+            stage: Stage::Envelope,
+            detail: no_reply("MAIL FROM", timeout),
+        }),
+        Ok(Err(e)) => Err(reset_after(conn, timeout, mail_failed(e, reused)).await),
+        Ok(Ok(_)) => {
+            let rest = async {
+                for to in envelope.to() {
+                    conn.command(Rcpt::new(to.clone(), vec![])).await?;
+                }
+                conn.command(Data).await
+            };
+            match tokio::time::timeout(timeout, rest).await {
+                Err(_) => Err(SendResult::Lost {
+                    stage: Stage::Envelope,
+                    detail: no_reply("RCPT TO or DATA", timeout),
+                }),
+                Ok(Err(e)) => {
+                    Err(reset_after(conn, timeout, rejected_or_lost(e, Stage::Envelope)).await)
+                }
+                Ok(Ok(_)) => Ok(()),
+            }
+        }
+    }
+}
+
+/// MAIL, every RCPT and DATA in one write (RFC 2920), then their replies
+/// in order. Every reply due is read before the connection carries
+/// anything else; a refusal leaves it usable only if the server is back at
+/// the start of a transaction (no 354 to DATA, not closing) and RSET works.
+async fn pipelined_envelope(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &lettre::address::Envelope,
+    timeout: Duration,
+    reused: bool,
+) -> Result<(), SendResult> {
+    use std::fmt::Write;
+    let mut group = String::with_capacity(64 * (envelope.to().len() + 2));
+    let _ = write!(group, "{}", Mail::new(envelope.from().cloned(), vec![]));
+    for to in envelope.to() {
+        let _ = write!(group, "{}", Rcpt::new(to.clone(), vec![]));
+    }
+    let _ = write!(group, "{Data}");
+    // Replies still due after MAIL's: one per RCPT, then DATA's.
+    let due = envelope.to().len() + 1;
+    // The write and MAIL's reply.
+    match tokio::time::timeout(timeout, conn.command(Verbatim(&group))).await {
+        Err(_) => {
+            return Err(SendResult::Lost {
+                stage: Stage::Envelope,
+                detail: no_reply("MAIL FROM", timeout),
+            })
+        }
+        Ok(Err(e)) => {
+            let mut result = mail_failed(e, reused);
+            if let SendResult::Rejected { reusable, .. } = &mut result {
+                *reusable = *reusable && drain_refused(conn, due, timeout).await;
+            }
+            return Err(reset_after(conn, timeout, result).await);
+        }
+        Ok(Ok(_)) => {}
+    }
+    // RCPT and DATA replies, under one bound as in the stepwise exchange.
+    let replies = async {
+        let mut refused: Option<SmtpError> = None;
+        for _ in 0..due - 1 {
+            match conn.read_response().await {
+                Ok(_) => {}
+                Err(e) if closing(&e) => return Err((e, false)),
+                Err(e) => refused = refused.or(Some(e)),
+            }
+        }
+        match (conn.read_response().await, refused) {
+            (Ok(_), None) => Ok(()),
+            // DATA was accepted although a recipient was refused: the
+            // server waits for content; only dropping the connection
+            // abandons the transaction without sending anything.
+            (Ok(_), Some(e)) => Err((e, false)),
+            (Err(e), _) if closing(&e) => Err((e, false)),
+            (Err(e), refused) => Err((refused.unwrap_or(e), true)),
+        }
+    };
+    match tokio::time::timeout(timeout, replies).await {
+        Err(_) => Err(SendResult::Lost {
+            stage: Stage::Envelope,
+            detail: no_reply("RCPT TO or DATA", timeout),
+        }),
+        Ok(Err((e, usable))) => {
+            let mut result = rejected_or_lost(e, Stage::Envelope);
+            if let SendResult::Rejected { reusable, .. } = &mut result {
+                *reusable = *reusable && usable;
+            }
+            Err(reset_after(conn, timeout, result).await)
+        }
+        Ok(Ok(())) => Ok(()),
+    }
+}
+
+/// After MAIL FROM was refused in a pipelined group, read the `due`
+/// replies still owed (RCPT and DATA, refused in turn). Returns whether the
+/// connection is still in step: every reply arrived, none accepted, the
+/// server not closing.
+async fn drain_refused(conn: &mut AsyncSmtpConnection, due: usize, timeout: Duration) -> bool {
+    let drain = async {
+        for _ in 0..due {
+            match conn.read_response().await {
+                Err(e) if !closing(&e) => {}
+                _ => return false,
+            }
+        }
+        true
+    };
+    tokio::time::timeout(timeout, drain).await.unwrap_or(false)
 }
 
 /// After a rejection in the envelope, reset the transaction (bounded) so

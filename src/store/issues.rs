@@ -325,7 +325,7 @@ impl Store {
 }
 
 async fn cancel_open(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut sqlx::SqliteConnection,
     issue_id: i64,
     now: &str,
 ) -> StoreResult<u64> {
@@ -335,7 +335,7 @@ async fn cancel_open(
     )
     .bind(issue_id)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?
     .rows_affected())
 }

@@ -23,6 +23,8 @@ mod tests;
 use std::str::FromStr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -38,6 +40,44 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// Write transactions of this process take turns here first. SQLite
+    /// lets one writer in at a time anyway, but a writer it turns away
+    /// sleeps in its busy handler (a millisecond at least) while the
+    /// engine's claimer and recorder need the lock thousands of times a
+    /// second; queued here, the next one starts the moment the lock is
+    /// free. Other processes still meet the busy timeout.
+    writes: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction holding this process's turn to write (see
+/// [`Store::writes`]); reads and writes through it like the transaction.
+struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    async fn commit(self) -> sqlx::Result<()> {
+        self.tx.commit().await
+    }
+
+    async fn rollback(self) -> sqlx::Result<()> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+
+    fn deref(&self) -> &sqlx::SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::SqliteConnection {
+        &mut self.tx
+    }
 }
 
 impl Store {
@@ -60,6 +100,9 @@ impl Store {
             .busy_timeout(Duration::from_millis(settings.busy_timeout_ms));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A local file does not go stale the way a network connection
+            // does: no `SELECT 1` round trip before every use.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .with_context(|| format!("opening database {}", settings.url))?;
@@ -67,7 +110,10 @@ impl Store {
             .run(&pool)
             .await
             .with_context(|| format!("migrating database {}", settings.url))?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            writes: Arc::default(),
+        })
     }
 
     /// The connection pool: only the store's own modules reach the database.
@@ -77,8 +123,12 @@ impl Store {
 
     /// Start a write transaction that takes the write lock up front, so two
     /// writers never deadlock upgrading a read lock.
-    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    async fn begin_write(&self) -> sqlx::Result<WriteTx> {
+        let turn = self.writes.clone().lock_owned().await;
+        Ok(WriteTx {
+            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _turn: turn,
+        })
     }
 
     /// Is the database reachable?

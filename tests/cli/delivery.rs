@@ -9,7 +9,7 @@ use crate::helpers::{
     closed_port, ledger, live_send, live_send_with, seed_subscribers, smtp_env, stderr, stdout,
     write_issue, TestEnv,
 };
-use crate::smtp_server::{Fault, SmtpServer};
+use crate::smtp_server::{Fault, Script, SmtpServer};
 
 #[test]
 fn a_clean_run_delivers_every_recipient_exactly_once_and_a_rerun_sends_nothing() {
@@ -29,6 +29,9 @@ fn a_clean_run_delivers_every_recipient_exactly_once_and_a_rerun_sends_nothing()
         .map(|r| header(&r.data, "Message-ID").unwrap())
         .collect();
     assert_eq!(ids.len(), 60, "Message-IDs are unique per recipient");
+    // The server offers PIPELINING: every envelope went out as one group
+    // (MAIL, RCPT and DATA in one write).
+    assert_eq!(server.pipelined(), 60);
     assert!(server
         .received()
         .iter()
@@ -71,10 +74,28 @@ fn header(data: &str, name: &str) -> Option<String> {
 
 #[test]
 fn per_recipient_faults_end_in_the_right_state_without_hanging() {
+    // Pipelined envelopes: the replies to a refused group are read in order
+    // and the connection carries on.
+    let server = faults_case(Script::default());
+    assert!(server.pipelined() > 0);
+}
+
+#[test]
+fn per_recipient_faults_end_in_the_same_states_without_pipelining() {
+    let server = faults_case(Script {
+        no_pipelining: true,
+        ..Script::default()
+    });
+    assert_eq!(server.pipelined(), 0, "one command at a time");
+}
+
+/// Fifteen recipients with a fault each, fifteen without, through a server
+/// of this script; every recipient ends in the state its fault calls for.
+fn faults_case(script: Script) -> SmtpServer {
     let env = TestEnv::new();
     seed_subscribers(&env, 30);
     let issue = write_issue(&env, "faults");
-    let server = SmtpServer::start();
+    let server = SmtpServer::start_scripted(script);
     let plan: Vec<(usize, Fault, &str)> = vec![
         (
             1,
@@ -189,6 +210,69 @@ fn per_recipient_faults_end_in_the_right_state_without_hanging() {
         "{bounced}"
     );
     assert!(!bounced.contains("user0006@example.org") && !bounced.contains("user0012@example.org"));
+    server
+}
+
+#[test]
+fn a_refused_mail_from_in_a_pipelined_group_defers_the_recipient_and_keeps_the_connection() {
+    // The server refuses the first two MAIL FROM commands; the RCPT and
+    // DATA already sent behind each are refused in turn (503). The client
+    // reads every reply due, resets, and carries on on the same connection.
+    for script in [
+        Script {
+            refuse_mail: 2,
+            ..Script::default()
+        },
+        Script {
+            refuse_mail: 2,
+            no_pipelining: true,
+            ..Script::default()
+        },
+    ] {
+        let pipelining = !script.no_pipelining;
+        let env = TestEnv::new();
+        seed_subscribers(&env, 12);
+        let issue = write_issue(&env, "mailrefused");
+        let server = SmtpServer::start_scripted(script);
+        let out = live_send_with(
+            &env,
+            &issue,
+            server.port(),
+            &[
+                ("HERALD__SENDER__CONCURRENCY", "1"),
+                ("HERALD__SENDER__LINGER_SECS", "0"),
+                ("HERALD__SENDER__RETRY_BASE_MS", "600000"),
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let l = ledger(&env, &issue);
+        assert_eq!(l["counts"]["sent"], 10, "pipelining {pipelining}: {l}");
+        assert_eq!(l["counts"]["deferred"], 2, "pipelining {pipelining}: {l}");
+        assert_eq!(server.received().len(), 10);
+        assert_eq!(server.connections(), 1, "pipelining {pipelining}");
+        assert_eq!(server.commands("RSET"), 2, "pipelining {pipelining}");
+        if pipelining {
+            assert_eq!(server.pipelined(), 12);
+            // RCPT and DATA of both refused groups, refused in turn.
+            assert_eq!(server.commands("RCPT"), 12);
+            assert_eq!(server.commands("DATA"), 12);
+        } else {
+            assert_eq!(server.commands("RCPT"), 10);
+            assert_eq!(server.commands("DATA"), 10);
+        }
+        let deferred: Vec<_> = l["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["state"] == "deferred")
+            .map(|p| p["last_code"].as_i64())
+            .collect();
+        assert_eq!(
+            deferred,
+            vec![Some(451), Some(451)],
+            "pipelining {pipelining}"
+        );
+    }
 }
 
 #[test]
@@ -756,4 +840,34 @@ fn a_send_whose_lease_another_process_took_over_stops_and_leaves_the_rest_to_it(
         other
     );
     rt.block_on(store.close());
+}
+
+#[test]
+fn pipelining_can_be_turned_off_for_a_relay_that_offers_it() {
+    let env = TestEnv::new();
+    seed_subscribers(&env, 8);
+    let issue = write_issue(&env, "nopipe");
+    let server = SmtpServer::start();
+    let out = live_send_with(
+        &env,
+        &issue,
+        server.port(),
+        &[("HERALD__SMTP__PIPELINING", "false")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.received().len(), 8);
+    assert_eq!(server.pipelined(), 0, "one command at a time");
+    // No second EHLO to look for PIPELINING: one per connection.
+    assert_eq!(server.commands("EHLO"), server.connections());
+
+    // On (the default), each connection asks twice (lettre's parser drops
+    // the keyword) and every envelope is one group.
+    let env = TestEnv::new();
+    seed_subscribers(&env, 8);
+    let issue = write_issue(&env, "pipe");
+    let server = SmtpServer::start();
+    let out = live_send(&env, &issue, server.port());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.pipelined(), 8);
+    assert_eq!(server.commands("EHLO"), 2 * server.connections());
 }

@@ -60,6 +60,12 @@ pub struct Script {
     pub offer_auth: bool,
     /// Close a connection (without a word) after this long with no command.
     pub close_idle_after: Option<Duration>,
+    /// Do not advertise PIPELINING (RFC 2920): the client must wait for
+    /// each reply before the next command.
+    pub no_pipelining: bool,
+    /// Refuse this many MAIL FROM commands (the first ones, across
+    /// sessions) with "451 4.3.0 try again later".
+    pub refuse_mail: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +102,11 @@ struct State {
     script: Script,
     /// Commands seen, by verb (EHLO, STARTTLS, AUTH, MAIL, ...).
     commands: HashMap<String, usize>,
+    /// MAIL FROM commands that arrived with more commands already behind
+    /// them (sent as a pipelined group, not one at a time).
+    pipelined: usize,
+    /// MAIL FROM commands refused so far (see [`Script::refuse_mail`]).
+    mail_refused: usize,
 }
 
 /// A running server; stops when dropped.
@@ -236,6 +247,12 @@ impl SmtpServer {
         self.state.lock().unwrap().connections
     }
 
+    /// How many MAIL FROM commands arrived as part of a pipelined group
+    /// (RCPT and DATA already received behind them).
+    pub fn pipelined(&self) -> usize {
+        self.state.lock().unwrap().pipelined
+    }
+
     /// How many times a command verb (e.g. "MAIL", "AUTH") arrived.
     pub fn commands(&self, verb: &str) -> usize {
         self.state
@@ -271,6 +288,10 @@ fn address(arg: &str) -> String {
 }
 
 async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+    // Each reply goes out at once. With Nagle's algorithm on, the replies to
+    // a pipelined group (written one by one, not buffered as RFC 2920
+    // asks of a server) would wait for the client's delayed ACK.
+    stream.set_nodelay(true)?;
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     let script = state.lock().unwrap().script.clone();
@@ -280,6 +301,8 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
     }
     write.write_all(b"220 herald-test ESMTP ready\r\n").await?;
     let mut from = String::new();
+    // A transaction is open (MAIL FROM accepted).
+    let mut in_mail = false;
     let mut to: Vec<String> = Vec::new();
     let mut data_fault: Option<Fault> = None;
     let mut mail_at = Instant::now();
@@ -327,6 +350,9 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
             if script.offer_auth {
                 reply.push_str("250-AUTH PLAIN LOGIN\r\n");
             }
+            if !script.no_pipelining {
+                reply.push_str("250-PIPELINING\r\n");
+            }
             reply.push_str("250 SIZE 52428800\r\n");
             write.write_all(reply.as_bytes()).await?;
         } else if verb == "STARTTLS" {
@@ -373,10 +399,28 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             mail_at = Instant::now();
-            from = address(&cmd[10..]);
             to.clear();
             data_fault = None;
+            let refuse = {
+                let mut st = state.lock().unwrap();
+                if !lines.buffer().is_empty() {
+                    st.pipelined += 1;
+                }
+                let refuse = st.mail_refused < script.refuse_mail;
+                st.mail_refused += usize::from(refuse);
+                refuse
+            };
+            if refuse {
+                write.write_all(b"451 4.3.0 try again later\r\n").await?;
+                continue;
+            }
+            from = address(&cmd[10..]);
+            in_mail = true;
             write.write_all(b"250 2.1.0 Ok\r\n").await?;
+        } else if upper.starts_with("RCPT TO:") && !in_mail {
+            write
+                .write_all(b"503 5.5.1 Error: need MAIL command\r\n")
+                .await?;
         } else if upper.starts_with("RCPT TO:") {
             let rcpt = address(&cmd[8..]);
             match take_fault(&state, &rcpt) {
@@ -401,6 +445,12 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
                 }
             }
         } else if upper == "DATA" {
+            if !in_mail {
+                write
+                    .write_all(b"503 5.5.1 Error: need RCPT command\r\n")
+                    .await?;
+                continue;
+            }
             if to.is_empty() {
                 write
                     .write_all(b"554 5.5.1 Error: no valid recipients\r\n")
@@ -458,8 +508,10 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
                 }
             }
             to.clear();
+            in_mail = false;
         } else if upper == "RSET" {
             to.clear();
+            in_mail = false;
             data_fault = None;
             write.write_all(b"250 2.0.0 Ok\r\n").await?;
         } else if upper == "NOOP" {
