@@ -393,7 +393,7 @@ fn advertises(reply: &Response, keyword: &str) -> bool {
 /// The server is closing the connection or it is gone: no status (network
 /// or protocol failure) or 421.
 fn closing(err: &SmtpError) -> bool {
-    err.status().is_none_or(|code| u16::from(code) == 421)
+    err.status().map_or(true, |code| u16::from(code) == 421)
 }
 
 fn rejected_or_lost(err: SmtpError, stage: Stage) -> SendResult {
