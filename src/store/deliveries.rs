@@ -194,94 +194,120 @@ impl Store {
         Ok(out)
     }
 
-    /// Write a batch of outcomes atomically (group commit): one set-based
-    /// statement for the whole batch, whatever its size and mix, run as its
-    /// own transaction; a second statement (and an explicit transaction)
-    /// only when the batch marks subscribers bounced. When one row has
-    /// several entries (a hand-off mark, then the row's release), the last
-    /// one wins, as if they were applied in order.
+    /// Write a batch of outcomes in one transaction (group commit): one
+    /// set-based statement per kind of outcome, whatever the batch size.
     pub async fn record_outcomes(&self, outcomes: &[Outcome], now: &str) -> StoreResult<()> {
         use serde_json::{json, Value};
         if outcomes.is_empty() {
             return Ok(());
         }
-        let mut rows: Vec<Value> = Vec::with_capacity(outcomes.len());
-        let mut row_of: std::collections::HashMap<i64, usize> =
-            std::collections::HashMap::with_capacity(outcomes.len());
-        let mut bounced = vec![];
+        let (mut sent, mut deferred, mut failed, mut unknown, mut released, mut bounced) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let mut handed = vec![];
         for outcome in outcomes {
-            // [kind, id, code, reply, next_attempt_at]; the kind is the
-            // state the row moves to, or `handed` / `released`.
-            let (id, row) = match outcome {
-                Outcome::Sent { id, code, reply } => (*id, json!(["sent", id, code, reply])),
+            match outcome {
+                Outcome::Sent { id, code, reply } => sent.push(json!([id, code, reply])),
                 Outcome::Deferred {
                     id,
                     code,
                     reply,
                     next_attempt_at,
-                } => (*id, json!(["deferred", id, code, reply, next_attempt_at])),
+                } => deferred.push(json!([id, code, reply, next_attempt_at])),
                 Outcome::Failed {
                     id,
                     code,
                     reply,
                     bounce,
                 } => {
+                    failed.push(json!([id, code, reply]));
                     bounced.extend(bounce.map(Value::from));
-                    (*id, json!(["failed", id, code, reply]))
                 }
-                Outcome::Unknown { id, reply } => (*id, json!(["unknown", id, null, reply])),
-                Outcome::Released { id } => (*id, json!(["released", id])),
-                Outcome::Handed { id } => (*id, json!(["handed", id])),
-            };
-            match row_of.get(&id) {
-                Some(&at) => rows[at] = row,
-                None => {
-                    row_of.insert(id, rows.len());
-                    rows.push(row);
-                }
+                Outcome::Unknown { id, reply } => unknown.push(json!([id, Value::Null, reply])),
+                Outcome::Released { id } => released.push(Value::from(*id)),
+                Outcome::Handed { id } => handed.push(Value::from(*id)),
             }
         }
-        // `handed` only stamps the hand-off; `unknown`, `released` and
-        // `handed` apply to rows still claimed (a row recovered meanwhile
-        // keeps its state); sent, deferred and failed are final words.
-        const RECORD: &str = "UPDATE deliveries SET \
-             state = CASE v.kind WHEN 'handed' THEN deliveries.state WHEN 'released' THEN 'pending' ELSE v.kind END, \
-             handed_at = CASE v.kind WHEN 'handed' THEN ?1 ELSE deliveries.handed_at END, \
-             last_code = CASE WHEN v.kind IN ('sent', 'deferred', 'failed') THEN v.code ELSE deliveries.last_code END, \
-             last_reply = CASE WHEN v.kind IN ('sent', 'deferred', 'failed', 'unknown') THEN v.reply ELSE deliveries.last_reply END, \
-             sent_at = CASE v.kind WHEN 'sent' THEN ?1 ELSE deliveries.sent_at END, \
-             next_attempt_at = CASE v.kind WHEN 'deferred' THEN v.next_at WHEN 'sent' THEN NULL WHEN 'failed' THEN NULL \
-                               ELSE deliveries.next_attempt_at END, \
-             attempts = CASE v.kind WHEN 'released' THEN MAX(deliveries.attempts - 1, 0) ELSE deliveries.attempts END, \
-             updated_at = CASE v.kind WHEN 'handed' THEN deliveries.updated_at ELSE ?1 END \
-             FROM (SELECT value ->> 0 AS kind, value ->> 1 AS id, value ->> 2 AS code, value ->> 3 AS reply, \
-                          value ->> 4 AS next_at FROM json_each(?2)) AS v \
-             WHERE deliveries.id = v.id AND (v.kind IN ('sent', 'deferred', 'failed') OR deliveries.state = 'claimed')";
-        let rows = Value::from(rows).to_string();
-        let _turn = self.writes.lock().await;
+        // Rows of (id, code, reply[, next_attempt_at]) from a JSON array.
+        const ROWS: &str = "SELECT value ->> 0 AS id, value ->> 1 AS code, value ->> 2 AS reply, \
+                            value ->> 3 AS next_at FROM json_each(?2)";
+        let statements: [(&Vec<Value>, String); 4] = [
+            (
+                &sent,
+                format!(
+                    "UPDATE deliveries SET state = 'sent', last_code = v.code, last_reply = v.reply, \
+                     sent_at = ?1, updated_at = ?1, next_attempt_at = NULL FROM ({ROWS}) AS v WHERE deliveries.id = v.id"
+                ),
+            ),
+            (
+                &deferred,
+                format!(
+                    "UPDATE deliveries SET state = 'deferred', last_code = v.code, last_reply = v.reply, \
+                     next_attempt_at = v.next_at, updated_at = ?1 FROM ({ROWS}) AS v WHERE deliveries.id = v.id"
+                ),
+            ),
+            (
+                &failed,
+                format!(
+                    "UPDATE deliveries SET state = 'failed', last_code = v.code, last_reply = v.reply, \
+                     next_attempt_at = NULL, updated_at = ?1 FROM ({ROWS}) AS v WHERE deliveries.id = v.id"
+                ),
+            ),
+            (
+                &unknown,
+                format!(
+                    "UPDATE deliveries SET state = 'unknown', last_reply = v.reply, updated_at = ?1 \
+                     FROM ({ROWS}) AS v WHERE deliveries.id = v.id AND deliveries.state = 'claimed'"
+                ),
+            ),
+        ];
         // On a dedicated connection: when a statement or the commit fails,
         // SQLite may already have rolled the transaction back, and the
-        // connection's idea of its transaction depth (or its state) is no
-        // longer to be trusted. Such a connection is closed instead of
-        // going back to the pool, so the next attempt starts clean.
+        // connection's idea of its transaction depth is no longer to be
+        // trusted. Such a connection is closed instead of going back to the
+        // pool, so the next attempt starts clean.
+        let _turn = self.writes.lock().await;
         let mut conn = self.pool.acquire().await?;
         let result = async {
-            let record = sqlx::query(RECORD).bind(now).bind(rows);
-            if bounced.is_empty() {
-                // One statement is its own transaction: one round trip to
-                // the database thread.
-                return record.execute(&mut *conn).await.map(drop);
-            }
             let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-            record.execute(&mut *tx).await?;
-            sqlx::query(
-                "UPDATE subscribers SET status = 'bounced', unsubscribe_source = 'bounce', updated_at = ?1 \
-                 WHERE status = 'active' AND id IN (SELECT value FROM json_each(?2))",
-            )
-            .bind(now)
-            .bind(Value::from(bounced).to_string())
-            .execute(&mut *tx)
-            .await?;
+            if !handed.is_empty() {
+                sqlx::query(
+                    "UPDATE deliveries SET handed_at = ?1 \
+                     WHERE state = 'claimed' AND id IN (SELECT value FROM json_each(?2))",
+                )
+                .bind(now)
+                .bind(Value::from(handed).to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            for (rows, sql) in statements.iter() {
+                if !rows.is_empty() {
+                    sqlx::query(sql)
+                        .bind(now)
+                        .bind(Value::from((*rows).clone()).to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if !released.is_empty() {
+                sqlx::query(
+                    "UPDATE deliveries SET state = 'pending', attempts = MAX(attempts - 1, 0), updated_at = ?1 \
+                     WHERE state = 'claimed' AND id IN (SELECT value FROM json_each(?2))",
+                )
+                .bind(now)
+                .bind(Value::from(released).to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            if !bounced.is_empty() {
+                sqlx::query(
+                    "UPDATE subscribers SET status = 'bounced', unsubscribe_source = 'bounce', updated_at = ?1 \
+                     WHERE status = 'active' AND id IN (SELECT value FROM json_each(?2))",
+                )
+                .bind(now)
+                .bind(Value::from(bounced).to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await
         }
         .await;
