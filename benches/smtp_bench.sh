@@ -9,8 +9,11 @@
 # snapshot, delivery, final commit) on the default settings except
 # `sender.rate_per_second` (unlimited) and `sender.concurrency` (no extra
 # burst). Prints each run's rates and their ratio, then per configuration the
-# min–max ranges over the runs, herald's peak RSS and status's own rate
-# (delivery only, from the ledger's timestamps).
+# min–max ranges over the runs, herald's peak RSS, status's own rate
+# (delivery only, from the ledger's timestamps), and CPU per message (user +
+# system) of herald and of smtp-sink while herald sent (smtp-sink's while
+# smtp-source sent is on each run's line): on a 2-core machine the two share
+# the processors, so what herald spends is taken from the receiver.
 #
 # Usage: bash benches/smtp_bench.sh [options]
 #   --runs N          repeat every configuration N times (default 1)
@@ -76,6 +79,8 @@ env | grep -q '^HERALD_' && unset $(env | grep -o '^HERALD_[A-Z_]*')
 
 smtp-sink -u nobody -c 127.0.0.1:$PORT 1024 >/dev/null &
 SINK_PID=$!
+# CPU seconds (user + system) smtp-sink has used so far.
+sink_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$SINK_PID/stat"; }
 sleep 0.5
 
 export HERALD__TRANSPORT__KIND=smtp HERALD__SMTP__HOST=127.0.0.1 HERALD__SMTP__PORT=$PORT
@@ -129,13 +134,14 @@ herald_run() {
     fresh "$n"
     (
         cd "$WORK/run"
-        env HERALD__SENDER__CONCURRENCY="$conn" "$@" /usr/bin/time -f '%e %M' -o "$WORK/herald.time" \
+        env HERALD__SENDER__CONCURRENCY="$conn" "$@" /usr/bin/time -f '%U %S %e %M' -o "$WORK/herald.time" \
             "$HERALD" send "$ISSUE" --live --yes >"$WORK/herald.out" 2>"$WORK/herald.err" ||
             { cat "$WORK/herald.err" >&2; exit 1; }
         env "$@" "$HERALD" status "$ISSUE" --format json | python3 -c "
 import json,sys; s=json.load(sys.stdin); c=s['counts']
 assert c['sent'] == $n, c
-print(open('$WORK/herald.time').read().split()[-2], open('$WORK/herald.time').read().split()[-1], f\"{c['sent']/s['elapsed_seconds']:.0f}\")"
+u, k, e, m = open('$WORK/herald.time').read().split()[-4:]
+print(e, m, f\"{c['sent']/s['elapsed_seconds']:.0f}\", f'{(float(u) + float(k)) * 1000 / $n:.3f}')"
     )
 }
 
@@ -152,23 +158,29 @@ if [ "$WALL" = 1 ]; then
         conn=${cfg%x*}
         n=${cfg#*x}
         base "$n" >/dev/null
-        ratios= hrates= srates= rsss= status_rates=
+        ratios= hrates= srates= rsss= status_rates= hcpus= sinkcpus=
         for run in $(seq 1 "$RUNS"); do
+            c0=$(sink_cpu)
             st=$(source_run "$conn" "$n")
-            read -r ht rss srate <<<"$(herald_run "$conn" "$n")"
+            c1=$(sink_cpu)
+            read -r ht rss srate hcpu <<<"$(herald_run "$conn" "$n")"
+            c2=$(sink_cpu)
+            # smtp-sink's CPU per message while each side sent.
+            sink_s=$(py "print(f'{($c1 - $c0) * 1000 / $n:.3f}')")
+            sink_h=$(py "print(f'{($c2 - $c1) * 1000 / $n:.3f}')")
             s_rate=$(py "print(f'{$n/$st:.0f}')")
             h_rate=$(py "print(f'{$n/$ht:.0f}')")
             ratio=$(py "print(f'{$st/$ht:.3f}')")
-            printf '%2s connections, %6s recipients, run %s: smtp-source %6s msg/s (%5.1f s); herald %6s msg/s (%5.1f s, status %s msg/s), ratio %.2f, peak RSS %.1f MiB\n' \
-                "$conn" "$n" "$run" "$s_rate" "$st" "$h_rate" "$ht" "$srate" "$ratio" "$(py "print($rss/1024)")"
-            ratios+=" $ratio" hrates+=" $h_rate" srates+=" $s_rate" rsss+=" $(py "print($rss/1024)")" status_rates+=" $srate"
+            printf '%2s connections, %6s recipients, run %s: smtp-source %6s msg/s (%5.1f s); herald %6s msg/s (%5.1f s, status %s msg/s), ratio %.2f, peak RSS %.1f MiB; CPU ms/msg: herald %s, smtp-sink %s (%s with smtp-source)\n' \
+                "$conn" "$n" "$run" "$s_rate" "$st" "$h_rate" "$ht" "$srate" "$ratio" "$(py "print($rss/1024)")" "$hcpu" "$sink_h" "$sink_s"
+            ratios+=" $ratio" hrates+=" $h_rate" srates+=" $s_rate" rsss+=" $(py "print($rss/1024)")" status_rates+=" $srate" hcpus+=" $hcpu" sinkcpus+=" $sink_h"
         done
-        SUMMARY+=("$(printf '| %s | %s | %s | %s | %s | %s | %s |' "$conn" "$n" "$(range $srates)" "$(range $hrates)" "$(range $ratios)" "$(range $status_rates)" "$(range $rsss)")")
+        SUMMARY+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$conn" "$n" "$(range $srates)" "$(range $hrates)" "$(range $ratios)" "$(range $status_rates)" "$(range $rsss)" "$(range $hcpus)" "$(range $sinkcpus)")")
     done
     echo
     echo "whole-process wall time, $RUNS run(s) each (target: ratio >= 0.80, peak RSS <= 64 MB):"
-    echo "| connections | recipients | smtp-source msg/s | herald msg/s | ratio | herald status msg/s | herald peak RSS MiB |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| connections | recipients | smtp-source msg/s | herald msg/s | ratio | herald status msg/s | herald peak RSS MiB | herald CPU ms/msg | smtp-sink CPU ms/msg |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${SUMMARY[@]}"
 fi
 
