@@ -501,6 +501,14 @@ fn no_reply(what: &str, timeout: Duration) -> String {
     format!("no reply to {what} within {}s", timeout.as_secs())
 }
 
+/// The envelope stage timed out waiting for `what`'s reply.
+fn no_envelope_reply(what: &str, timeout: Duration) -> SendResult {
+    SendResult::Lost {
+        stage: Stage::Envelope,
+        detail: no_reply(what, timeout),
+    }
+}
+
 /// MAIL FROM failed. On a reused connection a lost connection or a 421
 /// means the server closed it while idle: nothing was handed over, and the
 /// recipient has nothing to do with it.
@@ -526,10 +534,7 @@ async fn stepwise_envelope(
 ) -> Result<(), SendResult> {
     let mail = conn.command(Mail::new(envelope.from().cloned(), vec![]));
     match tokio::time::timeout(timeout, mail).await {
-        Err(_) => Err(SendResult::Lost {
-            stage: Stage::Envelope,
-            detail: no_reply("MAIL FROM", timeout),
-        }),
+        Err(_) => Err(no_envelope_reply("MAIL FROM", timeout)),
         Ok(Err(e)) => Err(reset_after(conn, timeout, mail_failed(e, reused)).await),
         Ok(Ok(_)) => {
             let rest = async {
@@ -539,10 +544,7 @@ async fn stepwise_envelope(
                 conn.command(Data).await
             };
             match tokio::time::timeout(timeout, rest).await {
-                Err(_) => Err(SendResult::Lost {
-                    stage: Stage::Envelope,
-                    detail: no_reply("RCPT TO or DATA", timeout),
-                }),
+                Err(_) => Err(no_envelope_reply("RCPT TO or DATA", timeout)),
                 Ok(Err(e)) => {
                     Err(reset_after(conn, timeout, rejected_or_lost(e, Stage::Envelope)).await)
                 }
@@ -573,12 +575,7 @@ async fn pipelined_envelope(
     let due = envelope.to().len() + 1;
     // The write and MAIL's reply.
     match tokio::time::timeout(timeout, conn.command(Verbatim(&group))).await {
-        Err(_) => {
-            return Err(SendResult::Lost {
-                stage: Stage::Envelope,
-                detail: no_reply("MAIL FROM", timeout),
-            })
-        }
+        Err(_) => return Err(no_envelope_reply("MAIL FROM", timeout)),
         Ok(Err(e)) => {
             let mut result = mail_failed(e, reused);
             if let SendResult::Rejected { reusable, .. } = &mut result {
@@ -609,10 +606,7 @@ async fn pipelined_envelope(
         }
     };
     match tokio::time::timeout(timeout, replies).await {
-        Err(_) => Err(SendResult::Lost {
-            stage: Stage::Envelope,
-            detail: no_reply("RCPT TO or DATA", timeout),
-        }),
+        Err(_) => Err(no_envelope_reply("RCPT TO or DATA", timeout)),
         Ok(Err((e, usable))) => {
             let mut result = rejected_or_lost(e, Stage::Envelope);
             if let SendResult::Rejected { reusable, .. } = &mut result {
