@@ -577,11 +577,9 @@ async fn pipelined_envelope(
     match tokio::time::timeout(timeout, conn.command(Verbatim(&group))).await {
         Err(_) => return Err(no_envelope_reply("MAIL FROM", timeout)),
         Ok(Err(e)) => {
-            let mut result = mail_failed(e, reused);
-            if let SendResult::Rejected { reusable, .. } = &mut result {
-                *reusable = *reusable && drain_refused(conn, due, timeout).await;
-            }
-            return Err(reset_after(conn, timeout, result).await);
+            let result = mail_failed(e, reused);
+            let in_step = result.connection_usable() && drain_refused(conn, due, timeout).await;
+            return Err(reset_after(conn, timeout, usable_only_if(result, in_step)).await);
         }
         Ok(Ok(_)) => {}
     }
@@ -607,15 +605,21 @@ async fn pipelined_envelope(
     };
     match tokio::time::timeout(timeout, replies).await {
         Err(_) => Err(no_envelope_reply("RCPT TO or DATA", timeout)),
-        Ok(Err((e, usable))) => {
-            let mut result = rejected_or_lost(e, Stage::Envelope);
-            if let SendResult::Rejected { reusable, .. } = &mut result {
-                *reusable = *reusable && usable;
-            }
-            Err(reset_after(conn, timeout, result).await)
+        Ok(Err((e, in_step))) => {
+            let result = rejected_or_lost(e, Stage::Envelope);
+            Err(reset_after(conn, timeout, usable_only_if(result, in_step)).await)
         }
         Ok(Ok(())) => Ok(()),
     }
+}
+
+/// A refusal after which the connection is out of step with the server
+/// (a reply missing or unexpected) cannot carry another message.
+fn usable_only_if(mut result: SendResult, in_step: bool) -> SendResult {
+    if let SendResult::Rejected { reusable, .. } = &mut result {
+        *reusable = *reusable && in_step;
+    }
+    result
 }
 
 /// After MAIL FROM was refused in a pipelined group, read the `due`

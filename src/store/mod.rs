@@ -21,9 +21,8 @@ mod values;
 mod tests;
 
 use std::str::FromStr;
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -121,8 +120,9 @@ impl Store {
         &self.pool
     }
 
-    /// Start a write transaction that takes the write lock up front, so two
-    /// writers never deadlock upgrading a read lock.
+    /// Start a write transaction, after this process's turn to write, that
+    /// takes SQLite's write lock up front, so two writers never deadlock
+    /// upgrading a read lock.
     async fn begin_write(&self) -> sqlx::Result<WriteTx> {
         let turn = self.writes.clone().lock_owned().await;
         Ok(WriteTx {
