@@ -265,8 +265,7 @@ impl Store {
         // connection's idea of its transaction depth is no longer to be
         // trusted. Such a connection is closed instead of going back to the
         // pool, so the next attempt starts clean.
-        let _turn = self.writes.lock().await;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         let result = async {
             let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
             if !handed.is_empty() {

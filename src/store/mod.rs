@@ -21,7 +21,6 @@ mod values;
 mod tests;
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -39,44 +38,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
-    /// Write transactions of this process take turns here first. SQLite
-    /// lets one writer in at a time anyway, but a writer it turns away
-    /// sleeps in its busy handler (a millisecond at least) while the
-    /// engine's claimer and recorder need the lock thousands of times a
-    /// second; queued here, the next one starts the moment the lock is
-    /// free. Other processes still meet the busy timeout.
-    writes: Arc<tokio::sync::Mutex<()>>,
-}
-
-/// A write transaction holding this process's turn to write (see
-/// [`Store::writes`]); reads and writes through it like the transaction.
-struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl WriteTx {
-    async fn commit(self) -> sqlx::Result<()> {
-        self.tx.commit().await
-    }
-
-    async fn rollback(self) -> sqlx::Result<()> {
-        self.tx.rollback().await
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::SqliteConnection;
-
-    fn deref(&self) -> &sqlx::SqliteConnection {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut sqlx::SqliteConnection {
-        &mut self.tx
-    }
+    /// The process's one connection for write transactions (the claimer,
+    /// the recorder, imports, unsubscribes). Writers queue for it in the
+    /// process instead of meeting SQLite's lock and sleeping in its busy
+    /// handler (a millisecond at least), and its page cache stays warm: a
+    /// commit from another connection would make SQLite drop it. Other
+    /// processes still meet the busy timeout.
+    writer: SqlitePool,
 }
 
 impl Store {
@@ -97,22 +65,23 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_millis(settings.busy_timeout_ms));
+        // A local file does not go stale the way a network connection does:
+        // no `SELECT 1` round trip before every use.
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            // A local file does not go stale the way a network connection
-            // does: no `SELECT 1` round trip before every use.
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("opening database {}", settings.url))?;
         MIGRATOR
             .run(&pool)
             .await
             .with_context(|| format!("migrating database {}", settings.url))?;
-        Ok(Store {
-            pool,
-            writes: Arc::default(),
-        })
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_lazy_with(options);
+        Ok(Store { pool, writer })
     }
 
     /// The connection pool: only the store's own modules reach the database.
@@ -120,15 +89,11 @@ impl Store {
         &self.pool
     }
 
-    /// Start a write transaction, after this process's turn to write, that
-    /// takes SQLite's write lock up front, so two writers never deadlock
+    /// Start a write transaction on the writer connection (see
+    /// [`Store::writer`]) that takes SQLite's write lock up front, so two writers never deadlock
     /// upgrading a read lock.
-    async fn begin_write(&self) -> sqlx::Result<WriteTx> {
-        let turn = self.writes.clone().lock_owned().await;
-        Ok(WriteTx {
-            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            _turn: turn,
-        })
+    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await
     }
 
     /// Is the database reachable?
@@ -138,6 +103,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

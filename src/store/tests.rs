@@ -59,7 +59,8 @@ async fn a_full_database_fails_in_sqlites_own_words_and_every_retry_starts_clean
         .unwrap();
     let claimed = store.claim_due(issue.id, &now, 200).await.unwrap();
     assert_eq!(claimed.len(), 200);
-    // Cap every pooled connection at the database's current size: the long
+    // Cap every pooled connection (the four readers and the writer) at the
+    // database's current size: the long
     // replies below need new pages, so the write fails with SQLITE_FULL, as
     // on a full disk.
     let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
@@ -67,8 +68,14 @@ async fn a_full_database_fails_in_sqlites_own_words_and_every_retry_starts_clean
         .await
         .unwrap();
     let mut held = Vec::new();
-    for _ in 0..4 {
-        let mut conn = store.pool().acquire().await.unwrap();
+    for pool in [
+        store.pool(),
+        store.pool(),
+        store.pool(),
+        store.pool(),
+        &store.writer,
+    ] {
+        let mut conn = pool.acquire().await.unwrap();
         sqlx::query(&format!("PRAGMA max_page_count = {pages}"))
             .execute(&mut *conn)
             .await
