@@ -27,6 +27,7 @@ async fn main() {
     let settings = DatabaseSettings {
         url: format!("sqlite://{}", dir.path().join("bench.db").display()),
         busy_timeout_ms: 5000,
+        max_connections: 10,
     };
     let store = Store::open(&settings).await.expect("store");
     // Seeded with a connection of the bench's own: a million rows in one

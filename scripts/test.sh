@@ -13,7 +13,13 @@
 #   4. runs `cargo test --locked` (unit tests; integration tests against a
 #      real SQLite file, a real SMTP server over TCP and a real HTTP client;
 #      interop with aiosmtpd, Python's `email` and dkimpy; the rate test);
-#   5. runs the headless-Chromium checks (the bundled issue and the MJML
+#   5. runs the integration suite (tests/cli) again against PostgreSQL: the
+#      server at HERALD_TEST_POSTGRES_URL (default
+#      postgres://postgres@127.0.0.1:5432/test) when one answers there,
+#      else a throwaway server of its own (initdb in a temporary directory,
+#      a free loopback port, run as a non-root user, stopped at the end;
+#      Debian's postgresql package is installed when missing);
+#   6. runs the headless-Chromium checks (the bundled issue and the MJML
 #      design fixture at 375 and 640 px; the unsubscribe page clicked at
 #      phone width).
 #
@@ -59,6 +65,10 @@ command -v npm >/dev/null || need npm "npm (installs playwright-core for the bro
 chromium=${CHROMIUM:-chromium}
 command -v "$chromium" >/dev/null || need chromium "chromium (headless browser checks)"
 command -v spamassassin >/dev/null || need spamassassin "spamassassin (local-rules score of live copies)"
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ] || ! command -v psql >/dev/null; then
+    need postgresql "PostgreSQL (initdb, pg_ctl, psql) for the PostgreSQL run of the suite"
+fi
 
 if ((${#missing_pkgs[@]})); then
     if [ "${HERALD_TEST_NO_INSTALL:-}" != 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -99,8 +109,34 @@ fi
 export PATH="$venv/bin:$PATH"
 export VIRTUAL_ENV=$venv
 
-# --- 4. and 5. the tests ---------------------------------------------------
+# --- 4. the tests on SQLite ------------------------------------------------
 cargo test --locked
+
+# --- 5. the integration suite on PostgreSQL --------------------------------
+pg_url=${HERALD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+if psql "$pg_url" -qAtc 'SELECT 1' >/dev/null 2>&1; then
+    say "PostgreSQL run against $pg_url"
+else
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/herald-pg.XXXXXX")
+    pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    as_pg=()
+    if [ "$(id -u)" = 0 ]; then
+        # initdb refuses to run as root.
+        id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+        chown postgres "$pg_dir"
+        as_pg=(runuser -u postgres --)
+    fi
+    "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust -E UTF8 >/dev/null
+    "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
+        -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null
+    trap '"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1; rm -rf "$pg_dir"' EXIT
+    pg_url="postgres://postgres@127.0.0.1:$pg_port/postgres"
+    say "no PostgreSQL at ${HERALD_TEST_POSTGRES_URL:-127.0.0.1:5432}: started a throwaway server at $pg_url"
+fi
+HERALD_TEST_BACKEND=postgres HERALD_TEST_POSTGRES_URL=$pg_url cargo test --locked --test cli
+
+# --- 6. the browser checks -------------------------------------------------
 echo "== browser: rendered issue"
 bash scripts/browser-check.sh
 echo "== browser: MJML design"

@@ -96,8 +96,19 @@ fn default_soft_limit() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
+    /// `sqlite://FILE` (the default) or `postgres://USER@HOST:PORT/DB`.
     pub url: String,
+    /// SQLite: how long a writer waits for another process's lock.
+    /// PostgreSQL: how long a statement waits for a free pool connection.
     pub busy_timeout_ms: u64,
+    /// PostgreSQL only: connections this process keeps at most (SQLite
+    /// uses four readers and one writer).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+fn default_max_connections() -> u32 {
+    10
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -481,8 +492,19 @@ impl Settings {
         }
         base_url("http.public_base_url", &self.http.public_base_url)?;
         self.bounce.check()?;
-        if !self.database.url.starts_with("sqlite:") {
-            return bad("database.url", "must be a sqlite: URL");
+        let url = &self.database.url;
+        if crate::store::is_postgres_url(url) {
+            if let Err(e) = url::Url::parse(url) {
+                return bad("database.url", &format!("not a valid postgres:// URL: {e}"));
+            }
+            if !(1..=1000).contains(&self.database.max_connections) {
+                return bad("database.max_connections", "must be between 1 and 1000");
+            }
+        } else if !url.starts_with("sqlite:") {
+            return bad(
+                "database.url",
+                "must be a sqlite: URL or a postgres:// (postgresql://) URL",
+            );
         }
         self.unsubscribe.check()?;
         self.check_smtp()?;

@@ -16,7 +16,10 @@ const SAMPLE_ISSUE: &str = include_str!("../../issues/2018-12-14-migration-news.
 pub async fn run(settings: &Settings, args: DemoArgs) -> anyhow::Result<u8> {
     let store = super::open_store(settings).await?;
     secrets::ensure_signing_key(&store, &settings.unsubscribe).await?;
-    println!("database: {}", settings.database.url);
+    println!(
+        "database: {}",
+        crate::store::redact_url(&settings.database.url)
+    );
 
     let report = match &args.subscribers {
         Some(path) => {

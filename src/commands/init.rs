@@ -9,7 +9,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<u8> {
     let origin = secrets::ensure_signing_key(&store, &settings.unsubscribe).await?;
     let counts = store.subscriber_counts().await?;
     store.close().await;
-    println!("database ready: {}", settings.database.url);
+    println!(
+        "database ready: {}",
+        crate::store::redact_url(&settings.database.url)
+    );
     println!("unsubscribe signing key: {origin}");
     let total: i64 = counts.values().sum();
     println!("subscribers: {total} ({})", format_counts(&counts));

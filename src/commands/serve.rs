@@ -22,7 +22,7 @@ pub async fn run(settings: &Settings, bind: Option<&str>) -> anyhow::Result<u8> 
             "the database at {} holds no unsubscribe signing key and unsubscribe.secret is not \
              set, so no link in any sent message could be verified (run `herald init` there, \
              or set unsubscribe.secret)",
-            settings.database.url
+            crate::store::redact_url(&settings.database.url)
         ));
     }
     let keys = secrets::signing_keys(&store, &settings.unsubscribe).await?;

@@ -1,4 +1,5 @@
-//! `GET /healthz`: 200 when the database answers, 503 when it does not.
+//! `GET /healthz`: 200 when the database answers, 503 when it does not;
+//! the body names the backend (`sqlite` or `postgres`).
 
 use std::time::Duration;
 
@@ -17,10 +18,15 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         .await
         .unwrap_or(false);
     let mut res = if up {
-        (StatusCode::OK, "ok\n").into_response()
+        (
+            StatusCode::OK,
+            format!("ok\ndatabase: {}\n", state.store().backend_name()),
+        )
+            .into_response()
     } else {
         tracing::warn!("health check: database unreachable");
-        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()
+        let body = format!("database unreachable: {}\n", state.store().backend_name());
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     };
     res.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

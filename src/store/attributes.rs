@@ -2,46 +2,64 @@
 //! attribute (for `issue check`), and the audience filters a live send's
 //! snapshot applies (translated to SQL over the `attributes` JSON here).
 
-use super::{Store, StoreResult};
+use super::{Dialect, Store, StoreResult};
 use crate::domain::{Audience, Filter};
 use crate::store::subscribers::Subscriber;
 
-/// The JSON path of a top-level attribute key. Keys are checked by
-/// `domain::is_attr_key` (or the audience parser) before they get here,
-/// and the path is always bound as a parameter, never spliced into SQL.
-pub(crate) fn json_path(key: &str) -> String {
-    let escaped = key.replace('\\', "\\\\").replace('"', "\\\"");
-    format!("$.\"{escaped}\"")
+/// How a top-level attribute key is bound: SQLite takes a JSON path,
+/// PostgreSQL the key itself. Keys are checked by `domain::is_attr_key`
+/// (or the audience parser) before they get here, and are always bound as
+/// a parameter, never spliced into SQL.
+pub(crate) fn key_param(d: Dialect, key: &str) -> String {
+    match d {
+        Dialect::Sqlite => {
+            let escaped = key.replace('\\', "\\\\").replace('"', "\\\"");
+            format!("$.\"{escaped}\"")
+        }
+        Dialect::Postgres => key.to_string(),
+    }
 }
 
-/// SQL truth of "the attribute at path `?N` is missing": absent, null, or
-/// a blank string (what a placeholder treats as missing too).
-pub(crate) fn missing_sql(param: usize) -> String {
-    format!(
-        "(json_type(attributes, ?{param}) IS NULL OR json_type(attributes, ?{param}) IN ('null', 'array', 'object') \
-         OR (json_type(attributes, ?{param}) = 'text' AND trim(attributes ->> ?{param}) = ''))"
-    )
+/// SQL truth of "the attribute whose key is parameter `$N` is missing":
+/// absent, null, or a blank string (what a placeholder treats as missing
+/// too).
+pub(crate) fn missing_sql(d: Dialect, param: usize) -> String {
+    match d {
+        Dialect::Sqlite => format!(
+            "(json_type(attributes, ${param}) IS NULL OR json_type(attributes, ${param}) IN ('null', 'array', 'object') \
+             OR (json_type(attributes, ${param}) = 'text' AND trim(attributes ->> ${param}) = ''))"
+        ),
+        Dialect::Postgres => format!(
+            "(jsonb_typeof(attributes -> ${param}) IS NULL OR jsonb_typeof(attributes -> ${param}) IN ('null', 'array', 'object') \
+             OR (jsonb_typeof(attributes -> ${param}) = 'string' AND trim(attributes ->> ${param}) = ''))"
+        ),
+    }
 }
 
 /// The SQL condition for `audience` (starting with ` AND `, or empty for
-/// everyone), with its parameters numbered from `?first`, and the values to
+/// everyone), with its parameters numbered from `$first`, and the values to
 /// bind in that order. Attribute values compare as text.
-pub(crate) fn audience_sql(audience: Option<&Audience>, first: usize) -> (String, Vec<String>) {
+pub(crate) fn audience_sql(
+    d: Dialect,
+    audience: Option<&Audience>,
+    first: usize,
+) -> (String, Vec<String>) {
     let mut sql = String::new();
     let mut binds = Vec::new();
     for (key, filter) in audience.map(|a| a.filters().iter()).into_iter().flatten() {
         let path = first + binds.len();
-        binds.push(json_path(key));
+        binds.push(key_param(d, key));
         match filter {
             Filter::OneOf(values) => {
                 let list = first + binds.len();
                 binds.push(serde_json::to_string(values).expect("strings serialise"));
                 sql.push_str(&format!(
-                    " AND CAST(attributes ->> ?{path} AS TEXT) IN (SELECT value FROM json_each(?{list}))"
+                    " AND CAST(attributes ->> ${path} AS TEXT) IN ({})",
+                    d.texts(list)
                 ));
             }
-            Filter::Present => sql.push_str(&format!(" AND NOT {}", missing_sql(path))),
-            Filter::Absent => sql.push_str(&format!(" AND {}", missing_sql(path))),
+            Filter::Present => sql.push_str(&format!(" AND NOT {}", missing_sql(d, path))),
+            Filter::Absent => sql.push_str(&format!(" AND {}", missing_sql(d, path))),
         }
     }
     (sql, binds)
@@ -50,13 +68,15 @@ pub(crate) fn audience_sql(audience: Option<&Audience>, first: usize) -> (String
 impl Store {
     /// Active subscribers in `audience` (None: all active subscribers).
     pub async fn count_audience(&self, audience: Option<&Audience>) -> StoreResult<i64> {
-        let (filter, binds) = audience_sql(audience, 1);
-        let sql = format!("SELECT COUNT(*) FROM subscribers WHERE status = 'active'{filter}");
-        let mut query = sqlx::query_scalar(&sql);
-        for b in binds {
-            query = query.bind(b);
-        }
-        Ok(query.fetch_one(self.pool()).await?)
+        super::with_db!(self, |pool, writer, d| {
+            let (filter, binds) = audience_sql(d, audience, 1);
+            let sql = format!("SELECT COUNT(*) FROM subscribers WHERE status = 'active'{filter}");
+            let mut query = sqlx::query_scalar(&sql);
+            for b in binds {
+                query = query.bind(b);
+            }
+            Ok(query.fetch_one(pool).await?)
+        })
     }
 
     /// A page of the active subscribers in `audience`, by id after `after`.
@@ -66,40 +86,46 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> StoreResult<Vec<Subscriber>> {
-        let (filter, binds) = audience_sql(audience, 3);
-        let sql = format!(
-            "SELECT {} FROM subscribers WHERE id > ?1 AND status = 'active'{filter} ORDER BY id LIMIT ?2",
-            super::subscribers::SUBSCRIBER_COLUMNS
+        super::with_db!(self, |pool, writer, d| {
+            let (filter, binds) = audience_sql(d, audience, 3);
+            let sql = format!(
+            "SELECT {} FROM subscribers WHERE id > $1 AND status = 'active'{filter} ORDER BY id LIMIT $2",
+            super::subscribers::subscriber_columns(d)
         );
-        let mut query = sqlx::query(&sql).bind(after).bind(limit);
-        for b in binds {
-            query = query.bind(b);
-        }
-        query
-            .fetch_all(self.pool())
-            .await?
-            .into_iter()
-            .map(|row| Ok(super::subscribers::subscriber_from_row(row)?))
-            .collect()
+            let mut query = sqlx::query_as(&sql).bind(after).bind(limit);
+            for b in binds {
+                query = query.bind(b);
+            }
+            query
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|row: super::subscribers::SubscriberRow| Ok(row.parse()?))
+                .collect()
+        })
     }
 
     /// Active subscribers.
     pub async fn count_active(&self) -> StoreResult<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM subscribers WHERE status = 'active'")
-                .fetch_one(self.pool())
-                .await?,
-        )
+        super::with_db!(self, |pool, writer, d| {
+            Ok(
+                sqlx::query_scalar("SELECT COUNT(*) FROM subscribers WHERE status = 'active'")
+                    .fetch_one(pool)
+                    .await?,
+            )
+        })
     }
 
     /// Active subscribers without a usable value for attribute `key`.
     pub async fn active_missing_attribute(&self, key: &str) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM subscribers WHERE status = 'active' AND {}",
-            missing_sql(1)
-        ))
-        .bind(json_path(key))
-        .fetch_one(self.pool())
-        .await?)
+        super::with_db!(self, |pool, writer, d| {
+            Ok(sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM subscribers WHERE status = 'active' AND {}",
+                missing_sql(d, 1)
+            ))
+            .bind(key_param(d, key))
+            .fetch_one(pool)
+            .await?)
+        })
     }
 }

@@ -88,37 +88,39 @@ impl Store {
         resend: bool,
         now: &str,
     ) -> StoreResult<(u64, u64)> {
-        let mut tx = self.begin_write().await?;
-        let lost = sqlx::query(
-            "UPDATE deliveries SET state = 'unknown', updated_at = ?2, \
+        super::with_db!(self, |pool, writer, d| {
+            let mut tx = writer.begin_with(d.begin()).await?;
+            let lost = sqlx::query(
+            "UPDATE deliveries SET state = 'unknown', updated_at = $2, \
              last_reply = 'outcome lost: the sending process stopped while this message was in flight' \
-             WHERE issue_id = ?1 AND state = 'claimed' AND handed_at IS NOT NULL",
+             WHERE issue_id = $1 AND state = 'claimed' AND handed_at IS NOT NULL",
         )
         .bind(issue_id)
         .bind(now)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query(
-            "UPDATE deliveries SET state = 'pending', attempts = MAX(attempts - 1, 0), updated_at = ?2 \
-             WHERE issue_id = ?1 AND state = 'claimed' AND handed_at IS NULL",
+            sqlx::query(
+            "UPDATE deliveries SET state = 'pending', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = $2 \
+             WHERE issue_id = $1 AND state = 'claimed' AND handed_at IS NULL",
         )
         .bind(issue_id)
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let requeued = if resend {
-            sqlx::query("UPDATE deliveries SET state = 'pending', updated_at = ?2 WHERE issue_id = ?1 AND state = 'unknown'")
+            let requeued = if resend {
+                sqlx::query("UPDATE deliveries SET state = 'pending', updated_at = $2 WHERE issue_id = $1 AND state = 'unknown'")
                 .bind(issue_id)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
-        } else {
-            0
-        };
-        tx.commit().await?;
-        Ok((lost, requeued))
+            } else {
+                0
+            };
+            tx.commit().await?;
+            Ok((lost, requeued))
+        })
     }
 
     /// Durably claim up to `limit` due rows (pending, or deferred whose time
@@ -131,148 +133,167 @@ impl Store {
         now: &str,
         limit: i64,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let mut tx = self.begin_write().await?;
-        let claimed: Vec<(i64, i64, String, i64)> = sqlx::query_as(
-            "UPDATE deliveries SET state = 'claimed', claimed_at = ?2, handed_at = NULL, updated_at = ?2, attempts = attempts + 1 \
+        super::with_db!(self, |pool, writer, d| {
+            let mut tx = writer.begin_with(d.begin()).await?;
+            // On PostgreSQL several senders claim from one issue at once: each
+            // skips the rows another is claiming instead of waiting for them.
+            let claimed: Vec<(i64, i64, String, i64)> = sqlx::query_as(d.pick(
+            "UPDATE deliveries SET state = 'claimed', claimed_at = $2, handed_at = NULL, updated_at = $2, attempts = attempts + 1 \
              WHERE id IN ( \
-                 SELECT id FROM deliveries WHERE issue_id = ?1 AND state = 'pending' \
+                 SELECT id FROM deliveries WHERE issue_id = $1 AND state = 'pending' \
                  UNION ALL \
-                 SELECT id FROM deliveries WHERE issue_id = ?1 AND state = 'deferred' AND next_attempt_at <= ?2 \
-                 ORDER BY id LIMIT ?3) \
+                 SELECT id FROM deliveries WHERE issue_id = $1 AND state = 'deferred' AND next_attempt_at <= $2 \
+                 ORDER BY id LIMIT $3) \
              RETURNING id, subscriber_id, message_id, attempts",
-        )
+            "UPDATE deliveries SET state = 'claimed', claimed_at = $2, handed_at = NULL, updated_at = $2, attempts = attempts + 1 \
+             WHERE id IN ( \
+                 SELECT id FROM deliveries WHERE issue_id = $1 \
+                   AND (state = 'pending' OR (state = 'deferred' AND next_attempt_at <= $2)) \
+                 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, subscriber_id, message_id, attempts",
+        ))
         .bind(issue_id)
         .bind(now)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        let ids: Vec<i64> = claimed.iter().map(|c| c.1).collect();
-        let people: Vec<(i64, SubscriberEmail, Option<String>, String, String)> = sqlx::query_as(
-            "SELECT id, email, name, status, attributes FROM subscribers WHERE id IN (SELECT value FROM json_each(?))",
+            let ids: Vec<i64> = claimed.iter().map(|c| c.1).collect();
+            let people: Vec<(i64, SubscriberEmail, Option<String>, String, String)> = sqlx::query_as(
+            d.pick(
+                "SELECT id, email, name, status, attributes FROM subscribers WHERE id IN (SELECT value FROM json_each($1))",
+                "SELECT id, email, name, status, attributes::text FROM subscribers \
+                 WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb))",
+            ),
         )
         .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
         .fetch_all(&mut *tx)
         .await?;
-        let people: std::collections::HashMap<
-            i64,
-            (SubscriberEmail, Option<String>, String, String),
-        > = people
-            .into_iter()
-            .map(|(id, e, n, s, a)| (id, (e, n, s, a)))
-            .collect();
-        let mut out = Vec::with_capacity(claimed.len());
-        let mut skipped = Vec::new();
-        for (id, subscriber_id, message_id, attempts) in claimed {
-            match people.get(&subscriber_id) {
-                Some((email, name, status, attributes)) if status == "active" => {
-                    out.push(ClaimedDelivery {
-                        id,
-                        subscriber_id,
-                        email: email.clone(),
-                        name: name.clone(),
-                        // A CHECK keeps the column a JSON object.
-                        attributes: serde_json::from_str(attributes).unwrap_or_default(),
-                        message_id,
-                        attempts,
-                    })
+            let people: std::collections::HashMap<
+                i64,
+                (SubscriberEmail, Option<String>, String, String),
+            > = people
+                .into_iter()
+                .map(|(id, e, n, s, a)| (id, (e, n, s, a)))
+                .collect();
+            let mut out = Vec::with_capacity(claimed.len());
+            let mut skipped = Vec::new();
+            for (id, subscriber_id, message_id, attempts) in claimed {
+                match people.get(&subscriber_id) {
+                    Some((email, name, status, attributes)) if status == "active" => {
+                        out.push(ClaimedDelivery {
+                            id,
+                            subscriber_id,
+                            email: email.clone(),
+                            name: name.clone(),
+                            // A CHECK keeps the column a JSON object.
+                            attributes: serde_json::from_str(attributes).unwrap_or_default(),
+                            message_id,
+                            attempts,
+                        })
+                    }
+                    _ => skipped.push(id),
                 }
-                _ => skipped.push(id),
             }
-        }
-        for id in skipped {
-            sqlx::query(
-                "UPDATE deliveries SET state = 'skipped', attempts = attempts - 1, updated_at = ?2, \
-                 last_reply = 'subscriber no longer active' WHERE id = ?1",
+            for id in skipped {
+                sqlx::query(
+                "UPDATE deliveries SET state = 'skipped', attempts = attempts - 1, updated_at = $2, \
+                 last_reply = 'subscriber no longer active' WHERE id = $1",
             )
             .bind(id)
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        }
-        tx.commit().await?;
-        out.sort_by_key(|c| c.id);
-        Ok(out)
+            }
+            tx.commit().await?;
+            out.sort_by_key(|c| c.id);
+            Ok(out)
+        })
     }
 
     /// Write a batch of outcomes in one transaction (group commit): one
     /// set-based statement per kind of outcome, whatever the batch size.
     pub async fn record_outcomes(&self, outcomes: &[Outcome], now: &str) -> StoreResult<()> {
-        use serde_json::{json, Value};
-        if outcomes.is_empty() {
-            return Ok(());
-        }
-        let (mut sent, mut deferred, mut failed, mut unknown, mut released, mut bounced) =
-            (vec![], vec![], vec![], vec![], vec![], vec![]);
-        let mut handed = vec![];
-        for outcome in outcomes {
-            match outcome {
-                Outcome::Sent { id, code, reply } => sent.push(json!([id, code, reply])),
-                Outcome::Deferred {
-                    id,
-                    code,
-                    reply,
-                    next_attempt_at,
-                } => deferred.push(json!([id, code, reply, next_attempt_at])),
-                Outcome::Failed {
-                    id,
-                    code,
-                    reply,
-                    bounce,
-                } => {
-                    failed.push(json!([id, code, reply]));
-                    bounced.extend(bounce.map(Value::from));
-                }
-                Outcome::Unknown { id, reply } => unknown.push(json!([id, Value::Null, reply])),
-                Outcome::Released { id } => released.push(Value::from(*id)),
-                Outcome::Handed { id } => handed.push(Value::from(*id)),
+        super::with_db!(self, |pool, writer, d| {
+            use serde_json::{json, Value};
+            if outcomes.is_empty() {
+                return Ok(());
             }
-        }
-        // Rows of (id, code, reply[, next_attempt_at]) from a JSON array.
-        const ROWS: &str = "SELECT value ->> 0 AS id, value ->> 1 AS code, value ->> 2 AS reply, \
-                            value ->> 3 AS next_at FROM json_each(?2)";
-        let statements: [(&Vec<Value>, String); 4] = [
+            let (mut sent, mut deferred, mut failed, mut unknown, mut released, mut bounced) =
+                (vec![], vec![], vec![], vec![], vec![], vec![]);
+            let mut handed = vec![];
+            for outcome in outcomes {
+                match outcome {
+                    Outcome::Sent { id, code, reply } => sent.push(json!([id, code, reply])),
+                    Outcome::Deferred {
+                        id,
+                        code,
+                        reply,
+                        next_attempt_at,
+                    } => deferred.push(json!([id, code, reply, next_attempt_at])),
+                    Outcome::Failed {
+                        id,
+                        code,
+                        reply,
+                        bounce,
+                    } => {
+                        failed.push(json!([id, code, reply]));
+                        bounced.extend(bounce.map(Value::from));
+                    }
+                    Outcome::Unknown { id, reply } => unknown.push(json!([id, Value::Null, reply])),
+                    Outcome::Released { id } => released.push(Value::from(*id)),
+                    Outcome::Handed { id } => handed.push(Value::from(*id)),
+                }
+            }
+            // Rows of (id, code, reply[, next_attempt_at]) from a JSON array.
+            let rows_sql = d.pick(
+            "SELECT value ->> 0 AS id, value ->> 1 AS code, value ->> 2 AS reply, \
+             value ->> 3 AS next_at FROM json_each($2)",
+            "SELECT (value ->> 0)::bigint AS id, (value ->> 1)::bigint AS code, value ->> 2 AS reply, \
+             value ->> 3 AS next_at FROM jsonb_array_elements($2::jsonb) AS value",
+        );
+            let statements: [(&Vec<Value>, String); 4] = [
             (
                 &sent,
                 format!(
                     "UPDATE deliveries SET state = 'sent', last_code = v.code, last_reply = v.reply, \
-                     sent_at = ?1, updated_at = ?1, next_attempt_at = NULL FROM ({ROWS}) AS v WHERE deliveries.id = v.id"
+                     sent_at = $1, updated_at = $1, next_attempt_at = NULL FROM ({rows_sql}) AS v WHERE deliveries.id = v.id"
                 ),
             ),
             (
                 &deferred,
                 format!(
                     "UPDATE deliveries SET state = 'deferred', last_code = v.code, last_reply = v.reply, \
-                     next_attempt_at = v.next_at, updated_at = ?1 FROM ({ROWS}) AS v WHERE deliveries.id = v.id"
+                     next_attempt_at = v.next_at, updated_at = $1 FROM ({rows_sql}) AS v WHERE deliveries.id = v.id"
                 ),
             ),
             (
                 &failed,
                 format!(
                     "UPDATE deliveries SET state = 'failed', last_code = v.code, last_reply = v.reply, \
-                     next_attempt_at = NULL, updated_at = ?1 FROM ({ROWS}) AS v WHERE deliveries.id = v.id"
+                     next_attempt_at = NULL, updated_at = $1 FROM ({rows_sql}) AS v WHERE deliveries.id = v.id"
                 ),
             ),
             (
                 &unknown,
                 format!(
-                    "UPDATE deliveries SET state = 'unknown', last_reply = v.reply, updated_at = ?1 \
-                     FROM ({ROWS}) AS v WHERE deliveries.id = v.id AND deliveries.state = 'claimed'"
+                    "UPDATE deliveries SET state = 'unknown', last_reply = v.reply, updated_at = $1 \
+                     FROM ({rows_sql}) AS v WHERE deliveries.id = v.id AND deliveries.state = 'claimed'"
                 ),
             ),
         ];
-        // On a dedicated connection: when a statement or the commit fails,
-        // SQLite may already have rolled the transaction back, and the
-        // connection's idea of its transaction depth is no longer to be
-        // trusted. Such a connection is closed instead of going back to the
-        // pool, so the next attempt starts clean.
-        let mut conn = self.writer.acquire().await?;
-        let result = async {
-            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+            // On a dedicated connection: when a statement or the commit fails,
+            // SQLite may already have rolled the transaction back, and the
+            // connection's idea of its transaction depth is no longer to be
+            // trusted. Such a connection is closed instead of going back to the
+            // pool, so the next attempt starts clean.
+            let mut conn = writer.acquire().await?;
+            let result = async {
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, d.begin()).await?;
             if !handed.is_empty() {
-                sqlx::query(
-                    "UPDATE deliveries SET handed_at = ?1 \
-                     WHERE state = 'claimed' AND id IN (SELECT value FROM json_each(?2))",
-                )
+                sqlx::query(&format!(
+                    "UPDATE deliveries SET handed_at = $1 WHERE state = 'claimed' AND id IN ({})",
+                    d.ids(2)
+                ))
                 .bind(now)
                 .bind(Value::from(handed).to_string())
                 .execute(&mut *tx)
@@ -288,20 +309,23 @@ impl Store {
                 }
             }
             if !released.is_empty() {
-                sqlx::query(
-                    "UPDATE deliveries SET state = 'pending', attempts = MAX(attempts - 1, 0), updated_at = ?1 \
-                     WHERE state = 'claimed' AND id IN (SELECT value FROM json_each(?2))",
-                )
+                sqlx::query(&format!(
+                    "UPDATE deliveries SET state = 'pending', \
+                     attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = $1 \
+                     WHERE state = 'claimed' AND id IN ({})",
+                    d.ids(2)
+                ))
                 .bind(now)
                 .bind(Value::from(released).to_string())
                 .execute(&mut *tx)
                 .await?;
             }
             if !bounced.is_empty() {
-                sqlx::query(
-                    "UPDATE subscribers SET status = 'bounced', unsubscribe_source = 'bounce', updated_at = ?1 \
-                     WHERE status = 'active' AND id IN (SELECT value FROM json_each(?2))",
-                )
+                sqlx::query(&format!(
+                    "UPDATE subscribers SET status = 'bounced', unsubscribe_source = 'bounce', updated_at = $1 \
+                     WHERE status = 'active' AND id IN ({})",
+                    d.ids(2)
+                ))
                 .bind(now)
                 .bind(Value::from(bounced).to_string())
                 .execute(&mut *tx)
@@ -310,25 +334,28 @@ impl Store {
             tx.commit().await
         }
         .await;
-        if result.is_err() {
-            conn.close_on_drop();
-        }
-        Ok(result?)
+            if result.is_err() {
+                conn.close_on_drop();
+            }
+            Ok(result?)
+        })
     }
 
     /// Rows per state for one issue (every state present).
     pub async fn delivery_counts(&self, issue_id: i64) -> StoreResult<LedgerCounts> {
-        let rows: Vec<(DeliveryState, i64)> = sqlx::query_as(
-            "SELECT state, COUNT(*) FROM deliveries WHERE issue_id = ? GROUP BY state",
-        )
-        .bind(issue_id)
-        .fetch_all(self.pool())
-        .await?;
-        let mut counts = LedgerCounts::default();
-        for (state, n) in rows {
-            counts.add(state, n);
-        }
-        Ok(counts)
+        super::with_db!(self, |pool, writer, d| {
+            let rows: Vec<(DeliveryState, i64)> = sqlx::query_as(
+                "SELECT state, COUNT(*) FROM deliveries WHERE issue_id = $1 GROUP BY state",
+            )
+            .bind(issue_id)
+            .fetch_all(pool)
+            .await?;
+            let mut counts = LedgerCounts::default();
+            for (state, n) in rows {
+                counts.add(state, n);
+            }
+            Ok(counts)
+        })
     }
 
     /// Delivery rows per state for the `limit` most recently started issue
@@ -337,29 +364,33 @@ impl Store {
         &self,
         limit: i64,
     ) -> StoreResult<Vec<(String, i64, DeliveryState, i64)>> {
-        let issues: Vec<(i64, String, i64)> = sqlx::query_as(
-            "SELECT id, slug, version FROM issues WHERE started_at IS NOT NULL ORDER BY id DESC LIMIT ?",
+        super::with_db!(self, |pool, writer, d| {
+            let issues: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT id, slug, version FROM issues WHERE started_at IS NOT NULL ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(pool)
         .await?;
-        let mut out = Vec::with_capacity(issues.len() * DeliveryState::ALL.len());
-        for (id, slug, version) in issues {
-            for (state, n) in self.delivery_counts(id).await?.iter() {
-                out.push((slug.clone(), version, state, n));
+            let mut out = Vec::with_capacity(issues.len() * DeliveryState::ALL.len());
+            for (id, slug, version) in issues {
+                for (state, n) in self.delivery_counts(id).await?.iter() {
+                    out.push((slug.clone(), version, state, n));
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// When the earliest deferred row of an issue is due, if any.
     pub async fn next_deferred_at(&self, issue_id: i64) -> StoreResult<Option<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE issue_id = ? AND state = 'deferred'",
+        super::with_db!(self, |pool, writer, d| {
+            Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE issue_id = $1 AND state = 'deferred'",
         )
         .bind(issue_id)
-        .fetch_one(self.pool())
+        .fetch_one(pool)
         .await?)
+        })
     }
 
     /// The deferred rows of an issue due by `until`: how many, and the
@@ -369,16 +400,18 @@ impl Store {
         issue_id: i64,
         until: &str,
     ) -> StoreResult<(i64, Option<String>)> {
-        Ok(sqlx::query_as(
+        super::with_db!(self, |pool, writer, d| {
+            Ok(sqlx::query_as(
             "SELECT COUNT(*), (SELECT COALESCE(CAST(last_code AS TEXT) || ' ', '') || COALESCE(last_reply, '') \
-               FROM deliveries WHERE issue_id = ?1 AND state = 'deferred' \
+               FROM deliveries WHERE issue_id = $1 AND state = 'deferred' \
                ORDER BY next_attempt_at LIMIT 1) \
-             FROM deliveries WHERE issue_id = ?1 AND state = 'deferred' AND next_attempt_at <= ?2",
+             FROM deliveries WHERE issue_id = $1 AND state = 'deferred' AND next_attempt_at <= $2",
         )
         .bind(issue_id)
         .bind(until)
-        .fetch_one(self.pool())
+        .fetch_one(pool)
         .await?)
+        })
     }
 
     /// Deliveries of an issue in the given states, with their last reply.
@@ -388,27 +421,32 @@ impl Store {
         states: &[DeliveryState],
         limit: i64,
     ) -> StoreResult<Vec<DeliveryReport>> {
-        let states_json = serde_json::to_string(states).unwrap_or_else(|_| "[]".into());
-        Ok(sqlx::query_as(
+        super::with_db!(self, |pool, writer, d| {
+            let states_json = serde_json::to_string(states).unwrap_or_else(|_| "[]".into());
+            Ok(sqlx::query_as(&format!(
             "SELECT s.email, d.state, d.attempts, d.last_code, d.last_reply, d.next_attempt_at, d.message_id \
              FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
-             WHERE d.issue_id = ?1 AND d.state IN (SELECT value FROM json_each(?2)) ORDER BY d.id LIMIT ?3",
-        )
+             WHERE d.issue_id = $1 AND d.state IN ({}) ORDER BY d.id LIMIT $3",
+            d.texts(2)
+        ))
         .bind(issue_id)
         .bind(states_json)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(pool)
         .await?)
+        })
     }
 
     /// First and last 250 of an issue's live send (for rate and elapsed).
     pub async fn send_times(&self, issue_id: i64) -> StoreResult<SendTimes> {
-        Ok(sqlx::query_as(
-            "SELECT MIN(sent_at) AS first_sent_at, MAX(sent_at) AS last_sent_at FROM deliveries WHERE issue_id = ?",
+        super::with_db!(self, |pool, writer, d| {
+            Ok(sqlx::query_as(
+            "SELECT MIN(sent_at) AS first_sent_at, MAX(sent_at) AS last_sent_at FROM deliveries WHERE issue_id = $1",
         )
         .bind(issue_id)
-        .fetch_one(self.pool())
+        .fetch_one(pool)
         .await?)
+        })
     }
 
     /// Put `failed` or `unknown` rows back to `pending` for another try.
@@ -418,10 +456,11 @@ impl Store {
         from_state: DeliveryState,
         now: &str,
     ) -> StoreResult<u64> {
-        let mut tx = self.begin_write().await?;
-        let n = sqlx::query(
-            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = NULL, updated_at = ?3 \
-             WHERE issue_id = ?1 AND state = ?2 AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
+        super::with_db!(self, |pool, writer, d| {
+            let mut tx = writer.begin_with(d.begin()).await?;
+            let n = sqlx::query(
+            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = NULL, updated_at = $3 \
+             WHERE issue_id = $1 AND state = $2 AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
         )
         .bind(issue_id)
         .bind(from_state)
@@ -429,13 +468,16 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if n > 0 {
-            sqlx::query("UPDATE issues SET state = 'sending', finished_at = NULL WHERE id = ?")
+            if n > 0 {
+                sqlx::query(
+                    "UPDATE issues SET state = 'sending', finished_at = NULL WHERE id = $1",
+                )
                 .bind(issue_id)
                 .execute(&mut *tx)
                 .await?;
-        }
-        tx.commit().await?;
-        Ok(n)
+            }
+            tx.commit().await?;
+            Ok(n)
+        })
     }
 }

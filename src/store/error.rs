@@ -39,20 +39,46 @@ const SQLITE_CONSTRAINT: i64 = 19;
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> StoreError {
-        let primary = match &e {
-            sqlx::Error::Database(db) => db
-                .code()
-                .and_then(|c| c.parse::<i64>().ok())
-                .map(|c| c & 0xff),
+        let kind = match &e {
+            sqlx::Error::Database(db) => db.code().and_then(|code| classify(&code)),
+            sqlx::Error::PoolTimedOut => Some(Kind::Busy),
             _ => None,
         };
         let wrapped = DatabaseError(e);
-        match primary {
-            Some(SQLITE_BUSY | SQLITE_LOCKED) => StoreError::Busy(wrapped),
-            Some(SQLITE_FULL) => StoreError::Full(wrapped),
-            Some(SQLITE_CONSTRAINT) => StoreError::Conflict(wrapped),
-            _ if matches!(wrapped.0, sqlx::Error::PoolTimedOut) => StoreError::Busy(wrapped),
-            _ => StoreError::Other(wrapped),
+        match kind {
+            Some(Kind::Busy) => StoreError::Busy(wrapped),
+            Some(Kind::Full) => StoreError::Full(wrapped),
+            Some(Kind::Conflict) => StoreError::Conflict(wrapped),
+            None => StoreError::Other(wrapped),
         }
+    }
+}
+
+enum Kind {
+    Busy,
+    Full,
+    Conflict,
+}
+
+/// A driver's error code: SQLite's numeric (extended) result code, or
+/// PostgreSQL's five-character SQLSTATE.
+fn classify(code: &str) -> Option<Kind> {
+    if let Ok(n) = code.parse::<i64>() {
+        return match n & 0xff {
+            SQLITE_BUSY | SQLITE_LOCKED => Some(Kind::Busy),
+            SQLITE_FULL => Some(Kind::Full),
+            SQLITE_CONSTRAINT => Some(Kind::Conflict),
+            _ => None,
+        };
+    }
+    match code {
+        // serialization_failure, deadlock_detected, lock_not_available,
+        // too_many_connections, cannot_connect_now
+        "40001" | "40P01" | "55P03" | "53300" | "57P03" => Some(Kind::Busy),
+        // disk_full, insufficient_resources, out_of_memory
+        "53100" | "53000" | "53200" => Some(Kind::Full),
+        // integrity_constraint_violation and its subclasses
+        c if c.starts_with("23") => Some(Kind::Conflict),
+        _ => None,
     }
 }

@@ -57,21 +57,25 @@ pub struct NewIssue<'a> {
 impl Store {
     /// The latest version of `slug`.
     pub async fn latest_issue(&self, slug: &str) -> StoreResult<Option<IssueRecord>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {ISSUE_COLUMNS} FROM issues WHERE slug = ? ORDER BY version DESC LIMIT 1"
-        ))
-        .bind(slug)
-        .fetch_optional(self.pool())
-        .await?)
+        super::with_db!(self, |pool, writer, d| {
+            Ok(sqlx::query_as(&format!(
+                "SELECT {ISSUE_COLUMNS} FROM issues WHERE slug = $1 ORDER BY version DESC LIMIT 1"
+            ))
+            .bind(slug)
+            .fetch_optional(pool)
+            .await?)
+        })
     }
 
     pub async fn issue_by_id(&self, id: i64) -> StoreResult<Option<IssueRecord>> {
-        Ok(
-            sqlx::query_as(&format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = ?"))
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?,
-        )
+        super::with_db!(self, |pool, writer, d| {
+            Ok(
+                sqlx::query_as(&format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?,
+            )
+        })
     }
 
     /// Register an issue file's content. A version that has not started
@@ -82,36 +86,37 @@ impl Store {
         new: &NewIssue<'_>,
         new_version: bool,
     ) -> StoreResult<Registered> {
-        let mut tx = self.begin_write().await?;
-        let latest: Option<IssueRecord> = sqlx::query_as(&format!(
-            "SELECT {ISSUE_COLUMNS} FROM issues WHERE slug = ? ORDER BY version DESC LIMIT 1"
-        ))
-        .bind(new.slug)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let id = match latest {
-            // An aborted send is never resumed: with `new_version`, the same
-            // content becomes a new version (below).
-            Some(l)
-                if l.content_hash == new.content_hash
-                    && !(new_version && l.state == IssueState::Aborted) =>
-            {
-                tx.commit().await?;
-                return Ok(Registered::Ready(l));
-            }
-            Some(l) if l.started_at.is_some() && !new_version => {
-                tx.commit().await?;
-                return Ok(Registered::ChangedAfterStart(l));
-            }
-            // An aborted version is never changed: the caller refuses it
-            // unless a new version is asked for.
-            Some(l) if l.state == IssueState::Aborted && !new_version => {
-                tx.commit().await?;
-                return Ok(Registered::Ready(l));
-            }
-            Some(l) if l.started_at.is_none() && l.state != IssueState::Aborted => {
-                sqlx::query(
-                    "UPDATE issues SET subject = ?, content_hash = ?, compiled = ?, source_path = ? WHERE id = ?",
+        super::with_db!(self, |pool, writer, d| {
+            let mut tx = writer.begin_with(d.begin()).await?;
+            let latest: Option<IssueRecord> = sqlx::query_as(&format!(
+                "SELECT {ISSUE_COLUMNS} FROM issues WHERE slug = $1 ORDER BY version DESC LIMIT 1"
+            ))
+            .bind(new.slug)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let id = match latest {
+                // An aborted send is never resumed: with `new_version`, the same
+                // content becomes a new version (below).
+                Some(l)
+                    if l.content_hash == new.content_hash
+                        && !(new_version && l.state == IssueState::Aborted) =>
+                {
+                    tx.commit().await?;
+                    return Ok(Registered::Ready(l));
+                }
+                Some(l) if l.started_at.is_some() && !new_version => {
+                    tx.commit().await?;
+                    return Ok(Registered::ChangedAfterStart(l));
+                }
+                // An aborted version is never changed: the caller refuses it
+                // unless a new version is asked for.
+                Some(l) if l.state == IssueState::Aborted && !new_version => {
+                    tx.commit().await?;
+                    return Ok(Registered::Ready(l));
+                }
+                Some(l) if l.started_at.is_none() && l.state != IssueState::Aborted => {
+                    sqlx::query(
+                    "UPDATE issues SET subject = $1, content_hash = $2, compiled = $3, source_path = $4 WHERE id = $5",
                 )
                 .bind(new.subject)
                 .bind(new.content_hash)
@@ -120,13 +125,13 @@ impl Store {
                 .bind(l.id)
                 .execute(&mut *tx)
                 .await?;
-                l.id
-            }
-            latest => {
-                let version = latest.map_or(1, |l| l.version + 1);
-                sqlx::query_scalar(
+                    l.id
+                }
+                latest => {
+                    let version = latest.map_or(1, |l| l.version + 1);
+                    sqlx::query_scalar(
                     "INSERT INTO issues (slug, version, subject, content_hash, compiled, source_path) \
-                     VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
                 )
                 .bind(new.slug)
                 .bind(version)
@@ -136,14 +141,16 @@ impl Store {
                 .bind(new.source_path)
                 .fetch_one(&mut *tx)
                 .await?
-            }
-        };
-        let record = sqlx::query_as(&format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = ?"))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Registered::Ready(record))
+                }
+            };
+            let record =
+                sqlx::query_as(&format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = $1"))
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tx.commit().await?;
+            Ok(Registered::Ready(record))
+        })
     }
 
     /// Start (or resume) the live send of an issue: the first time, snapshot
@@ -156,56 +163,58 @@ impl Store {
         domain: &str,
         now: &str,
     ) -> StoreResult<u64> {
-        let mut tx = self.begin_write().await?;
-        let (started, state): (Option<String>, IssueState) =
-            sqlx::query_as("SELECT started_at, state FROM issues WHERE id = ?")
-                .bind(issue_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        if state == IssueState::Aborted {
-            // Aborted meanwhile: start nothing.
-            tx.commit().await?;
-            return Ok(0);
-        }
-        let mut added = 0;
-        if started.is_none() {
-            // The audience filter stored with the issue, read in the same
-            // transaction that snapshots it.
-            let audience: Option<String> =
-                sqlx::query_scalar("SELECT audience FROM issues WHERE id = ?")
+        super::with_db!(self, |pool, writer, d| {
+            let mut tx = writer.begin_with(d.begin()).await?;
+            let (started, state): (Option<String>, IssueState) =
+                sqlx::query_as("SELECT started_at, state FROM issues WHERE id = $1")
                     .bind(issue_id)
                     .fetch_one(&mut *tx)
                     .await?;
-            let audience = audience
-                .map(|a| crate::domain::Audience::from_json(&a))
-                .transpose()
-                .map_err(|e| sqlx::Error::Decode(e.into()))?;
-            let (filter, binds) = super::attributes::audience_sql(audience.as_ref(), 5);
-            let sql = format!(
-                "INSERT INTO deliveries (issue_id, subscriber_id, message_id, updated_at) \
-                 SELECT ?1, id, ?2 || '.' || id || '@' || ?3, ?4 FROM subscribers \
+            if state == IssueState::Aborted {
+                // Aborted meanwhile: start nothing.
+                tx.commit().await?;
+                return Ok(0);
+            }
+            let mut added = 0;
+            if started.is_none() {
+                // The audience filter stored with the issue, read in the same
+                // transaction that snapshots it.
+                let audience: Option<String> =
+                    sqlx::query_scalar("SELECT audience FROM issues WHERE id = $1")
+                        .bind(issue_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let audience = audience
+                    .map(|a| crate::domain::Audience::from_json(&a))
+                    .transpose()
+                    .map_err(|e| sqlx::Error::Decode(e.into()))?;
+                let (filter, binds) = super::attributes::audience_sql(d, audience.as_ref(), 5);
+                let sql = format!(
+                    "INSERT INTO deliveries (issue_id, subscriber_id, message_id, updated_at) \
+                 SELECT $1, id, $2 || '.' || id || '@' || $3, $4 FROM subscribers \
                  WHERE status = 'active'{filter} \
                  ON CONFLICT (issue_id, subscriber_id) DO NOTHING"
-            );
-            let mut query = sqlx::query(&sql)
-                .bind(issue_id)
-                .bind(message_id_prefix)
-                .bind(domain)
-                .bind(now);
-            for b in binds {
-                query = query.bind(b);
+                );
+                let mut query = sqlx::query(&sql)
+                    .bind(issue_id)
+                    .bind(message_id_prefix)
+                    .bind(domain)
+                    .bind(now);
+                for b in binds {
+                    query = query.bind(b);
+                }
+                added = query.execute(&mut *tx).await?.rows_affected();
             }
-            added = query.execute(&mut *tx).await?.rows_affected();
-        }
-        sqlx::query(
-            "UPDATE issues SET state = 'sending', started_at = COALESCE(started_at, ?2), finished_at = NULL WHERE id = ?1",
+            sqlx::query(
+            "UPDATE issues SET state = 'sending', started_at = COALESCE(started_at, $2), finished_at = NULL WHERE id = $1",
         )
         .bind(issue_id)
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(added)
+            tx.commit().await?;
+            Ok(added)
+        })
     }
 
     /// Set the audience of an issue version that has not started sending
@@ -216,39 +225,45 @@ impl Store {
         issue_id: i64,
         audience: Option<&crate::domain::Audience>,
     ) -> StoreResult<bool> {
-        let done =
-            sqlx::query("UPDATE issues SET audience = ?2 WHERE id = ?1 AND started_at IS NULL")
-                .bind(issue_id)
-                .bind(audience.map(|a| a.to_json()))
-                .execute(self.pool())
-                .await?;
-        Ok(done.rows_affected() == 1)
+        super::with_db!(self, |pool, writer, d| {
+            let done =
+                sqlx::query("UPDATE issues SET audience = $2 WHERE id = $1 AND started_at IS NULL")
+                    .bind(issue_id)
+                    .bind(audience.map(|a| a.to_json()))
+                    .execute(pool)
+                    .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     /// The archive: for each slug whose latest version's live send has
     /// started, that version, newest start first (at most `limit`).
     pub async fn archived_issues(&self, limit: i64) -> StoreResult<Vec<ArchivedIssue>> {
-        Ok(sqlx::query_as(
-            "SELECT slug, subject, started_at FROM issues i WHERE started_at IS NOT NULL \
+        super::with_db!(self, |pool, writer, d| {
+            Ok(sqlx::query_as(
+                "SELECT slug, subject, started_at FROM issues i WHERE started_at IS NOT NULL \
              AND version = (SELECT MAX(version) FROM issues WHERE slug = i.slug) \
-             ORDER BY started_at DESC, id DESC LIMIT ?",
-        )
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?)
+             ORDER BY started_at DESC, id DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?)
+        })
     }
 
     /// Mark an issue `sent` once no delivery row is left to work on.
     pub async fn finish_issue_if_done(&self, issue_id: i64, now: &str) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE issues SET state = 'sent', finished_at = ?2 WHERE id = ?1 AND state = 'sending' AND NOT EXISTS \
-             (SELECT 1 FROM deliveries WHERE issue_id = ?1 AND state IN ('pending', 'claimed', 'deferred', 'unknown'))",
+        super::with_db!(self, |pool, writer, d| {
+            let done = sqlx::query(
+            "UPDATE issues SET state = 'sent', finished_at = $2 WHERE id = $1 AND state = 'sending' AND NOT EXISTS \
+             (SELECT 1 FROM deliveries WHERE issue_id = $1 AND state IN ('pending', 'claimed', 'deferred', 'unknown'))",
         )
         .bind(issue_id)
         .bind(now)
-        .execute(self.pool())
+        .execute(pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+            Ok(done.rows_affected() == 1)
+        })
     }
 }
 
@@ -272,73 +287,78 @@ impl Store {
     /// what it did not send). `None` when the issue is finished (`sent`,
     /// `cancelled`) and there is nothing to abort. Idempotent.
     pub async fn abort_issue(&self, issue_id: i64, now: &str) -> StoreResult<Option<Aborted>> {
-        let mut tx = self.begin_write().await?;
-        let was: Option<IssueState> = sqlx::query_scalar(&format!(
-            "SELECT state FROM issues WHERE id = ?1 AND state IN {ABORTABLE}"
-        ))
-        .bind(issue_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(was) = was else {
-            tx.commit().await?;
-            return Ok(None);
-        };
-        sqlx::query(
-            "UPDATE issues SET state = 'aborted', finished_at = COALESCE(finished_at, ?2) WHERE id = ?1",
+        super::with_db!(self, |pool, writer, d| {
+            let mut tx = writer.begin_with(d.begin()).await?;
+            let was: Option<IssueState> = sqlx::query_scalar(&format!(
+                "SELECT state FROM issues WHERE id = $1 AND state IN {ABORTABLE}"
+            ))
+            .bind(issue_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(was) = was else {
+                tx.commit().await?;
+                return Ok(None);
+            };
+            sqlx::query(
+            "UPDATE issues SET state = 'aborted', finished_at = COALESCE(finished_at, $2) WHERE id = $1",
         )
         .bind(issue_id)
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let cancelled = cancel_open(&mut tx, issue_id, now).await?;
-        tx.commit().await?;
-        Ok(Some(Aborted { was, cancelled }))
+            let cancelled = sqlx::query(CANCEL_OPEN)
+                .bind(issue_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(Some(Aborted { was, cancelled }))
+        })
     }
 
     /// After a sender of an aborted issue stopped: cancel the rows it gave
     /// back (claimed but never handed to SMTP) or that came back deferred.
     /// Does nothing unless the issue is `aborted`.
     pub async fn cancel_rest_if_aborted(&self, issue_id: i64, now: &str) -> StoreResult<u64> {
-        let mut tx = self.begin_write().await?;
-        let aborted: bool =
-            sqlx::query_scalar("SELECT state = 'aborted' FROM issues WHERE id = ?1")
-                .bind(issue_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .unwrap_or(false);
-        let n = if aborted {
-            cancel_open(&mut tx, issue_id, now).await?
-        } else {
-            0
-        };
-        tx.commit().await?;
-        Ok(n)
+        super::with_db!(self, |pool, writer, d| {
+            let mut tx = writer.begin_with(d.begin()).await?;
+            let aborted: bool =
+                sqlx::query_scalar("SELECT state = 'aborted' FROM issues WHERE id = $1")
+                    .bind(issue_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .unwrap_or(false);
+            let n = if aborted {
+                sqlx::query(CANCEL_OPEN)
+                    .bind(issue_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+            } else {
+                0
+            };
+            tx.commit().await?;
+            Ok(n)
+        })
     }
 
     /// The current state of an issue version (`None` if it does not exist).
     pub async fn issue_state(&self, issue_id: i64) -> StoreResult<Option<IssueState>> {
-        Ok(sqlx::query_scalar("SELECT state FROM issues WHERE id = ?1")
-            .bind(issue_id)
-            .fetch_optional(self.pool())
-            .await?)
+        super::with_db!(self, |pool, writer, d| {
+            Ok(sqlx::query_scalar("SELECT state FROM issues WHERE id = $1")
+                .bind(issue_id)
+                .fetch_optional(pool)
+                .await?)
+        })
     }
 }
 
-async fn cancel_open(
-    tx: &mut sqlx::SqliteConnection,
-    issue_id: i64,
-    now: &str,
-) -> StoreResult<u64> {
-    Ok(sqlx::query(
-        "UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2 \
-         WHERE issue_id = ?1 AND state IN ('pending', 'deferred', 'unknown')",
-    )
-    .bind(issue_id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected())
-}
+/// Cancel an issue's deliveries still open to a sender ($1 issue, $2 now).
+const CANCEL_OPEN: &str =
+    "UPDATE deliveries SET state = 'cancelled', next_attempt_at = NULL, updated_at = $2 \
+     WHERE issue_id = $1 AND state IN ('pending', 'deferred', 'unknown')";
 
 /// One issue version for `herald status` without an issue: its state,
 /// times and ledger counts.
@@ -361,49 +381,37 @@ impl Store {
     /// Every issue version, in order of its scheduled (or start, or
     /// creation) time, with its ledger counts.
     pub async fn issues_overview(&self) -> StoreResult<Vec<IssueOverview>> {
-        type Row = (
-            i64,
-            String,
-            i64,
-            String,
-            IssueState,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            String,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
+        super::with_db!(self, |pool, writer, d| {
+            type Row = (
+                i64,
+                String,
+                i64,
+                String,
+                IssueState,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                String,
+            );
+            let rows: Vec<Row> = sqlx::query_as(&format!(
             "SELECT i.id, i.slug, i.version, i.subject, i.state, i.scheduled_at, i.started_at, \
-               i.finished_at, MAX(i.created_at, COALESCE(i.started_at, ''), COALESCE(i.finished_at, ''), \
+               i.finished_at, {}(i.created_at, COALESCE(i.started_at, ''), COALESCE(i.finished_at, ''), \
                COALESCE((SELECT MAX(d.updated_at) FROM deliveries d WHERE d.issue_id = i.id), '')) \
              FROM issues i ORDER BY COALESCE(i.scheduled_at, i.started_at, i.created_at), i.id",
-        )
-        .fetch_all(self.pool())
+            d.pick("MAX", "GREATEST")
+        ))
+        .fetch_all(pool)
         .await?;
-        let counts: Vec<(i64, crate::domain::DeliveryState, i64)> = sqlx::query_as(
-            "SELECT issue_id, state, COUNT(*) FROM deliveries GROUP BY issue_id, state",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    id,
-                    slug,
-                    version,
-                    subject,
-                    state,
-                    scheduled_at,
-                    started_at,
-                    finished_at,
-                    last,
-                )| {
-                    let mut per_state = LedgerCounts::default();
-                    for (_, st, n) in counts.iter().filter(|(i, _, _)| *i == id) {
-                        per_state.add(*st, *n);
-                    }
-                    IssueOverview {
+            let counts: Vec<(i64, crate::domain::DeliveryState, i64)> = sqlx::query_as(
+                "SELECT issue_id, state, COUNT(*) FROM deliveries GROUP BY issue_id, state",
+            )
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(
+                    |(
+                        id,
                         slug,
                         version,
                         subject,
@@ -411,11 +419,26 @@ impl Store {
                         scheduled_at,
                         started_at,
                         finished_at,
-                        last_activity: last,
-                        counts: per_state,
-                    }
-                },
-            )
-            .collect())
+                        last,
+                    )| {
+                        let mut per_state = LedgerCounts::default();
+                        for (_, st, n) in counts.iter().filter(|(i, _, _)| *i == id) {
+                            per_state.add(*st, *n);
+                        }
+                        IssueOverview {
+                            slug,
+                            version,
+                            subject,
+                            state,
+                            scheduled_at,
+                            started_at,
+                            finished_at,
+                            last_activity: last,
+                            counts: per_state,
+                        }
+                    },
+                )
+                .collect())
+        })
     }
 }

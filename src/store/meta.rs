@@ -4,27 +4,33 @@ use super::{Store, StoreResult};
 
 impl Store {
     pub async fn meta_get(&self, key: &str) -> StoreResult<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM app_meta WHERE key = ?")
-                .bind(key)
-                .fetch_optional(self.pool())
-                .await?,
-        )
+        super::with_db!(self, |pool, writer, d| {
+            Ok(
+                sqlx::query_scalar("SELECT value FROM app_meta WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await?,
+            )
+        })
     }
 
     /// Store `value` under `key` unless a value is already there; return the
     /// stored value either way (so concurrent first runs agree).
     pub async fn meta_get_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {
-        sqlx::query("INSERT INTO app_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING")
+        super::with_db!(self, |pool, writer, d| {
+            sqlx::query(
+                "INSERT INTO app_meta (key, value) VALUES ($1, $2) ON CONFLICT(key) DO NOTHING",
+            )
             .bind(key)
             .bind(value)
-            .execute(self.pool())
+            .execute(pool)
             .await?;
-        Ok(
-            sqlx::query_scalar("SELECT value FROM app_meta WHERE key = ?")
-                .bind(key)
-                .fetch_one(self.pool())
-                .await?,
-        )
+            Ok(
+                sqlx::query_scalar("SELECT value FROM app_meta WHERE key = $1")
+                    .bind(key)
+                    .fetch_one(pool)
+                    .await?,
+            )
+        })
     }
 }

@@ -24,6 +24,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
@@ -31,27 +32,132 @@ use crate::config::DatabaseSettings;
 
 pub use error::{DatabaseError, StoreError, StoreResult};
 
-/// Migrations embedded at compile time from `migrations/`.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// SQLite migrations, embedded at compile time from `migrations/`.
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// PostgreSQL migrations, from `migrations-postgres/`: the same schema.
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-postgres");
 
-/// A handle on herald's SQLite database.
+/// A handle on herald's database: a SQLite file, or a PostgreSQL database
+/// shared by several processes and hosts.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
-    /// The process's one connection for write transactions (the claimer,
-    /// the recorder, imports, unsubscribes). Writers queue for it in the
-    /// process instead of meeting SQLite's lock and sleeping in its busy
-    /// handler (a millisecond at least), and its page cache stays warm: a
-    /// commit from another connection would make SQLite drop it. Other
-    /// processes still meet the busy timeout.
-    writer: SqlitePool,
+    backend: Backend,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Backend {
+    Sqlite {
+        /// Readers.
+        pool: SqlitePool,
+        /// The process's one connection for write transactions (the
+        /// claimer, the recorder, imports, unsubscribes). Writers queue for
+        /// it in the process instead of meeting SQLite's lock and sleeping
+        /// in its busy handler (a millisecond at least), and its page cache
+        /// stays warm: a commit from another connection would make SQLite
+        /// drop it. Other processes still meet the busy timeout.
+        writer: SqlitePool,
+    },
+    Postgres {
+        /// Readers and writers alike: PostgreSQL locks rows, not the file.
+        pool: PgPool,
+    },
+}
+
+/// Which SQL dialect a statement is written for, where the two differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Pick the statement (or fragment) written for this dialect.
+    pub(crate) fn pick<T>(self, sqlite: T, postgres: T) -> T {
+        match self {
+            Dialect::Sqlite => sqlite,
+            Dialect::Postgres => postgres,
+        }
+    }
+
+    /// The statement that begins a write transaction: on SQLite it takes
+    /// the write lock up front, so two writers never deadlock upgrading a
+    /// read lock; on PostgreSQL an ordinary READ COMMITTED transaction
+    /// whose statements lock the rows they change.
+    pub(crate) fn begin(self) -> &'static str {
+        self.pick("BEGIN IMMEDIATE", "BEGIN")
+    }
+
+    /// `SELECT value FROM ...` over the JSON array of integers bound as
+    /// parameter `$n` (a whole list travels as one parameter).
+    pub(crate) fn ids(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("SELECT value FROM json_each(${n})"),
+            Dialect::Postgres => {
+                format!("SELECT value::bigint FROM jsonb_array_elements_text(${n}::jsonb)")
+            }
+        }
+    }
+
+    /// `SELECT value FROM ...` over the JSON array of strings bound as `$n`.
+    pub(crate) fn texts(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("SELECT value FROM json_each(${n})"),
+            Dialect::Postgres => {
+                format!("SELECT value FROM jsonb_array_elements_text(${n}::jsonb)")
+            }
+        }
+    }
+
+    /// A text parameter compared with `subscribers.email` (case-insensitive
+    /// on both: NOCASE there, citext here).
+    pub(crate) fn email_param(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("${n}"),
+            Dialect::Postgres => format!("${n}::citext"),
+        }
+    }
+}
+
+/// Run `$body` with `$pool` bound to the store's pool for reads, `$writer`
+/// to the pool write transactions begin on (`$writer.begin_with(d.begin())`)
+/// and `$d` to the [`Dialect`]. The body is compiled once per backend, so
+/// one statement text serves both where the SQL is the same.
+macro_rules! with_db {
+    ($store:expr, |$pool:ident, $writer:ident, $d:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite {
+                pool: $pool,
+                writer: $writer,
+            } => {
+                #[allow(unused_variables)]
+                let ($pool, $writer, $d) = ($pool, $writer, $crate::store::Dialect::Sqlite);
+                $body
+            }
+            $crate::store::Backend::Postgres { pool: $pool } => {
+                #[allow(unused_variables)]
+                let ($pool, $writer, $d) = ($pool, $pool, $crate::store::Dialect::Postgres);
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) use with_db;
+
+/// Does a `database.url` name a PostgreSQL database?
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 impl Store {
     /// Open (creating if needed) and migrate the database. Idempotent. A
     /// new database file is created owner-only (0600), and SQLite gives its
-    /// -wal and -shm files the same mode.
+    /// -wal and -shm files the same mode. A PostgreSQL database must exist;
+    /// `herald init` creates herald's tables in it.
     pub async fn open(settings: &DatabaseSettings) -> anyhow::Result<Store> {
+        if is_postgres_url(&settings.url) {
+            return Store::open_postgres(settings).await;
+        }
         let options = SqliteConnectOptions::from_str(&settings.url)
             .map_err(|e| crate::bad_input!("database.url `{}`: {e}", settings.url))?;
         let file = options.get_filename();
@@ -73,7 +179,7 @@ impl Store {
             .connect_with(options.clone())
             .await
             .with_context(|| format!("opening database {}", settings.url))?;
-        MIGRATOR
+        SQLITE_MIGRATOR
             .run(&pool)
             .await
             .with_context(|| format!("migrating database {}", settings.url))?;
@@ -81,29 +187,98 @@ impl Store {
             .max_connections(1)
             .test_before_acquire(false)
             .connect_lazy_with(options);
-        Ok(Store { pool, writer })
+        Ok(Store {
+            backend: Backend::Sqlite { pool, writer },
+        })
     }
 
-    /// The connection pool: only the store's own modules reach the database.
-    fn pool(&self) -> &SqlitePool {
-        &self.pool
+    async fn open_postgres(settings: &DatabaseSettings) -> anyhow::Result<Store> {
+        let shown = redact_url(&settings.url);
+        let options = PgConnectOptions::from_str(&settings.url)
+            .map_err(|e| crate::bad_input!("database.url `{shown}`: {e}"))?
+            .application_name("herald");
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(Duration::from_millis(settings.busy_timeout_ms.max(1000)))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("connecting to database {shown}"))?;
+        // Concurrent first runs on several hosts: the migrator takes an
+        // advisory lock, so one applies the migrations and the others wait.
+        POSTGRES_MIGRATOR
+            .run(&pool)
+            .await
+            .with_context(|| format!("migrating database {shown}"))?;
+        Ok(Store {
+            backend: Backend::Postgres { pool },
+        })
     }
 
-    /// Start a write transaction on the writer connection (see
-    /// [`Store::writer`]) that takes SQLite's write lock up front, so two writers never deadlock
-    /// upgrading a read lock.
-    async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await
+    /// Is there a herald schema in the PostgreSQL database `settings`
+    /// names? (Always true for SQLite, whose file check is the caller's.)
+    pub async fn is_initialised(settings: &DatabaseSettings) -> anyhow::Result<bool> {
+        if !is_postgres_url(&settings.url) {
+            return Ok(true);
+        }
+        let shown = redact_url(&settings.url);
+        let options = PgConnectOptions::from_str(&settings.url)
+            .map_err(|e| crate::bad_input!("database.url `{shown}`: {e}"))?;
+        let mut conn = sqlx::ConnectOptions::connect(&options)
+            .await
+            .with_context(|| format!("connecting to database {shown}"))?;
+        let found: bool = sqlx::query_scalar("SELECT to_regclass('subscribers') IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await
+            .with_context(|| format!("reading database {shown}"))?;
+        let _ = sqlx::Connection::close(conn).await;
+        Ok(found)
+    }
+
+    /// The SQLite reader and writer pools (unit tests of SQLite's own
+    /// failure modes).
+    #[cfg(test)]
+    fn sqlite_pools(&self) -> (&SqlitePool, &SqlitePool) {
+        match &self.backend {
+            Backend::Sqlite { pool, writer } => (pool, writer),
+            Backend::Postgres { .. } => panic!("not a SQLite store"),
+        }
+    }
+
+    /// Which backend this store is on, for messages and `/healthz`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+        }
     }
 
     /// Is the database reachable?
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        with_db!(self, |pool, _writer, _d| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .is_ok())
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
-        self.writer.close().await;
+        match &self.backend {
+            Backend::Sqlite { pool, writer } => {
+                pool.close().await;
+                writer.close().await;
+            }
+            Backend::Postgres { pool } => pool.close().await,
+        }
+    }
+}
+
+/// A database URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 

@@ -13,14 +13,16 @@ impl Store {
         outcome: &str,
         reply: &str,
     ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO test_sends (issue_slug, address, message_id, outcome, reply) VALUES (?, ?, ?, ?, ?)")
+        super::with_db!(self, |pool, writer, d| {
+            sqlx::query("INSERT INTO test_sends (issue_slug, address, message_id, outcome, reply) VALUES ($1, $2, $3, $4, $5)")
             .bind(slug)
             .bind(address)
             .bind(message_id)
             .bind(outcome)
             .bind(reply)
-            .execute(self.pool())
+            .execute(pool)
             .await?;
-        Ok(())
+            Ok(())
+        })
     }
 }

@@ -14,6 +14,7 @@ async fn open(dir: &Path) -> Store {
     Store::open(&DatabaseSettings {
         url: format!("sqlite://{}", dir.join("herald.db").display()),
         busy_timeout_ms: 5000,
+        max_connections: 10,
     })
     .await
     .expect("open store")
@@ -64,16 +65,16 @@ async fn a_full_database_fails_in_sqlites_own_words_and_every_retry_starts_clean
     // replies below need new pages, so the write fails with SQLITE_FULL, as
     // on a full disk.
     let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
-        .fetch_one(store.pool())
+        .fetch_one(store.sqlite_pools().0)
         .await
         .unwrap();
     let mut held = Vec::new();
     for pool in [
-        store.pool(),
-        store.pool(),
-        store.pool(),
-        store.pool(),
-        &store.writer,
+        store.sqlite_pools().0,
+        store.sqlite_pools().0,
+        store.sqlite_pools().0,
+        store.sqlite_pools().0,
+        store.sqlite_pools().1,
     ] {
         let mut conn = pool.acquire().await.unwrap();
         sqlx::query(&format!("PRAGMA max_page_count = {pages}"))
@@ -126,7 +127,7 @@ async fn the_schema_checks_are_enforced_again_on_every_connection_after_an_impor
     // among them, and try to break a CHECK on each.
     let mut conns = Vec::new();
     for _ in 0..4 {
-        conns.push(store.pool().acquire().await.unwrap());
+        conns.push(store.sqlite_pools().0.acquire().await.unwrap());
     }
     for conn in conns.iter_mut() {
         let err = sqlx::query("UPDATE subscribers SET status = 'bogus' WHERE id = 1")

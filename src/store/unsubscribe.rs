@@ -3,7 +3,6 @@
 //! repeating an unsubscribe costs a read, never a write.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 use super::{now_text, Store, StoreResult};
 use crate::domain::{SubscriberEmail, SubscriberStatus, UnsubscribeSource};
@@ -24,14 +23,21 @@ fn decode<T: std::str::FromStr<Err = String>>(s: &str) -> sqlx::Result<T> {
     s.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))
 }
 
-fn link_from_row(row: sqlx::sqlite::SqliteRow) -> sqlx::Result<LinkSubscriber> {
-    let status: String = row.try_get("status")?;
-    let source: Option<String> = row.try_get("unsubscribe_source")?;
+/// Build a [`LinkSubscriber`] from its stored columns.
+fn link(
+    (id, email, status, unsubscribed_at, source): (
+        i64,
+        SubscriberEmail,
+        String,
+        Option<String>,
+        Option<String>,
+    ),
+) -> sqlx::Result<LinkSubscriber> {
     Ok(LinkSubscriber {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
+        id,
+        email,
         status: decode(&status)?,
-        unsubscribed_at: row.try_get("unsubscribed_at")?,
+        unsubscribed_at,
         source: source.as_deref().map(decode).transpose()?,
     })
 }
@@ -39,14 +45,16 @@ fn link_from_row(row: sqlx::sqlite::SqliteRow) -> sqlx::Result<LinkSubscriber> {
 impl Store {
     /// The subscriber a link points at, without names or attributes.
     pub async fn link_subscriber(&self, id: i64) -> StoreResult<Option<LinkSubscriber>> {
-        Ok(sqlx::query(
-            "SELECT id, email, status, unsubscribed_at, unsubscribe_source FROM subscribers WHERE id = ?",
+        super::with_db!(self, |pool, writer, d| {
+            Ok(sqlx::query_as(
+            "SELECT id, email, status, unsubscribed_at, unsubscribe_source FROM subscribers WHERE id = $1",
         )
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(pool)
             .await?
-            .map(link_from_row)
+            .map(link)
             .transpose()?)
+        })
     }
 
     /// The subscribers with these ids (those that exist, in no particular
@@ -54,29 +62,35 @@ impl Store {
     /// rows come back aggregated into one JSON value, because sqlx's SQLite
     /// driver hands each result row across threads separately.
     pub async fn link_subscribers(&self, ids: &[i64]) -> StoreResult<Vec<LinkSubscriber>> {
-        let ids = serde_json::to_string(ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        let json: String = sqlx::query_scalar(
-            "SELECT json_group_array(json_array(id, email, status, unsubscribed_at, unsubscribe_source)) \
-             FROM subscribers WHERE id IN (SELECT value FROM json_each(?))",
-        )
+        super::with_db!(self, |pool, writer, d| {
+            let ids = serde_json::to_string(ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            let json: String = sqlx::query_scalar(&format!(
+            "SELECT {} FROM subscribers WHERE id IN ({})",
+            d.pick(
+                "json_group_array(json_array(id, email, status, unsubscribed_at, unsubscribe_source))",
+                "COALESCE(json_agg(json_build_array(id, email, status, unsubscribed_at, unsubscribe_source)), '[]')::text"
+            ),
+            d.ids(1)
+        ))
         .bind(ids)
-        .fetch_one(self.pool())
+        .fetch_one(pool)
         .await?;
-        type Row = (i64, String, String, Option<String>, Option<String>);
-        let rows: Vec<Row> =
-            serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))?;
-        rows.into_iter()
-            .map(|(id, email, status, unsubscribed_at, source)| {
-                Ok(LinkSubscriber {
-                    id,
-                    email: SubscriberEmail::parse(&email)
-                        .map_err(|e| sqlx::Error::Decode(e.into()))?,
-                    status: decode(&status)?,
-                    unsubscribed_at,
-                    source: source.as_deref().map(decode).transpose()?,
+            type Row = (i64, String, String, Option<String>, Option<String>);
+            let rows: Vec<Row> =
+                serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))?;
+            rows.into_iter()
+                .map(|(id, email, status, unsubscribed_at, source)| {
+                    Ok(LinkSubscriber {
+                        id,
+                        email: SubscriberEmail::parse(&email)
+                            .map_err(|e| sqlx::Error::Decode(e.into()))?,
+                        status: decode(&status)?,
+                        unsubscribed_at,
+                        source: source.as_deref().map(decode).transpose()?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// Move an `active` subscriber to `unsubscribed`, stamping
@@ -99,35 +113,38 @@ impl Store {
         &self,
         requests: &[(i64, UnsubscribeSource)],
     ) -> StoreResult<(String, Vec<i64>)> {
-        let now = now_text();
-        let mut changed = Vec::new();
-        let mut tx = self.begin_write().await?;
-        for source in UnsubscribeSource::ALL {
-            let ids: Vec<i64> = requests
-                .iter()
-                .filter(|(_, s)| *s == source)
-                .map(|(id, _)| *id)
-                .collect();
-            if ids.is_empty() {
-                continue;
-            }
-            let ids = serde_json::to_string(&ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
-            changed.extend(
-                sqlx::query_scalar::<_, i64>(
-                    "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?1, \
-                     updated_at = ?1, unsubscribe_source = ?3 \
-                     WHERE id IN (SELECT value FROM json_each(?2)) AND status = 'active' \
+        super::with_db!(self, |pool, writer, d| {
+            let now = now_text();
+            let mut changed = Vec::new();
+            let mut tx = writer.begin_with(d.begin()).await?;
+            for source in UnsubscribeSource::ALL {
+                let ids: Vec<i64> = requests
+                    .iter()
+                    .filter(|(_, s)| *s == source)
+                    .map(|(id, _)| *id)
+                    .collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                let ids = serde_json::to_string(&ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
+                changed.extend(
+                    sqlx::query_scalar::<_, i64>(&format!(
+                        "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = $1, \
+                     updated_at = $1, unsubscribe_source = $3 \
+                     WHERE id IN ({}) AND status = 'active' \
                      RETURNING id",
-                )
-                .bind(&now)
-                .bind(ids)
-                .bind(source.as_str())
-                .fetch_all(&mut *tx)
-                .await?,
-            );
-        }
-        tx.commit().await?;
-        Ok((now, changed))
+                        d.ids(2)
+                    ))
+                    .bind(&now)
+                    .bind(ids)
+                    .bind(source.as_str())
+                    .fetch_all(&mut *tx)
+                    .await?,
+                );
+            }
+            tx.commit().await?;
+            Ok((now, changed))
+        })
     }
 
     /// Re-activate a subscriber who is `unsubscribed` through a link (one
@@ -140,19 +157,22 @@ impl Store {
         id: i64,
         unsubscribed_since: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE subscribers SET status = 'active', unsubscribed_at = NULL, \
-             unsubscribe_source = NULL, updated_at = ?1 \
-             WHERE id = ?2 AND status = 'unsubscribed' AND unsubscribed_at >= ?3 \
-               AND unsubscribe_source IN (SELECT value FROM json_each(?4))",
-        )
-        .bind(now_text())
-        .bind(id)
-        .bind(stamp(unsubscribed_since))
-        .bind(UnsubscribeSource::link_sources_json())
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        super::with_db!(self, |pool, writer, d| {
+            let done = sqlx::query(&format!(
+                "UPDATE subscribers SET status = 'active', unsubscribed_at = NULL, \
+             unsubscribe_source = NULL, updated_at = $1 \
+             WHERE id = $2 AND status = 'unsubscribed' AND unsubscribed_at >= $3 \
+               AND unsubscribe_source IN ({})",
+                d.texts(4)
+            ))
+            .bind(now_text())
+            .bind(id)
+            .bind(stamp(unsubscribed_since))
+            .bind(UnsubscribeSource::link_sources_json())
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 }
 

@@ -2,23 +2,30 @@
 //! parsers, so a row decodes into the same newtype that was written.
 
 use sqlx::error::BoxDynError;
-use sqlx::sqlite::{Sqlite, SqliteTypeInfo, SqliteValueRef};
+use sqlx::Database;
 
 use crate::domain::SubscriberEmail;
 
-impl sqlx::Type<Sqlite> for SubscriberEmail {
-    fn type_info() -> SqliteTypeInfo {
-        <str as sqlx::Type<Sqlite>>::type_info()
-    }
+macro_rules! email_type {
+    ($db:ty) => {
+        impl sqlx::Type<$db> for SubscriberEmail {
+            fn type_info() -> <$db as Database>::TypeInfo {
+                <str as sqlx::Type<$db>>::type_info()
+            }
 
-    fn compatible(ty: &SqliteTypeInfo) -> bool {
-        <str as sqlx::Type<Sqlite>>::compatible(ty)
-    }
+            fn compatible(ty: &<$db as Database>::TypeInfo) -> bool {
+                <str as sqlx::Type<$db>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, $db> for SubscriberEmail {
+            fn decode(value: <$db as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+                let text = <&str as sqlx::Decode<$db>>::decode(value)?;
+                Ok(SubscriberEmail::parse(text)?)
+            }
+        }
+    };
 }
 
-impl<'r> sqlx::Decode<'r, Sqlite> for SubscriberEmail {
-    fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
-        let text = <&str as sqlx::Decode<Sqlite>>::decode(value)?;
-        Ok(SubscriberEmail::parse(text)?)
-    }
-}
+email_type!(sqlx::Sqlite);
+email_type!(sqlx::Postgres);

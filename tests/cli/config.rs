@@ -79,6 +79,10 @@ fn a_bad_value_is_exit_2_naming_the_key() {
 
 #[test]
 fn local_toml_and_environment_override_the_defaults_in_order() {
+    if crate::helpers::sqlite_only("database files named by config/local.toml and the environment")
+    {
+        return;
+    }
     let env = TestEnv::new();
     env.write(
         "config/local.toml",

@@ -7,8 +7,114 @@ use assert_cmd::Command;
 use tempfile::TempDir;
 
 /// A fresh directory holding one herald installation (database, outbox).
+/// With `HERALD_TEST_BACKEND=postgres` its database is a fresh PostgreSQL
+/// database on the server at `HERALD_TEST_POSTGRES_URL`, dropped with it.
 pub struct TestEnv {
     pub dir: TempDir,
+    postgres: Option<PgDatabase>,
+}
+
+/// The server the PostgreSQL run uses.
+pub fn postgres_server_url() -> String {
+    std::env::var("HERALD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Is this run of the suite against PostgreSQL?
+pub fn on_postgres() -> bool {
+    std::env::var("HERALD_TEST_BACKEND").as_deref() == Ok("postgres")
+}
+
+/// A database of one test's own on the PostgreSQL server.
+pub struct PgDatabase {
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// Create a fresh, empty database (named after this process and a
+    /// counter) on the test server.
+    pub fn create() -> PgDatabase {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("herald_t{}_{n}_{:04x}", std::process::id(), rand_u16());
+        admin(&format!("CREATE DATABASE {name}"));
+        let mut url = url::Url::parse(&postgres_server_url()).expect("HERALD_TEST_POSTGRES_URL");
+        url.set_path(&name);
+        PgDatabase {
+            name,
+            url: url.to_string(),
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        admin(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+fn rand_u16() -> u16 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (t.subsec_nanos() ^ (t.as_secs() as u32)) as u16
+}
+
+/// Run a future to completion on a runtime of its own, on a thread of its
+/// own (so it works from sync and async tests alike).
+pub fn on_own_runtime<T: Send + 'static>(
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    })
+    .join()
+    .expect("database helper")
+}
+
+/// Tests of what only a SQLite installation has (its file, its WAL index,
+/// paths relative to the installation): on a PostgreSQL run they say so
+/// and return early.
+pub fn sqlite_only(what: &str) -> bool {
+    if on_postgres() {
+        eprintln!("SQLite-only test on the PostgreSQL run, not repeated there: {what}");
+        true
+    } else {
+        false
+    }
+}
+
+/// Run one statement on the test server's own database (on a thread of its
+/// own, so it works from sync and async tests alike).
+fn admin(sql: &str) {
+    let sql = sql.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::{Connection, Executor};
+            let mut conn = sqlx::PgConnection::connect(&postgres_server_url())
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("PostgreSQL test server {}: {e}", postgres_server_url())
+                });
+            conn.execute(sql.as_str())
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        })
+    })
+    .join()
+    .expect("admin statement");
 }
 
 impl TestEnv {
@@ -23,6 +129,7 @@ impl TestEnv {
     pub fn bare() -> TestEnv {
         TestEnv {
             dir: tempfile::tempdir().expect("temp dir"),
+            postgres: on_postgres().then(PgDatabase::create),
         }
     }
 
@@ -37,7 +144,15 @@ impl TestEnv {
     }
 
     pub fn db_url(&self) -> String {
-        format!("sqlite://{}", self.path().join("herald.db").display())
+        match &self.postgres {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", self.path().join("herald.db").display()),
+        }
+    }
+
+    /// Is this installation's database on PostgreSQL?
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
     }
 
     /// `herald` run in this directory with no HERALD__ variables from the
@@ -51,6 +166,9 @@ impl TestEnv {
             }
         }
         cmd.env("NO_COLOR", "1");
+        if let Some(db) = &self.postgres {
+            cmd.env("HERALD__DATABASE__URL", &db.url);
+        }
         cmd
     }
 
@@ -70,6 +188,9 @@ impl TestEnv {
             cmd.env_remove(key);
         }
         real_identity(&mut cmd);
+        if let Some(db) = &self.postgres {
+            cmd.env("HERALD__DATABASE__URL", &db.url);
+        }
         cmd.env("NO_COLOR", "1")
             .env("HERALD__TRANSPORT__KIND", "smtp")
             .env("HERALD__SMTP__PORT", port.to_string())
@@ -99,18 +220,79 @@ impl TestEnv {
         let settings = herald::config::DatabaseSettings {
             url: self.db_url(),
             busy_timeout_ms: 5000,
+            max_connections: 10,
         };
         herald::store::Store::open(&settings)
             .await
             .expect("open store")
     }
 
-    /// A connection pool of the test's own on the database file, for SQL
-    /// that sets up or inspects what no command shows (faults, leases).
-    pub async fn sqlite(&self) -> sqlx::SqlitePool {
-        sqlx::SqlitePool::connect(&self.db_url())
-            .await
-            .expect("open database")
+    /// `herald` as a plain child process in this directory, with no outer
+    /// HERALD variables and this installation's database.
+    pub fn command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("herald"));
+        cmd.current_dir(self.path());
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("HERALD")) {
+            cmd.env_remove(key);
+        }
+        if let Some(db) = &self.postgres {
+            cmd.env("HERALD__DATABASE__URL", &db.url);
+        }
+        cmd.env("NO_COLOR", "1");
+        cmd
+    }
+
+    /// Run statements on this installation's database, whichever backend,
+    /// for set-up no command offers (faults).
+    pub fn execute(&self, statements: &[&str]) {
+        let url = self.db_url();
+        let statements: Vec<String> = statements.iter().map(|s| s.to_string()).collect();
+        on_own_runtime(async move {
+            if url.starts_with("postgres") {
+                let db = sqlx::PgPool::connect(&url).await.expect("open database");
+                for sql in &statements {
+                    sqlx::raw_sql(sql)
+                        .execute(&db)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                }
+            } else {
+                let db = sqlx::SqlitePool::connect(&url)
+                    .await
+                    .expect("open database");
+                for sql in &statements {
+                    sqlx::raw_sql(sql)
+                        .execute(&db)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                }
+            }
+        })
+    }
+
+    /// Rows of a query on this installation's database, whichever backend,
+    /// for what no command shows (leases, attempts).
+    pub fn fetch_all<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin
+            + 'static,
+    {
+        let url = self.db_url();
+        let sql = sql.to_string();
+        on_own_runtime(async move {
+            if url.starts_with("postgres") {
+                let db = sqlx::PgPool::connect(&url).await.expect("open database");
+                sqlx::query_as(&sql).fetch_all(&db).await.unwrap()
+            } else {
+                let db = sqlx::SqlitePool::connect(&url)
+                    .await
+                    .expect("open database");
+                sqlx::query_as(&sql).fetch_all(&db).await.unwrap()
+            }
+        })
     }
 }
 

@@ -469,11 +469,18 @@ async fn routes_live_under_the_path_of_the_public_base_url() {
 #[tokio::test]
 async fn healthz_reports_whether_the_database_answers() {
     let f = Fixture::new().await;
+    let backend = if f._env.is_postgres() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
     let ok = f.get("/healthz").await;
     assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.body, format!("ok\ndatabase: {backend}\n"));
     f.store.close().await;
     let down = f.get("/healthz").await;
     assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(down.body, format!("database unreachable: {backend}\n"));
     // Nothing internal leaks into the pages either.
     let page = f.get(&format!("/unsubscribe/{}", f.token(1))).await;
     assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -793,13 +800,8 @@ fn serve_logs_route_templates_never_tokens_and_stops_cleanly_on_sigterm() {
         .env("HERALD__UNSUBSCRIBE__SECRET", CURRENT)
         .assert()
         .success();
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("herald"));
-    cmd.current_dir(env.path());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HERALD") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = env.command();
+    cmd.env_remove("RUST_LOG");
     let mut child = cmd
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env("HERALD__UNSUBSCRIBE__SECRET", CURRENT)

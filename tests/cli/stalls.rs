@@ -16,15 +16,8 @@ use crate::smtp_server::{Fault, Script, Silence, SmtpServer};
 
 /// Leases still held in the database.
 fn leases(env: &TestEnv) -> i64 {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let db = env.sqlite().await;
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM leases")
-            .fetch_one(&db)
-            .await
-            .unwrap();
-        n
-    })
+    let rows: Vec<(i64,)> = env.fetch_all("SELECT COUNT(*) FROM leases");
+    rows[0].0
 }
 
 fn counts(env: &TestEnv, issue: &Path) -> serde_json::Value {
@@ -290,14 +283,8 @@ fn a_connection_closed_by_the_server_while_idle_costs_no_attempt() {
         "{} connections",
         server.connections()
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let attempts: Vec<(String, i64)> = rt.block_on(async {
-        let db = env.sqlite().await;
-        sqlx::query_as("SELECT state, attempts FROM deliveries ORDER BY id")
-            .fetch_all(&db)
-            .await
-            .unwrap()
-    });
+    let attempts: Vec<(String, i64)> =
+        env.fetch_all("SELECT state, attempts FROM deliveries ORDER BY id");
     assert_eq!(attempts, vec![("sent".to_string(), 1); 4]);
 }
 

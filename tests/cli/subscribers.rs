@@ -455,8 +455,8 @@ fn listing_into_a_closed_pipe_is_not_an_error() {
         .arg(sample_subscribers())
         .assert()
         .success();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("herald"))
-        .current_dir(env.path())
+    let mut child = env
+        .command()
         .args(["subscribers", "export"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
