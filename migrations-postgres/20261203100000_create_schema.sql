@@ -107,3 +107,17 @@ CREATE TABLE bounces (
 
 CREATE INDEX bounces_by_issue ON bounces (issue_id, kind);
 CREATE INDEX bounces_by_subscriber ON bounces (subscriber_id, kind);
+
+-- The processes working on an issue's live send at once (on PostgreSQL any
+-- number, on any host): each renews its row while it works; one whose row
+-- expired is presumed dead, and the rows it had claimed are resolved as
+-- after a crash. The number of live rows divides the configured rates.
+CREATE TABLE senders (
+    issue_id   BIGINT NOT NULL REFERENCES issues (id),
+    holder     TEXT   NOT NULL,
+    expires_at TEXT   NOT NULL,
+    PRIMARY KEY (issue_id, holder)
+);
+
+-- Which sender claimed a `claimed` delivery row.
+ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;

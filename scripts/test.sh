@@ -13,7 +13,8 @@
 #   4. runs `cargo test --locked` (unit tests; integration tests against a
 #      real SQLite file, a real SMTP server over TCP and a real HTTP client;
 #      interop with aiosmtpd, Python's `email` and dkimpy; the rate test);
-#   5. runs the integration suite (tests/cli) again against PostgreSQL: the
+#   5. runs the integration suite (tests/cli) and the timing tests (the
+#      shared rate of three senders among them) again against PostgreSQL: the
 #      server at HERALD_TEST_POSTGRES_URL (default
 #      postgres://postgres@127.0.0.1:5432/test) when one answers there,
 #      else a throwaway server of its own (initdb in a temporary directory,
@@ -134,7 +135,7 @@ else
     pg_url="postgres://postgres@127.0.0.1:$pg_port/postgres"
     say "no PostgreSQL at ${HERALD_TEST_POSTGRES_URL:-127.0.0.1:5432}: started a throwaway server at $pg_url"
 fi
-HERALD_TEST_BACKEND=postgres HERALD_TEST_POSTGRES_URL=$pg_url cargo test --locked --test cli
+HERALD_TEST_BACKEND=postgres HERALD_TEST_POSTGRES_URL=$pg_url cargo test --locked --test cli --test timing
 
 # --- 6. the browser checks -------------------------------------------------
 echo "== browser: rendered issue"

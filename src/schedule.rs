@@ -251,13 +251,19 @@ pub async fn run_due(
     interrupt: &Stopper,
     observer: &mut dyn SendObserver,
 ) -> anyhow::Result<RunDue> {
-    let length = Duration::from_secs(dispatch.settings.schedule.lease_secs);
-    let lease = match Lease::new(RUN_DUE_LEASE, length)
-        .take(dispatch.store)
-        .await?
-    {
-        Taken::Held(guard) => guard,
-        Taken::Busy { holder, until } => return Ok(RunDue::LeaseHeld { holder, until }),
+    // On PostgreSQL passes on several hosts run at once: every change of
+    // state they make is conditional, and their sends share each issue.
+    let lease = if dispatch.store.shares_sends() {
+        None
+    } else {
+        let length = Duration::from_secs(dispatch.settings.schedule.lease_secs);
+        match Lease::new(RUN_DUE_LEASE, length)
+            .take(dispatch.store)
+            .await?
+        {
+            Taken::Held(guard) => Some(guard),
+            Taken::Busy { holder, until } => return Ok(RunDue::LeaseHeld { holder, until }),
+        }
     };
     let result = Pass {
         dispatch,
@@ -266,7 +272,9 @@ pub async fn run_due(
     }
     .run(clock)
     .await;
-    lease.release().await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
     result.map(RunDue::Ran)
 }
 

@@ -289,7 +289,11 @@ impl Dispatch<'_> {
         let compiled: CompiledIssue =
             serde_json::from_str(&record.compiled).context("reading the stored compiled issue")?;
         let length = Duration::from_secs(self.settings.schedule.lease_secs);
-        let lease = match Lease::for_send(record.id, length).take(self.store).await? {
+        let shared = self.store.shares_sends();
+        let lease = match Lease::for_send(record.id, length, shared)
+            .take(self.store)
+            .await?
+        {
             Taken::Held(guard) => guard,
             Taken::Busy { holder, until } => {
                 return Ok(Started::Busy {
@@ -347,7 +351,12 @@ impl Dispatch<'_> {
         let resend_unknown = self.settings.sender.on_unknown == OnUnknown::Resend;
         let (lost, _) = self
             .store
-            .recover_claimed(record.id, resend_unknown, &self.clock.now_text())
+            .recover_claimed(
+                record.id,
+                resend_unknown,
+                &self.clock.now_text(),
+                &crate::store::now_text(),
+            )
             .await?;
         if lost > 0 {
             tracing::warn!(
@@ -391,7 +400,21 @@ impl Dispatch<'_> {
             }
         };
         let stop = Stopper::default();
+        let limiter = Arc::new(SendLimiter::new(&self.settings.sender));
         let watchers = [
+            // Senders sharing the send: each paces at its share.
+            tokio::spawn({
+                let (mut share, limiter) = (lease.share(), limiter.clone());
+                async move {
+                    loop {
+                        let senders = *share.borrow_and_update();
+                        limiter.set_share(u32::try_from(senders).unwrap_or(u32::MAX));
+                        if share.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }),
             tokio::spawn({
                 let (interrupt, stop) = (interrupt.clone(), stop.clone());
                 async move {
@@ -416,7 +439,8 @@ impl Dispatch<'_> {
         let plan = Plan {
             composer,
             connector,
-            limiter: SendLimiter::new(&self.settings.sender),
+            limiter,
+            holder: lease.holder().to_string(),
             options: EngineOptions::new(&self.settings.sender, &self.settings.smtp),
             clock: self.clock.clone(),
         };
@@ -588,6 +612,13 @@ pub async fn apply_audience(
     }
     let audience = given.or(file);
     if !store.set_issue_audience(record.id, audience).await? {
+        // Another sender started it meanwhile (PostgreSQL): join it if it
+        // went out to the same audience.
+        if let Some(now) = store.issue_by_id(record.id).await? {
+            if now.started_at.is_some() && stored_audience(&now)?.as_ref() == audience {
+                return Ok(now);
+            }
+        }
         return Err(bad_input!(
             "the send of `{}` is starting right now; its audience cannot change",
             record.slug

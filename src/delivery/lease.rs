@@ -5,6 +5,13 @@
 //! (see [`crate::holder`]) is taken over at once, any other once expired.
 //! A renewal that finds another holder marks the lease lost: the work it
 //! guarded must stop.
+//!
+//! On PostgreSQL a live send's lease is shared instead: any number of
+//! processes, on any host, register as senders of the issue and renew their
+//! registration every second; each learns how many live senders there are
+//! (its share of the configured rates). A renewal that finds its own
+//! registration lapsed marks the lease lost, since others may have resolved
+//! the rows it had claimed.
 
 use std::time::Duration;
 
@@ -21,7 +28,19 @@ pub struct Lease {
     name: String,
     holder: String,
     length: Duration,
+    kind: Kind,
 }
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// One holder at a time (the `leases` table).
+    Exclusive,
+    /// Any number of registered senders of one issue (the `senders` table).
+    Shared { issue_id: i64 },
+}
+
+/// How often a shared lease is renewed (and the share recounted), at most.
+const SHARE_REFRESH: Duration = Duration::from_secs(1);
 
 /// What taking a lease found.
 pub enum Taken {
@@ -38,26 +57,99 @@ impl Lease {
             name: name.into(),
             holder: crate::holder::current(),
             length: length.max(MIN_LENGTH),
+            kind: Kind::Exclusive,
         }
     }
 
-    /// The lease of one issue version's live send.
-    pub fn for_send(issue_id: i64, length: Duration) -> Lease {
-        Lease::new(send_lease_name(issue_id), length)
+    /// The lease of one issue version's live send: exclusive, or `shared`
+    /// among any number of senders.
+    pub fn for_send(issue_id: i64, length: Duration, shared: bool) -> Lease {
+        let mut lease = Lease::new(send_lease_name(issue_id), length);
+        if shared {
+            lease.kind = Kind::Shared { issue_id };
+        }
+        lease
     }
 
     /// Take the lease and keep it renewed while the guard lives.
     pub async fn take(self, store: &Store) -> anyhow::Result<Taken> {
-        if let Err((holder, until)) = self.try_take(store).await? {
-            return Ok(Taken::Busy { holder, until });
-        }
         let (lost_tx, lost) = watch::channel(false);
-        let renewer = tokio::spawn(self.clone().renew_forever(store.clone(), lost_tx));
+        let (share_tx, share) = watch::channel(1);
+        let renewer = match self.kind {
+            Kind::Exclusive => {
+                if let Err((holder, until)) = self.try_take(store).await? {
+                    return Ok(Taken::Busy { holder, until });
+                }
+                tokio::spawn(self.clone().renew_forever(store.clone(), lost_tx))
+            }
+            Kind::Shared { issue_id } => {
+                // Senders of this host that died are known dead at once;
+                // others once their registration lapses.
+                for old in store.senders(issue_id).await? {
+                    if crate::holder::is_dead(&old) {
+                        tracing::warn!(lease = %self.name, previous = %old, "a previous sender is gone");
+                        store.remove_sender(issue_id, &old).await?;
+                    }
+                }
+                let beat = self.beat(store, issue_id, true).await?;
+                share_tx.send_replace(beat.live.max(1));
+                tokio::spawn(
+                    self.clone()
+                        .beat_forever(store.clone(), issue_id, lost_tx, share_tx),
+                )
+            }
+        };
         Ok(Taken::Held(LeaseGuard {
             held: Some((self, store.clone())),
             renewer,
             lost,
+            share,
         }))
+    }
+
+    /// Register or renew this sender until one lease length from now.
+    async fn beat(
+        &self,
+        store: &Store,
+        issue_id: i64,
+        first: bool,
+    ) -> anyhow::Result<crate::store::senders::Beat> {
+        let now = chrono::Utc::now();
+        let until = format_time(now + chrono::Duration::from_std(self.length).unwrap_or_default());
+        Ok(store
+            .sender_beat(issue_id, &self.holder, &format_time(now), &until, first)
+            .await?)
+    }
+
+    /// Renew a shared lease every second (or third of its length) and
+    /// publish the number of live senders; stop once it had lapsed.
+    async fn beat_forever(
+        self,
+        store: Store,
+        issue_id: i64,
+        lost: watch::Sender<bool>,
+        share: watch::Sender<i64>,
+    ) {
+        let mut tick = tokio::time::interval((self.length / 3).min(SHARE_REFRESH));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match self.beat(&store, issue_id, false).await {
+                Ok(beat) if beat.lapsed => {
+                    tracing::error!(lease = %self.name, "this sender's registration lapsed; others may have taken its rows");
+                    lost.send_replace(true);
+                    return;
+                }
+                Ok(beat) => {
+                    share.send_if_modified(|n| {
+                        std::mem::replace(n, beat.live.max(1)) != beat.live.max(1)
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(lease = %self.name, error = %e, "could not renew the sender registration")
+                }
+            }
+        }
     }
 
     /// Take or renew the lease once: Err((holder, until)) when another
@@ -113,6 +205,16 @@ impl Lease {
     }
 }
 
+impl Lease {
+    /// Release the lease row, or remove the sender registration.
+    async fn give_back(&self, store: &Store) -> Result<(), crate::store::StoreError> {
+        match self.kind {
+            Kind::Exclusive => store.release_lease(&self.name, &self.holder).await,
+            Kind::Shared { issue_id } => store.remove_sender(issue_id, &self.holder).await,
+        }
+    }
+}
+
 /// The name of the lease on one issue version's live send.
 pub fn send_lease_name(issue_id: i64) -> String {
     format!("send:{issue_id}")
@@ -130,9 +232,23 @@ pub struct LeaseGuard {
     held: Option<(Lease, Store)>,
     renewer: tokio::task::JoinHandle<()>,
     lost: watch::Receiver<bool>,
+    share: watch::Receiver<i64>,
 }
 
 impl LeaseGuard {
+    /// The number of processes sharing the lease now (1 for an exclusive
+    /// one), updated as senders join and leave.
+    pub fn share(&self) -> watch::Receiver<i64> {
+        self.share.clone()
+    }
+
+    /// This process's holder name (what its claimed rows carry).
+    pub fn holder(&self) -> &str {
+        self.held
+            .as_ref()
+            .map_or("", |(lease, _)| lease.holder.as_str())
+    }
+
     /// Resolves once a renewal found another holder.
     pub fn lost(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut lost = self.lost.clone();
@@ -146,7 +262,7 @@ impl LeaseGuard {
     pub async fn release(mut self) {
         self.renewer.abort();
         if let Some((lease, store)) = self.held.take() {
-            if let Err(e) = store.release_lease(&lease.name, &lease.holder).await {
+            if let Err(e) = lease.give_back(&store).await {
                 tracing::warn!(lease = %lease.name, error = %e, "could not release the lease; it expires");
             }
         }
@@ -159,7 +275,7 @@ impl Drop for LeaseGuard {
         if let Some((lease, store)) = self.held.take() {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move {
-                    let _ = store.release_lease(&lease.name, &lease.holder).await;
+                    let _ = lease.give_back(&store).await;
                 });
             }
         }

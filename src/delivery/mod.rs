@@ -133,6 +133,9 @@ pub struct EngineOptions {
     /// Bound of each send stage; a stopped run waits this long for a
     /// message in flight.
     pub send_timeout: Duration,
+    /// `sender.on_unknown = "resend"`: rows whose outcome was lost go back
+    /// to `pending` when recovered.
+    pub resend_unknown: bool,
 }
 
 impl EngineOptions {
@@ -147,6 +150,7 @@ impl EngineOptions {
             reconnect_attempts: smtp.reconnect_attempts,
             reconnect_backoff: Duration::from_millis(smtp.reconnect_backoff_ms),
             send_timeout: Duration::from_secs(smtp.send_timeout_secs),
+            resend_unknown: sender.on_unknown == crate::config::OnUnknown::Resend,
         }
     }
 }
@@ -190,7 +194,9 @@ struct Shared {
     store: Store,
     composer: Composer,
     connector: Connector,
-    limiter: SendLimiter,
+    limiter: Arc<SendLimiter>,
+    /// This process's sender name: the rows it claims carry it.
+    holder: String,
     recorder: Recorder,
     tally: Arc<Tally>,
     stop: Stopper,
@@ -219,6 +225,10 @@ impl Shared {
     }
 }
 
+/// How often a sender with nothing left to claim looks again while other
+/// senders still hold claimed rows.
+const OTHERS_POLL: Duration = Duration::from_millis(500);
+
 /// Rows claimed per transaction: enough to keep workers busy, small enough
 /// that an unsubscribe arriving mid-send is seen soon.
 fn claim_batch(concurrency: usize) -> i64 {
@@ -230,7 +240,9 @@ fn claim_batch(concurrency: usize) -> i64 {
 pub struct Plan {
     pub composer: Composer,
     pub connector: Connector,
-    pub limiter: SendLimiter,
+    pub limiter: Arc<SendLimiter>,
+    /// This process's name as a sender of the issue (its lease holder).
+    pub holder: String,
     pub options: EngineOptions,
     pub clock: Clock,
 }
@@ -249,6 +261,7 @@ pub async fn run(
         composer,
         connector,
         limiter,
+        holder,
         options,
         clock,
     } = plan;
@@ -261,6 +274,7 @@ pub async fn run(
         composer,
         connector,
         limiter,
+        holder,
         recorder,
         tally: tally.clone(),
         stop: stop.clone(),
@@ -373,7 +387,7 @@ async fn claim_loop(
         }
         let batch = shared
             .store
-            .claim_due(issue_id, &clock.now_text(), limit)
+            .claim_due(issue_id, &clock.now_text(), limit, &shared.holder)
             .await?;
         if batch.is_empty() {
             // Rows still with workers may come back deferred: wait for them.
@@ -385,6 +399,37 @@ async fn claim_loop(
             if tally.outstanding.load(Ordering::Acquire) > 0 {
                 tokio::select! {
                     _ = recorded => {}
+                    _ = shared.stop.halted() => {}
+                }
+                continue;
+            }
+            // Rows another sender holds (PostgreSQL): wait for them, and
+            // resolve those of a sender whose registration lapsed, so a
+            // sender that died leaves nothing behind.
+            if shared
+                .store
+                .claimed_by_others(issue_id, &shared.holder)
+                .await?
+                > 0
+            {
+                let (lost, requeued) = shared
+                    .store
+                    .recover_claimed(
+                        issue_id,
+                        shared.options.resend_unknown,
+                        &clock.now_text(),
+                        &crate::store::now_text(),
+                    )
+                    .await?;
+                if lost + requeued > 0 {
+                    tracing::warn!(
+                        unknown = lost,
+                        requeued,
+                        "took over the rows of a sender that stopped renewing its registration"
+                    );
+                }
+                tokio::select! {
+                    _ = clock.sleep(OTHERS_POLL) => {}
                     _ = shared.stop.halted() => {}
                 }
                 continue;

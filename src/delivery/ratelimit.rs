@@ -15,6 +15,10 @@
 //! would cost a tick per message. The next slot still follows the reserved
 //! one by exactly one period, so the average rate stays the configured one.
 //! Time comes from the engine's [`Clock`].
+//!
+//! When several processes share one send (PostgreSQL), each paces itself
+//! at its share of the configured rates: [`SendLimiter::set_share`] divides
+//! every rate by the number of live senders.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -39,11 +43,9 @@ async fn wait_until(clock: &Clock, at: Instant) {
 
 /// Evenly spaced send slots with a sliding one-second cap.
 pub struct Pacer {
-    period: Duration,
-    /// How far behind `now` the next slot may lie (burst − 1 periods).
-    slack: Duration,
-    /// Most sends in any trailing second: rate + burst.
-    cap: usize,
+    /// The configured rate (of all senders together).
+    per_second: f64,
+    burst: u32,
     state: Mutex<Schedule>,
 }
 
@@ -52,20 +54,40 @@ struct Schedule {
     next: Option<Instant>,
     /// Send times within the last second, oldest first.
     recent: VecDeque<Instant>,
+    period: Duration,
+    /// How far behind `now` the next slot may lie (burst − 1 periods).
+    slack: Duration,
+    /// Most sends in any trailing second: rate + burst.
+    cap: usize,
+}
+
+impl Schedule {
+    /// Pace at `per_second`.
+    fn set_rate(&mut self, per_second: f64, burst: u32) {
+        self.period = Duration::from_secs_f64(1.0 / per_second);
+        self.slack = self.period.saturating_mul(burst - 1);
+        self.cap = (per_second.floor() as usize)
+            .saturating_add(burst as usize)
+            .max(1);
+    }
 }
 
 impl Pacer {
     pub fn new(per_second: f64, burst: u32) -> Pacer {
-        let period = Duration::from_secs_f64(1.0 / per_second);
         let burst = burst.max(1);
+        let mut schedule = Schedule::default();
+        schedule.set_rate(per_second, burst);
         Pacer {
-            period,
-            slack: period.saturating_mul(burst - 1),
-            cap: (per_second.floor() as usize)
-                .saturating_add(burst as usize)
-                .max(1),
-            state: Mutex::new(Schedule::default()),
+            per_second,
+            burst,
+            state: Mutex::new(schedule),
         }
+    }
+
+    /// Pace at `1/senders` of the configured rate from the next slot on.
+    pub fn set_share(&self, senders: u32) {
+        let share = self.per_second / f64::from(senders.max(1));
+        self.lock().set_rate(share, self.burst);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Schedule> {
@@ -77,12 +99,12 @@ impl Pacer {
         let slot = {
             let mut s = self.lock();
             let now = clock.instant();
-            let earliest = now.checked_sub(self.slack).unwrap_or(now);
+            let earliest = now.checked_sub(s.slack).unwrap_or(now);
             let slot = match s.next {
                 Some(n) if n > earliest => n,
                 _ => earliest,
             };
-            s.next = Some(slot + self.period);
+            s.next = Some(slot + s.period);
             slot
         };
         wait_until(clock, slot).await;
@@ -93,7 +115,7 @@ impl Pacer {
                 while s.recent.front().is_some_and(|t| *t + WINDOW <= now) {
                     s.recent.pop_front();
                 }
-                if s.recent.len() < self.cap {
+                if s.recent.len() < s.cap {
                     s.recent.push_back(now);
                     return;
                 }
@@ -119,6 +141,15 @@ impl SendLimiter {
                 .iter()
                 .map(|(domain, rate)| (domain.to_ascii_lowercase(), Pacer::new(*rate, 1)))
                 .collect(),
+        }
+    }
+
+    /// Pace every rate at `1/senders` of its configured value (the number
+    /// of processes sharing the send).
+    pub fn set_share(&self, senders: u32) {
+        self.global.set_share(senders);
+        for pacer in self.domains.values() {
+            pacer.set_share(senders);
         }
     }
 

@@ -78,34 +78,48 @@ pub struct SendTimes {
 }
 
 impl Store {
-    /// Crash recovery before a run: rows left `claimed` by a dead process
-    /// that a worker had taken become `unknown`, the others (never handed
-    /// to SMTP) go back to `pending`; with `resend`, `unknown` rows go back
-    /// to `pending`. Returns (claimed→unknown, unknown→pending).
+    /// Crash recovery: rows left `claimed` by a sender that is not live (no
+    /// registration in `senders` that has not lapsed; on SQLite, where the
+    /// send lease admits one sender, that is every row) become `unknown` if
+    /// a worker had taken them, and go back to `pending` otherwise (never
+    /// handed to SMTP); lapsed registrations go. With `resend`, `unknown`
+    /// rows go back to `pending` too. Returns (claimed→unknown,
+    /// unknown→pending). `now` stamps the rows (the engine's clock);
+    /// `wall_now` is the real time registrations are renewed in.
     pub async fn recover_claimed(
         &self,
         issue_id: i64,
         resend: bool,
         now: &str,
+        wall_now: &str,
     ) -> StoreResult<(u64, u64)> {
         super::with_db!(self, |pool, writer, d| {
             let mut tx = writer.begin_with(d.begin()).await?;
+            sqlx::query("DELETE FROM senders WHERE issue_id = $1 AND expires_at <= $2")
+                .bind(issue_id)
+                .bind(wall_now)
+                .execute(&mut *tx)
+                .await?;
             let lost = sqlx::query(
             "UPDATE deliveries SET state = 'unknown', updated_at = $2, \
              last_reply = 'outcome lost: the sending process stopped while this message was in flight' \
-             WHERE issue_id = $1 AND state = 'claimed' AND handed_at IS NOT NULL",
+             WHERE issue_id = $1 AND state = 'claimed' AND handed_at IS NOT NULL AND NOT EXISTS \
+               (SELECT 1 FROM senders s WHERE s.issue_id = $1 AND s.holder = deliveries.claimed_by AND s.expires_at > $3)",
         )
         .bind(issue_id)
         .bind(now)
+        .bind(wall_now)
         .execute(&mut *tx)
         .await?
         .rows_affected();
             sqlx::query(
             "UPDATE deliveries SET state = 'pending', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = $2 \
-             WHERE issue_id = $1 AND state = 'claimed' AND handed_at IS NULL",
+             WHERE issue_id = $1 AND state = 'claimed' AND handed_at IS NULL AND NOT EXISTS \
+               (SELECT 1 FROM senders s WHERE s.issue_id = $1 AND s.holder = deliveries.claimed_by AND s.expires_at > $3)",
         )
         .bind(issue_id)
         .bind(now)
+        .bind(wall_now)
         .execute(&mut *tx)
         .await?;
             let requeued = if resend {
@@ -132,20 +146,21 @@ impl Store {
         issue_id: i64,
         now: &str,
         limit: i64,
+        holder: &str,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         super::with_db!(self, |pool, writer, d| {
             let mut tx = writer.begin_with(d.begin()).await?;
             // On PostgreSQL several senders claim from one issue at once: each
             // skips the rows another is claiming instead of waiting for them.
             let claimed: Vec<(i64, i64, String, i64)> = sqlx::query_as(d.pick(
-            "UPDATE deliveries SET state = 'claimed', claimed_at = $2, handed_at = NULL, updated_at = $2, attempts = attempts + 1 \
+            "UPDATE deliveries SET state = 'claimed', claimed_at = $2, claimed_by = $4, handed_at = NULL, updated_at = $2, attempts = attempts + 1 \
              WHERE id IN ( \
                  SELECT id FROM deliveries WHERE issue_id = $1 AND state = 'pending' \
                  UNION ALL \
                  SELECT id FROM deliveries WHERE issue_id = $1 AND state = 'deferred' AND next_attempt_at <= $2 \
                  ORDER BY id LIMIT $3) \
              RETURNING id, subscriber_id, message_id, attempts",
-            "UPDATE deliveries SET state = 'claimed', claimed_at = $2, handed_at = NULL, updated_at = $2, attempts = attempts + 1 \
+            "UPDATE deliveries SET state = 'claimed', claimed_at = $2, claimed_by = $4, handed_at = NULL, updated_at = $2, attempts = attempts + 1 \
              WHERE id IN ( \
                  SELECT id FROM deliveries WHERE issue_id = $1 \
                    AND (state = 'pending' OR (state = 'deferred' AND next_attempt_at <= $2)) \
@@ -155,6 +170,7 @@ impl Store {
         .bind(issue_id)
         .bind(now)
         .bind(limit)
+        .bind(holder)
         .fetch_all(&mut *tx)
         .await?;
             let ids: Vec<i64> = claimed.iter().map(|c| c.1).collect();

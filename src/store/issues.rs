@@ -88,6 +88,13 @@ impl Store {
     ) -> StoreResult<Registered> {
         super::with_db!(self, |pool, writer, d| {
             let mut tx = writer.begin_with(d.begin()).await?;
+            if d == super::Dialect::Postgres {
+                // Senders starting together register the same file once.
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext('herald.issue:' || $1))")
+                    .bind(new.slug)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let latest: Option<IssueRecord> = sqlx::query_as(&format!(
                 "SELECT {ISSUE_COLUMNS} FROM issues WHERE slug = $1 ORDER BY version DESC LIMIT 1"
             ))
@@ -166,7 +173,11 @@ impl Store {
         super::with_db!(self, |pool, writer, d| {
             let mut tx = writer.begin_with(d.begin()).await?;
             let (started, state): (Option<String>, IssueState) =
-                sqlx::query_as("SELECT started_at, state FROM issues WHERE id = $1")
+                // Locked on PostgreSQL, so senders starting together snapshot once.
+            sqlx::query_as(d.pick(
+                "SELECT started_at, state FROM issues WHERE id = $1",
+                "SELECT started_at, state FROM issues WHERE id = $1 FOR UPDATE",
+            ))
                     .bind(issue_id)
                     .fetch_one(&mut *tx)
                     .await?;

@@ -11,6 +11,7 @@ pub mod issues;
 mod leases;
 pub(crate) mod meta;
 pub(crate) mod schedule;
+pub mod senders;
 mod states;
 pub mod subscribers;
 mod test_sends;
@@ -242,6 +243,13 @@ impl Store {
             Backend::Sqlite { pool, writer } => (pool, writer),
             Backend::Postgres { .. } => panic!("not a SQLite store"),
         }
+    }
+
+    /// Can several processes work on one live send at once? (PostgreSQL:
+    /// rows are claimed with SKIP LOCKED and senders register; SQLite: one
+    /// sender per send, under an exclusive lease.)
+    pub fn shares_sends(&self) -> bool {
+        matches!(self.backend, Backend::Postgres { .. })
     }
 
     /// Which backend this store is on, for messages and `/healthz`.

@@ -58,7 +58,7 @@ async fn a_full_database_fails_in_sqlites_own_words_and_every_retry_starts_clean
         .start_live_send(issue.id, "full", "example.org", &now)
         .await
         .unwrap();
-    let claimed = store.claim_due(issue.id, &now, 200).await.unwrap();
+    let claimed = store.claim_due(issue.id, &now, 200, "test").await.unwrap();
     assert_eq!(claimed.len(), 200);
     // Cap every pooled connection (the four readers and the writer) at the
     // database's current size: the long

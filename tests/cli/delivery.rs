@@ -787,6 +787,11 @@ fn a_one_click_unsubscribe_from_a_received_message_removes_the_reader_from_the_n
 
 #[test]
 fn a_send_whose_lease_another_process_took_over_stops_and_leaves_the_rest_to_it() {
+    if crate::helpers::sqlite_only(
+        "the exclusive send lease of SQLite (PostgreSQL shares sends: tests/cli/scale_out.rs)",
+    ) {
+        return;
+    }
     let env = TestEnv::new();
     seed_subscribers(&env, 40);
     let issue = write_issue(&env, "taken-over");

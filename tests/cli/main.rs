@@ -21,6 +21,7 @@ mod overview;
 mod personalise;
 mod recorder;
 mod render;
+mod scale_out;
 mod schedule;
 mod security;
 mod smtp_server;

@@ -366,6 +366,11 @@ fn an_issue_whose_live_send_started_cannot_be_scheduled_again() {
 
 #[test]
 fn two_run_due_started_together_send_once_and_the_second_exits_0_at_once() {
+    if crate::helpers::sqlite_only(
+        "the exclusive send lease of SQLite (PostgreSQL shares sends: tests/cli/scale_out.rs)",
+    ) {
+        return;
+    }
     let env = TestEnv::new();
     seed_subscribers(&env, 300);
     let issue = write_issue(&env, "overlap");
@@ -468,6 +473,11 @@ fn a_run_due_killed_mid_send_is_finished_by_the_next_run_with_no_recipient_lost(
 
 #[test]
 fn a_run_due_lease_held_on_another_host_is_respected_until_it_expires_then_taken_over() {
+    if crate::helpers::sqlite_only(
+        "the exclusive send lease of SQLite (PostgreSQL shares sends: tests/cli/scale_out.rs)",
+    ) {
+        return;
+    }
     let env = TestEnv::new();
     seed_subscribers(&env, 5);
     let issue = write_issue(&env, "leased");
@@ -511,6 +521,11 @@ fn a_run_due_lease_held_on_another_host_is_respected_until_it_expires_then_taken
 
 #[test]
 fn an_issue_whose_send_lease_another_host_holds_is_left_to_it_by_run_due_and_send() {
+    if crate::helpers::sqlite_only(
+        "the exclusive send lease of SQLite (PostgreSQL shares sends: tests/cli/scale_out.rs)",
+    ) {
+        return;
+    }
     let env = TestEnv::new();
     seed_subscribers(&env, 5);
     let issue = write_issue(&env, "busy");
