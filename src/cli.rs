@@ -137,6 +137,25 @@ pub enum Command {
     /// publish, or print the record of the configured keys again.
     #[command(subcommand)]
     Dkim(DkimCommand),
+
+    /// The database itself: move an installation from SQLite to PostgreSQL.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy this installation's SQLite database (subscribers, issues, the
+    /// delivery ledger, schedule, keys, bounces) into an empty PostgreSQL
+    /// database, verify the row counts, and print the setting to change.
+    /// A half-finished send resumes there. Refuses a target that holds
+    /// any herald data, and a source with a live send running (exit 2).
+    Copy {
+        /// The target: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (the
+        /// database must exist; its herald tables are created).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

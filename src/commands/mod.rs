@@ -3,6 +3,7 @@
 
 mod abort;
 mod bounces;
+mod db;
 mod demo;
 mod dkim;
 mod dry_run;
@@ -36,6 +37,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve { bind } => serve::run(&settings, bind.as_deref()).await,
         Command::Bounces(cmd) => bounces::run(&settings, cmd).await,
         Command::Dkim(cmd) => dkim::run(&settings, cmd),
+        Command::Db(cmd) => db::run(&settings, cmd).await,
         command => {
             let store = open_existing_store(&settings).await?;
             let result = dispatch(&settings, &store, command).await;
@@ -63,7 +65,8 @@ async fn dispatch(settings: &Settings, store: &Store, command: Command) -> anyho
         | Command::Issue(_)
         | Command::Serve { .. }
         | Command::Bounces(_)
-        | Command::Dkim(_) => {
+        | Command::Dkim(_)
+        | Command::Db(_) => {
             unreachable!("handled before opening the store")
         }
     }

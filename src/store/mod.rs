@@ -5,6 +5,7 @@
 
 pub(crate) mod attributes;
 pub(crate) mod bounces;
+pub mod copy;
 pub(crate) mod deliveries;
 mod error;
 pub mod issues;

@@ -125,6 +125,16 @@ impl TestEnv {
         env
     }
 
+    /// A fresh installation on SQLite, whichever backend this run uses.
+    pub fn sqlite() -> TestEnv {
+        let env = TestEnv {
+            dir: tempfile::tempdir().expect("temp dir"),
+            postgres: None,
+        };
+        env.init();
+        env
+    }
+
     /// A fresh, empty directory: no database yet.
     pub fn bare() -> TestEnv {
         TestEnv {

@@ -7,6 +7,7 @@ mod archive;
 mod audience;
 mod bounces;
 mod config;
+mod db_copy;
 mod delivery;
 mod demo;
 mod design;
