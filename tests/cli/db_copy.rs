@@ -46,7 +46,7 @@ fn a_half_finished_send_is_copied_to_postgres_and_resumes_there_with_nothing_los
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let before = ledger(&env, &issue);
     let sent_before = before["counts"]["sent"].as_u64().unwrap();
-    assert!(sent_before >= 150 && sent_before < 599, "{before}");
+    assert!((150..599).contains(&sent_before), "{before}");
     let meta: Vec<(String, String)> = env.fetch_all("SELECT key, value FROM app_meta ORDER BY key");
 
     let target = PgDatabase::create();
