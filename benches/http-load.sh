@@ -9,9 +9,16 @@
 # p99 < 5 ms). Exits non-zero when any request failed (socket error or a
 # status other than 2xx/3xx); with --strict, also when a target is missed.
 #
-# Needs: wrk (apt-get install wrk), cargo.
+# With --postgres URL (a server's maintenance database, e.g.
+# postgres://postgres@127.0.0.1:5432/postgres) the same subscribers are also
+# loaded into a fresh PostgreSQL database and GET and POST are run against
+# one `serve` replica on it and then against two replicas at once (two wrk
+# processes, half the connections each, req/s added up); every POST run
+# starts from all subscribers active again. Printed after the SQLite runs.
 #
-#   bash benches/http-load.sh [--strict]
+# Needs: wrk (apt-get install wrk), cargo; psql for --postgres.
+#
+#   bash benches/http-load.sh [--strict] [--postgres URL]
 # wrk is closed-loop: past saturation, latency grows with the number of
 # connections while req/s stays flat, so the targets are checked at
 # CONNECTIONS (16, a typical proxy-to-app pool) and GET is run again at
@@ -24,7 +31,14 @@
 set -euo pipefail
 
 strict=0
-[ "${1:-}" = "--strict" ] && strict=1
+pg=
+while [ $# -gt 0 ]; do
+  case "$1" in
+  --strict) strict=1; shift ;;
+  --postgres) pg=$2; shift 2 ;;
+  *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -47,11 +61,14 @@ links="$target/debug/examples/unsubscribe_links"
 
 tmp=$(mktemp -d)
 server_pid=
+replica_pids=()
 cleanup() {
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
     kill -TERM "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
   fi
+  for pid in "${replica_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  if [ -n "$pg" ]; then psql "$pg" -qc "DROP DATABASE IF EXISTS herald_http_bench WITH (FORCE)" >/dev/null 2>&1 || true; fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -129,6 +146,61 @@ kill -TERM "$server_pid"
 wait "$server_pid" || { echo "FAIL - herald serve did not stop cleanly"; failed=1; }
 server_pid=
 echo "server log lines: $(wc -l <"$tmp/serve.log")"
+
+# --- PostgreSQL: one replica, then two ------------------------------------
+if [ -n "$pg" ]; then
+  psql "$pg" -qc "DROP DATABASE IF EXISTS herald_http_bench WITH (FORCE)" >/dev/null
+  psql "$pg" -qc "CREATE DATABASE herald_http_bench" >/dev/null
+  pg_db=$(python3 -c "import urllib.parse,sys; print(urllib.parse.urlparse(sys.argv[1])._replace(path='/herald_http_bench').geturl())" "$pg")
+  export HERALD__DATABASE__URL=$pg_db
+  echo
+  echo "== PostgreSQL: seeding $SUBSCRIBERS subscribers into $pg_db"
+  "$herald" init >/dev/null
+  "$herald" subscribers import "$tmp/subscribers.csv" >/dev/null
+  start_replica() { # → prints the base URL; appends the pid to replica_pids
+    local out="$tmp/replica-$1.out"
+    "$herald" serve --bind 127.0.0.1:0 >"$out" 2>"$tmp/replica-$1.log" &
+    replica_pids+=($!)
+    for _ in $(seq 100); do
+      sed -n 's/^listening on //p' "$out" | grep -q . && break
+      sleep 0.1
+    done
+    sed -n 's/^listening on //p' "$out"
+  }
+  replica_a=$(start_replica a)
+  replica_b=$(start_replica b)
+  [ -n "$replica_a" ] && [ -n "$replica_b" ] || { echo "bench: a replica did not start" >&2; exit 1; }
+  # pg_run NAME METHOD BASES...: wrk against every base at once, the
+  # connections split between them; prints the summed req/s.
+  pg_run() {
+    local name=$1 method=$2
+    shift 2
+    local n=$# per=$((CONNECTIONS / $#)) i=0 pids=() total
+    [ "$method" = POST ] && psql "$pg_db" -qc "UPDATE subscribers SET status = 'active', unsubscribed_at = NULL, unsubscribe_source = NULL" >/dev/null
+    for b in "$@"; do
+      i=$((i + 1))
+      wrk -t"$THREADS" -c"$per" -d"$DURATION" --latency -s benches/http-load.lua "$b" -- "$method" "$tmp/paths.txt" \
+        >"$tmp/wrk-$name-$i.txt" &
+      pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done
+    if grep -qE 'Non-2xx or 3xx responses|Socket errors' "$tmp"/wrk-"$name"-*.txt; then
+      echo "FAIL - $name: errors"; grep -hE 'Non-2xx or 3xx responses|Socket errors' "$tmp"/wrk-"$name"-*.txt
+      failed=1
+    fi
+    total=$(awk '/^Requests\/sec:/ { s += $2 } END { printf "%.0f", s }' "$tmp"/wrk-"$name"-*.txt)
+    p99s=$(awk '$1 == "99%" { printf "%s ", $2 }' "$tmp"/wrk-"$name"-*.txt)
+    echo "SUMMARY $name: $total req/s ($n replica(s), $CONNECTIONS connections in all, p99 per replica: $p99s)"
+  }
+  echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  pg_run postgres-1-get GET "$replica_a"
+  pg_run postgres-2-get GET "$replica_a" "$replica_b"
+  pg_run postgres-1-post POST "$replica_a"
+  pg_run postgres-2-post POST "$replica_a" "$replica_b"
+  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  for pid in "${replica_pids[@]}"; do kill -TERM "$pid"; wait "$pid" || { echo "FAIL - a replica did not stop cleanly"; failed=1; }; done
+  replica_pids=()
+fi
 
 [ "$failed" = 0 ] || exit 1
 [ "$strict" = 1 ] && [ "$missed" = 1 ] && exit 1

@@ -26,6 +26,11 @@
 #   --dkim            also print msg/s at 8 connections, 20,000 recipients,
 #                     with DKIM off, RSA-2048 and Ed25519 (keys made with
 #                     `herald dkim keygen`)
+#   --postgres URL    also run every herald send on PostgreSQL (URL: a server's
+#                     maintenance database, e.g. postgres://postgres@127.0.0.1:5432/postgres;
+#                     a fresh database per run, copied from a template with the
+#                     audience), next to the SQLite run against the same
+#                     smtp-source run; adds the PostgreSQL server's CPU per message
 #   --no-wall         skip the wall-clock comparison (with --instructions/--dkim)
 #   --keep DIR        keep the callgrind files in DIR (for callgrind_annotate)
 #
@@ -34,6 +39,7 @@
 #   bash benches/smtp_bench.sh --runs 3                    # the README's table
 #   bash benches/smtp_bench.sh --no-wall --instructions    # stable CPU figure
 #   bash benches/smtp_bench.sh --no-wall --dkim
+#   bash benches/smtp_bench.sh --runs 3 --only 8x20000,20x20000 --postgres postgres://postgres@127.0.0.1:5432/postgres
 #
 # Needs: Debian package postfix (smtp-sink/smtp-source; no daemon needed),
 # /usr/bin/time (peak RSS), valgrind for --instructions, python3.
@@ -47,6 +53,7 @@ INSTR=0
 DKIM=0
 WALL=1
 KEEP=
+PG=
 while [ $# -gt 0 ]; do
     case "$1" in
     --runs) RUNS=$2; shift 2 ;;
@@ -54,6 +61,7 @@ while [ $# -gt 0 ]; do
     --instructions) INSTR=1; shift ;;
     --dkim) DKIM=1; shift ;;
     --no-wall) WALL=0; shift ;;
+    --postgres) PG=$2; shift 2 ;;
     --keep) KEEP=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -72,7 +80,15 @@ command -v smtp-sink >/dev/null || { echo "smtp-sink not found: apt-get install 
 
 WORK=$(mktemp -d)
 SINK_PID=
-cleanup() { [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null; rm -rf "$WORK"; }
+cleanup() {
+    [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null
+    if [ -n "$PG" ]; then
+        for db in $(psql "$PG" -qAtc "SELECT datname FROM pg_database WHERE datname LIKE 'herald_bench_%'"); do
+            psql "$PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+        done
+    fi
+    rm -rf "$WORK"
+}
 trap cleanup EXIT
 cd "$WORK"
 env | grep -q '^HERALD_' && unset $(env | grep -o '^HERALD_[A-Z_]*')
@@ -115,6 +131,36 @@ fresh() { # N → a fresh copy of base N, as the current directory's "run"
     cp -a "$src" "$WORK/run"
 }
 
+# PostgreSQL: one template database per audience size, copied per send.
+pg_url() { py "import urllib.parse,sys; print(urllib.parse.urlparse('$PG')._replace(path='/$1').geturl())"; }
+pg_base() { # N → template database name holding an initialised database with N subscribers
+    local n=$1 name="herald_bench_base_$1"
+    if [ -z "$(psql "$PG" -qAtc "SELECT 1 FROM pg_database WHERE datname = '$name'")" ]; then
+        base "$n" >/dev/null
+        psql "$PG" -qc "CREATE DATABASE $name" >/dev/null
+        mkdir -p "$WORK/pg-$n"
+        (cd "$WORK/pg-$n" && export HERALD__DATABASE__URL="$(pg_url "$name")" &&
+            "$HERALD" init >/dev/null && "$HERALD" subscribers import "$WORK/base-$n.csv" >/dev/null)
+    fi
+    echo "$name"
+}
+pg_fresh() { # N → URL of a fresh copy of the template for N
+    local tpl
+    tpl=$(pg_base "$1")
+    psql "$PG" -qc "DROP DATABASE IF EXISTS herald_bench_run WITH (FORCE)" >/dev/null
+    psql "$PG" -qc "CREATE DATABASE herald_bench_run TEMPLATE $tpl" >/dev/null
+    pg_url herald_bench_run
+}
+# CPU seconds (user + system) every postgres process has used so far.
+pg_cpu() {
+    local hz total=0 pid
+    hz=$(getconf CLK_TCK)
+    for pid in $(pgrep -x postgres || true); do
+        total=$(awk -v t="$total" -v hz="$hz" '{ print t + ($14 + $15) / hz }' "/proc/$pid/stat" 2>/dev/null || echo "$total")
+    done
+    echo "$total"
+}
+
 fresh 200
 SIZE=$(cd "$WORK/run" && "$HERALD" send "$ISSUE" --dry-run | sed -n 's/.*(\([0-9]*\) bytes each.*/\1/p')
 [ -n "$SIZE" ] || { echo "could not read the message size from the dry run" >&2; exit 1; }
@@ -127,11 +173,15 @@ source_run() {
     tail -1 "$WORK/src.time"
 }
 
-# herald_run CONN N [extra env...] → "seconds rss_kb status_rate"; fails loudly
+# herald_run CONN N [extra env...] → "seconds rss_kb status_rate cpu_ms"; fails
+# loudly. BACKEND=postgres runs it on a fresh PostgreSQL copy of the audience.
 herald_run() {
     local conn=$1 n=$2
     shift 2
     fresh "$n"
+    if [ "${BACKEND:-sqlite}" = postgres ]; then
+        set -- "$@" HERALD__DATABASE__URL="${PG_RUN_URL:-$(pg_fresh "$n")}"
+    fi
     (
         cd "$WORK/run"
         env HERALD__SENDER__CONCURRENCY="$conn" "$@" /usr/bin/time -f '%U %S %e %M' -o "$WORK/herald.time" \
@@ -154,11 +204,13 @@ print(f(min(v)) if min(v)==max(v) else f'{f(min(v))}–{f(max(v))}')"
 
 if [ "$WALL" = 1 ]; then
     SUMMARY=()
+    PG_SUMMARY=()
     for cfg in ${ONLY//,/ }; do
         conn=${cfg%x*}
         n=${cfg#*x}
         base "$n" >/dev/null
         ratios= hrates= srates= rsss= status_rates= hcpus= sinkcpus=
+        pratios= prates= prsss= pstatus_rates= pcpus= psinkcpus= pgcpus=
         for run in $(seq 1 "$RUNS"); do
             c0=$(sink_cpu)
             st=$(source_run "$conn" "$n")
@@ -174,14 +226,39 @@ if [ "$WALL" = 1 ]; then
             printf '%2s connections, %6s recipients, run %s: smtp-source %6s msg/s (%5.1f s); herald %6s msg/s (%5.1f s, status %s msg/s), ratio %.2f, peak RSS %.1f MiB; CPU ms/msg: herald %s, smtp-sink %s (%s with smtp-source)\n' \
                 "$conn" "$n" "$run" "$s_rate" "$st" "$h_rate" "$ht" "$srate" "$ratio" "$(py "print($rss/1024)")" "$hcpu" "$sink_h" "$sink_s"
             ratios+=" $ratio" hrates+=" $h_rate" srates+=" $s_rate" rsss+=" $(py "print($rss/1024)")" status_rates+=" $srate" hcpus+=" $hcpu" sinkcpus+=" $sink_h"
+            if [ -n "$PG" ]; then
+                run_url=$(pg_fresh "$n")
+                p0=$(pg_cpu)
+                c2=$(sink_cpu)
+                read -r pt prss psrate pcpu <<<"$(BACKEND=postgres PG_RUN_URL=$run_url herald_run "$conn" "$n")"
+                c3=$(sink_cpu)
+                p1=$(pg_cpu)
+                psink=$(py "print(f'{($c3 - $c2) * 1000 / $n:.3f}')")
+                pgcpu=$(py "print(f'{($p1 - $p0) * 1000 / $n:.3f}')")
+                p_rate=$(py "print(f'{$n/$pt:.0f}')")
+                pratio=$(py "print(f'{$st/$pt:.3f}')")
+                printf '%2s connections, %6s recipients, run %s: herald on PostgreSQL %6s msg/s (%5.1f s, status %s msg/s), ratio %.2f, peak RSS %.1f MiB; CPU ms/msg: herald %s, postgres %s, smtp-sink %s\n' \
+                    "$conn" "$n" "$run" "$p_rate" "$pt" "$psrate" "$pratio" "$(py "print($prss/1024)")" "$pcpu" "$pgcpu" "$psink"
+                pratios+=" $pratio" prates+=" $p_rate" prsss+=" $(py "print($prss/1024)")" pstatus_rates+=" $psrate" pcpus+=" $pcpu" psinkcpus+=" $psink" pgcpus+=" $pgcpu"
+            fi
         done
         SUMMARY+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$conn" "$n" "$(range $srates)" "$(range $hrates)" "$(range $ratios)" "$(range $status_rates)" "$(range $rsss)" "$(range $hcpus)" "$(range $sinkcpus)")")
+        if [ -n "$PG" ]; then
+            PG_SUMMARY+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$conn" "$n" "$(range $srates)" "$(range $hrates)" "$(range $prates)" "$(range $ratios)" "$(range $pratios)" "$(range $pstatus_rates)" "$(range $prsss)" "$(range $pcpus)" "$(range $pgcpus)")")
+        fi
     done
     echo
     echo "whole-process wall time, $RUNS run(s) each (target: ratio >= 0.80, peak RSS <= 64 MB):"
     echo "| connections | recipients | smtp-source msg/s | herald msg/s | ratio | herald status msg/s | herald peak RSS MiB | herald CPU ms/msg | smtp-sink CPU ms/msg |"
     echo "|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${SUMMARY[@]}"
+    if [ -n "$PG" ]; then
+        echo
+        echo "the same sends on PostgreSQL (same smtp-source runs; a fresh database per run):"
+        echo "| connections | recipients | smtp-source msg/s | herald SQLite msg/s | herald PostgreSQL msg/s | ratio SQLite | ratio PostgreSQL | PostgreSQL status msg/s | herald peak RSS MiB | herald CPU ms/msg | postgres server CPU ms/msg |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|"
+        printf '%s\n' "${PG_SUMMARY[@]}"
+    fi
 fi
 
 if [ "$INSTR" = 1 ]; then

@@ -233,6 +233,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_share_of_three_paces_at_a_third_and_the_cap_follows() {
+        let clock = manual();
+        let pacer = Arc::new(Pacer::new(300.0, 1));
+        pacer.set_share(3);
+        let at = paced(&clock, pacer.clone(), 4, 100).await;
+        // 400 sends at 100/s: the last one 3.99 s after the first.
+        assert_eq!(at[399] - at[0], Duration::from_millis(3990));
+        assert!(most_in_any_second(&at) <= 101);
+        // Back to the whole rate when the others leave.
+        pacer.set_share(1);
+        let at = paced(&clock, pacer, 4, 100).await;
+        assert!(
+            at[399] - at[0] < Duration::from_millis(1400),
+            "{:?}",
+            at[399] - at[0]
+        );
+    }
+
+    #[tokio::test]
     async fn slots_are_evenly_spaced_and_burst_is_bounded() {
         let clock = manual();
         let pacer = Arc::new(Pacer::new(100.0, 3));
