@@ -151,12 +151,14 @@ pg_fresh() { # N → URL of a fresh copy of the template for N
     psql "$PG" -qc "CREATE DATABASE herald_bench_run TEMPLATE $tpl" >/dev/null
     pg_url herald_bench_run
 }
-# CPU seconds (user + system) every postgres process has used so far.
+# CPU seconds (user + system) the postgres processes have used so far.
 pg_cpu() {
     local hz total=0 pid
     hz=$(getconf CLK_TCK)
     for pid in $(pgrep -x postgres || true); do
-        total=$(awk -v t="$total" -v hz="$hz" '{ print t + ($14 + $15) / hz }' "/proc/$pid/stat" 2>/dev/null || echo "$total")
+        # Own time plus that of exited children (a connection's backend
+        # ends with the connection and is counted in the server's).
+        total=$(awk -v t="$total" -v hz="$hz" '{ print t + ($14 + $15 + $16 + $17) / hz }' "/proc/$pid/stat" 2>/dev/null || echo "$total")
     done
     echo "$total"
 }

@@ -54,8 +54,8 @@ pub(crate) fn audience_sql(
                 let list = first + binds.len();
                 binds.push(serde_json::to_string(values).expect("strings serialise"));
                 sql.push_str(&format!(
-                    " AND CAST(attributes ->> ${path} AS TEXT) IN ({})",
-                    d.texts(list)
+                    " AND {}",
+                    d.in_texts(&format!("CAST(attributes ->> ${path} AS TEXT)"), list)
                 ));
             }
             Filter::Present => sql.push_str(&format!(" AND NOT {}", missing_sql(d, path))),

@@ -58,6 +58,37 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The delivery row it is about.
+    pub fn id(&self) -> i64 {
+        match self {
+            Outcome::Sent { id, .. }
+            | Outcome::Deferred { id, .. }
+            | Outcome::Failed { id, .. }
+            | Outcome::Unknown { id, .. }
+            | Outcome::Released { id }
+            | Outcome::Handed { id } => *id,
+        }
+    }
+}
+
+/// The entries of a batch that a single statement must apply: the last one
+/// for each row, as applying them in order would leave it (a worker's
+/// hand-off mark and the release of the same row, say, can share a batch,
+/// and one statement cannot change a row twice).
+fn last_per_row(outcomes: &[Outcome]) -> Vec<&Outcome> {
+    let mut last = std::collections::HashMap::with_capacity(outcomes.len());
+    for (i, o) in outcomes.iter().enumerate() {
+        last.insert(o.id(), i);
+    }
+    outcomes
+        .iter()
+        .enumerate()
+        .filter(|(i, o)| last.get(&o.id()) == Some(i))
+        .map(|(_, o)| o)
+        .collect()
+}
+
 /// A delivery row for reports.
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct DeliveryReport {
@@ -76,6 +107,45 @@ pub struct SendTimes {
     pub first_sent_at: Option<String>,
     pub last_sent_at: Option<String>,
 }
+
+/// [`Store::record_outcomes`] on PostgreSQL: one statement whose
+/// data-modifying CTEs write every kind of outcome ($1 now; $2 handed ids;
+/// $3 sent, $5 failed, $6 unknown as [id, code, reply]; $4 deferred as [id,
+/// code, reply, next attempt]; $7 released ids; $8 subscriber ids to mark
+/// bounced). The batch is reduced to the last entry per row first
+/// ([`last_per_row`]), so no row is written twice.
+const PG_RECORD_OUTCOMES: &str = "\
+WITH rows AS ( \
+    SELECT k, (value ->> 0)::bigint AS id, (value ->> 1)::bigint AS code, value ->> 2 AS reply, \
+           value ->> 3 AS next_at \
+    FROM (SELECT 'sent' AS k, $3::jsonb AS a UNION ALL SELECT 'deferred', $4::jsonb \
+          UNION ALL SELECT 'failed', $5::jsonb UNION ALL SELECT 'unknown', $6::jsonb) AS lists, \
+         jsonb_array_elements(a) AS value), \
+handed AS ( \
+    UPDATE deliveries SET handed_at = $1 WHERE state = 'claimed' \
+    AND id = ANY(ARRAY(SELECT value::bigint FROM jsonb_array_elements_text($2::jsonb))) RETURNING 1), \
+outcomes AS ( \
+    UPDATE deliveries SET \
+        state = CASE WHEN v.k = 'unknown' AND deliveries.state <> 'claimed' THEN deliveries.state ELSE v.k END, \
+        last_code = CASE WHEN v.k = 'unknown' THEN deliveries.last_code ELSE v.code END, \
+        last_reply = CASE WHEN v.k = 'unknown' AND deliveries.state <> 'claimed' THEN deliveries.last_reply \
+                          ELSE v.reply END, \
+        sent_at = CASE WHEN v.k = 'sent' THEN $1 ELSE deliveries.sent_at END, \
+        next_attempt_at = CASE WHEN v.k = 'deferred' THEN v.next_at \
+                               WHEN v.k = 'unknown' THEN deliveries.next_attempt_at ELSE NULL END, \
+        updated_at = CASE WHEN v.k = 'unknown' AND deliveries.state <> 'claimed' THEN deliveries.updated_at \
+                          ELSE $1 END \
+    FROM rows AS v WHERE deliveries.id = v.id RETURNING 1), \
+released AS ( \
+    UPDATE deliveries SET state = 'pending', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
+        updated_at = $1 WHERE state = 'claimed' \
+    AND id = ANY(ARRAY(SELECT value::bigint FROM jsonb_array_elements_text($7::jsonb))) RETURNING 1), \
+bounced AS ( \
+    UPDATE subscribers SET status = 'bounced', unsubscribe_source = 'bounce', updated_at = $1 \
+    WHERE status = 'active' \
+    AND id = ANY(ARRAY(SELECT value::bigint FROM jsonb_array_elements_text($8::jsonb))) RETURNING 1) \
+SELECT (SELECT COUNT(*) FROM handed), (SELECT COUNT(*) FROM outcomes), \
+       (SELECT COUNT(*) FROM released), (SELECT COUNT(*) FROM bounced)";
 
 impl Store {
     /// Crash recovery: rows left `claimed` by a sender that is not live (no
@@ -160,11 +230,14 @@ impl Store {
                  SELECT id FROM deliveries WHERE issue_id = $1 AND state = 'deferred' AND next_attempt_at <= $2 \
                  ORDER BY id LIMIT $3) \
              RETURNING id, subscriber_id, message_id, attempts",
-            "UPDATE deliveries SET state = 'claimed', claimed_at = $2, claimed_by = $4, handed_at = NULL, updated_at = $2, attempts = attempts + 1 \
-             WHERE id IN ( \
-                 SELECT id FROM deliveries WHERE issue_id = $1 \
-                   AND (state = 'pending' OR (state = 'deferred' AND next_attempt_at <= $2)) \
+            "WITH pending AS ( \
+                 SELECT id FROM deliveries WHERE issue_id = $1 AND state = 'pending' \
+                 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED), \
+             due AS ( \
+                 SELECT id FROM deliveries WHERE issue_id = $1 AND state = 'deferred' AND next_attempt_at <= $2 \
                  ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             UPDATE deliveries SET state = 'claimed', claimed_at = $2, claimed_by = $4, handed_at = NULL, updated_at = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM pending UNION ALL SELECT id FROM due ORDER BY id LIMIT $3) \
              RETURNING id, subscriber_id, message_id, attempts",
         ))
         .bind(issue_id)
@@ -178,7 +251,7 @@ impl Store {
             d.pick(
                 "SELECT id, email, name, status, attributes FROM subscribers WHERE id IN (SELECT value FROM json_each($1))",
                 "SELECT id, email, name, status, attributes::text FROM subscribers \
-                 WHERE id IN (SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb))",
+                 WHERE id = ANY(ARRAY(SELECT value::bigint FROM jsonb_array_elements_text($1::jsonb)))",
             ),
         )
         .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
@@ -237,7 +310,11 @@ impl Store {
             let (mut sent, mut deferred, mut failed, mut unknown, mut released, mut bounced) =
                 (vec![], vec![], vec![], vec![], vec![], vec![]);
             let mut handed = vec![];
-            for outcome in outcomes {
+            let entries: Vec<&Outcome> = match d {
+                super::Dialect::Postgres => last_per_row(outcomes),
+                super::Dialect::Sqlite => outcomes.iter().collect(),
+            };
+            for outcome in entries {
                 match outcome {
                     Outcome::Sent { id, code, reply } => sent.push(json!([id, code, reply])),
                     Outcome::Deferred {
@@ -260,13 +337,30 @@ impl Store {
                     Outcome::Handed { id } => handed.push(Value::from(*id)),
                 }
             }
-            // Rows of (id, code, reply[, next_attempt_at]) from a JSON array.
-            let rows_sql = d.pick(
-            "SELECT value ->> 0 AS id, value ->> 1 AS code, value ->> 2 AS reply, \
-             value ->> 3 AS next_at FROM json_each($2)",
-            "SELECT (value ->> 0)::bigint AS id, (value ->> 1)::bigint AS code, value ->> 2 AS reply, \
-             value ->> 3 AS next_at FROM jsonb_array_elements($2::jsonb) AS value",
-        );
+            if d == super::Dialect::Postgres {
+                // One statement (its own transaction): every kind of
+                // outcome in one round trip, where a transaction of one
+                // statement per kind costs a round trip each and the
+                // recorder, which writes one batch at a time, waits for
+                // every one of them.
+                let list = |v: Vec<Value>| Value::from(v).to_string();
+                sqlx::query(PG_RECORD_OUTCOMES)
+                    .bind(now)
+                    .bind(list(handed))
+                    .bind(list(sent))
+                    .bind(list(deferred))
+                    .bind(list(failed))
+                    .bind(list(unknown))
+                    .bind(list(released))
+                    .bind(list(bounced))
+                    .execute(writer)
+                    .await?;
+                return Ok(());
+            }
+            // SQLite: one statement per kind in one transaction. Rows of (id,
+            // code, reply[, next_attempt_at]) from a JSON array.
+            let rows_sql = "SELECT value ->> 0 AS id, value ->> 1 AS code, value ->> 2 AS reply, \
+                            value ->> 3 AS next_at FROM json_each($2)";
             let statements: [(&Vec<Value>, String); 4] = [
             (
                 &sent,
@@ -307,8 +401,8 @@ impl Store {
             let mut tx = sqlx::Connection::begin_with(&mut *conn, d.begin()).await?;
             if !handed.is_empty() {
                 sqlx::query(&format!(
-                    "UPDATE deliveries SET handed_at = $1 WHERE state = 'claimed' AND id IN ({})",
-                    d.ids(2)
+                    "UPDATE deliveries SET handed_at = $1 WHERE state = 'claimed' AND {}",
+                    d.in_ids("id", 2)
                 ))
                 .bind(now)
                 .bind(Value::from(handed).to_string())
@@ -328,8 +422,8 @@ impl Store {
                 sqlx::query(&format!(
                     "UPDATE deliveries SET state = 'pending', \
                      attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = $1 \
-                     WHERE state = 'claimed' AND id IN ({})",
-                    d.ids(2)
+                     WHERE state = 'claimed' AND {}",
+                    d.in_ids("id", 2)
                 ))
                 .bind(now)
                 .bind(Value::from(released).to_string())
@@ -339,8 +433,8 @@ impl Store {
             if !bounced.is_empty() {
                 sqlx::query(&format!(
                     "UPDATE subscribers SET status = 'bounced', unsubscribe_source = 'bounce', updated_at = $1 \
-                     WHERE status = 'active' AND id IN ({})",
-                    d.ids(2)
+                     WHERE status = 'active' AND {}",
+                    d.in_ids("id", 2)
                 ))
                 .bind(now)
                 .bind(Value::from(bounced).to_string())
@@ -442,8 +536,8 @@ impl Store {
             Ok(sqlx::query_as(&format!(
             "SELECT s.email, d.state, d.attempts, d.last_code, d.last_reply, d.next_attempt_at, d.message_id \
              FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
-             WHERE d.issue_id = $1 AND d.state IN ({}) ORDER BY d.id LIMIT $3",
-            d.texts(2)
+             WHERE d.issue_id = $1 AND {} ORDER BY d.id LIMIT $3",
+            d.in_texts("d.state", 2)
         ))
         .bind(issue_id)
         .bind(states_json)
@@ -495,5 +589,26 @@ impl Store {
             tx.commit().await?;
             Ok(n)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_keeps_the_last_entry_of_each_row_in_order() {
+        let batch = [
+            Outcome::Handed { id: 1 },
+            Outcome::Sent {
+                id: 2,
+                code: 250,
+                reply: "ok".into(),
+            },
+            Outcome::Released { id: 1 },
+            Outcome::Handed { id: 3 },
+        ];
+        let kept: Vec<&Outcome> = last_per_row(&batch);
+        assert_eq!(kept, vec![&batch[1], &batch[2], &batch[3]]);
     }
 }

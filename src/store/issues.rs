@@ -224,6 +224,12 @@ impl Store {
         .execute(&mut *tx)
         .await?;
             tx.commit().await?;
+            if d == super::Dialect::Postgres && added > 0 {
+                // The snapshot may have added millions of rows: fresh
+                // statistics keep the claimer's and recorder's statements
+                // on the indexes from the first batch on.
+                sqlx::query("ANALYZE deliveries").execute(pool).await?;
+            }
             Ok(added)
         })
     }

@@ -89,24 +89,26 @@ impl Dialect {
         self.pick("BEGIN IMMEDIATE", "BEGIN")
     }
 
-    /// `SELECT value FROM ...` over the JSON array of integers bound as
-    /// parameter `$n` (a whole list travels as one parameter).
-    pub(crate) fn ids(self, n: usize) -> String {
+    /// `COL` is one of the integers in the JSON array bound as parameter
+    /// `$n` (a whole list travels as one parameter). On PostgreSQL the list
+    /// becomes an array first, so the planner looks each id up in the index
+    /// whatever it estimates for the list.
+    pub(crate) fn in_ids(self, col: &str, n: usize) -> String {
         match self {
-            Dialect::Sqlite => format!("SELECT value FROM json_each(${n})"),
-            Dialect::Postgres => {
-                format!("SELECT value::bigint FROM jsonb_array_elements_text(${n}::jsonb)")
-            }
+            Dialect::Sqlite => format!("{col} IN (SELECT value FROM json_each(${n}))"),
+            Dialect::Postgres => format!(
+                "{col} = ANY(ARRAY(SELECT value::bigint FROM jsonb_array_elements_text(${n}::jsonb)))"
+            ),
         }
     }
 
-    /// `SELECT value FROM ...` over the JSON array of strings bound as `$n`.
-    pub(crate) fn texts(self, n: usize) -> String {
+    /// `COL` is one of the strings in the JSON array bound as `$n`.
+    pub(crate) fn in_texts(self, col: &str, n: usize) -> String {
         match self {
-            Dialect::Sqlite => format!("SELECT value FROM json_each(${n})"),
-            Dialect::Postgres => {
-                format!("SELECT value FROM jsonb_array_elements_text(${n}::jsonb)")
-            }
+            Dialect::Sqlite => format!("{col} IN (SELECT value FROM json_each(${n}))"),
+            Dialect::Postgres => format!(
+                "{col} = ANY(ARRAY(SELECT value FROM jsonb_array_elements_text(${n}::jsonb)))"
+            ),
         }
     }
 

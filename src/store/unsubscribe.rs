@@ -65,12 +65,12 @@ impl Store {
         super::with_db!(self, |pool, writer, d| {
             let ids = serde_json::to_string(ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
             let json: String = sqlx::query_scalar(&format!(
-            "SELECT {} FROM subscribers WHERE id IN ({})",
+            "SELECT {} FROM subscribers WHERE {}",
             d.pick(
                 "json_group_array(json_array(id, email, status, unsubscribed_at, unsubscribe_source))",
                 "COALESCE(json_agg(json_build_array(id, email, status, unsubscribed_at, unsubscribe_source)), '[]')::text"
             ),
-            d.ids(1)
+            d.in_ids("id", 1)
         ))
         .bind(ids)
         .fetch_one(pool)
@@ -131,9 +131,9 @@ impl Store {
                     sqlx::query_scalar::<_, i64>(&format!(
                         "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = $1, \
                      updated_at = $1, unsubscribe_source = $3 \
-                     WHERE id IN ({}) AND status = 'active' \
+                     WHERE {} AND status = 'active' \
                      RETURNING id",
-                        d.ids(2)
+                        d.in_ids("id", 2)
                     ))
                     .bind(&now)
                     .bind(ids)
@@ -162,8 +162,8 @@ impl Store {
                 "UPDATE subscribers SET status = 'active', unsubscribed_at = NULL, \
              unsubscribe_source = NULL, updated_at = $1 \
              WHERE id = $2 AND status = 'unsubscribed' AND unsubscribed_at >= $3 \
-               AND unsubscribe_source IN ({})",
-                d.texts(4)
+               AND {}",
+                d.in_texts("unsubscribe_source", 4)
             ))
             .bind(now_text())
             .bind(id)

@@ -14,9 +14,11 @@ use crate::helpers::{
 };
 use crate::smtp_server::{Fault, Script, Silence, SmtpServer};
 
-/// Leases still held in the database.
+/// Leases still held in the database, and (PostgreSQL) sender
+/// registrations still there.
 fn leases(env: &TestEnv) -> i64 {
-    let rows: Vec<(i64,)> = env.fetch_all("SELECT COUNT(*) FROM leases");
+    let rows: Vec<(i64,)> =
+        env.fetch_all("SELECT (SELECT COUNT(*) FROM leases) + (SELECT COUNT(*) FROM senders)");
     rows[0].0
 }
 
