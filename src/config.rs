@@ -107,6 +107,11 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
 }
 
+/// Does a `database.url` name a PostgreSQL database?
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 fn default_max_connections() -> u32 {
     10
 }
@@ -493,7 +498,7 @@ impl Settings {
         base_url("http.public_base_url", &self.http.public_base_url)?;
         self.bounce.check()?;
         let url = &self.database.url;
-        if crate::store::is_postgres_url(url) {
+        if is_postgres_url(url) {
             if let Err(e) = url::Url::parse(url) {
                 return bad("database.url", &format!("not a valid postgres:// URL: {e}"));
             }

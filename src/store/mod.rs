@@ -148,10 +148,7 @@ macro_rules! with_db {
 
 pub(crate) use with_db;
 
-/// Does a `database.url` name a PostgreSQL database?
-pub fn is_postgres_url(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
+pub use crate::config::is_postgres_url;
 
 impl Store {
     /// Open (creating if needed) and migrate the database. Idempotent. A
