@@ -163,3 +163,27 @@ fn db_copy_refuses_a_target_that_is_not_postgres() {
     );
     assert!(!env.path().join("other.db").exists());
 }
+
+#[test]
+fn commands_before_init_on_an_empty_postgres_database_exit_2_and_create_nothing() {
+    if !on_postgres() {
+        eprintln!("PostgreSQL-only test, run in the PostgreSQL pass: commands before init");
+        return;
+    }
+    let env = TestEnv::bare();
+    for args in [&["status"][..], &["subscribers", "list"], &["run-due"]] {
+        let out = env.herald().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("has no herald tables (run `herald init` first)"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let tables: Vec<(i64,)> = env
+        .fetch_all("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'");
+    assert_eq!(tables[0].0, 0, "nothing was created");
+    env.init();
+    let out = env.herald().arg("status").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
