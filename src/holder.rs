@@ -1,17 +1,35 @@
 //! Lease holder identity: names this process so that another herald on the
 //! same machine can tell, safely, whether the holder of a lease is still
-//! alive. A holder is `host:pid:start:boot:nonce`, where `start` is the
+//! alive. A holder is `host:pid:start:boot:nonce`, where `host` is the host
+//! name and the PID namespace (`name~id`: containers may share a host name
+//! and a boot id, not PIDs), `start` is the
 //! process start time (clock ticks since boot, from /proc/PID/stat) and
 //! `boot` the kernel boot id: a recycled PID (or a thread id that happens
 //! to match) has another start time, and a reboot changes the boot id.
 
 use std::path::Path;
 
+/// The host name, with the PID namespace when there is one: two
+/// containers can share a host name (and a boot id) but not their PIDs, so
+/// a PID is only checked from inside the namespace it belongs to.
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "host".into())
+        .unwrap_or_else(|_| "host".into());
+    let namespace: String = std::fs::read_link("/proc/self/ns/pid")
+        .map(|link| {
+            link.to_string_lossy()
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect()
+        })
+        .unwrap_or_default();
+    if namespace.is_empty() {
+        host
+    } else {
+        format!("{host}~{namespace}")
+    }
 }
 
 fn boot_id() -> Option<String> {

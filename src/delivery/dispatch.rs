@@ -441,6 +441,7 @@ impl Dispatch<'_> {
             connector,
             limiter,
             holder: lease.holder().to_string(),
+            liveness: lease.liveness(),
             options: EngineOptions::new(&self.settings.sender, &self.settings.smtp),
             clock: self.clock.clone(),
         };

@@ -42,6 +42,43 @@ enum Kind {
 /// How often a shared lease is renewed (and the share recounted), at most.
 const SHARE_REFRESH: Duration = Duration::from_secs(1);
 
+/// Whether this process may still hand a message to SMTP under its lease:
+/// for a shared lease, only while its last successful renewal is less than
+/// two thirds of the lease old. Past that, others may be about to take its
+/// rows (they do once the registration lapses), so it hands nothing more
+/// out, whether or not the next renewal will succeed.
+#[derive(Clone, Debug)]
+pub struct Liveness {
+    /// `None`: an exclusive lease, always live while held.
+    renewed: Option<std::sync::Arc<std::sync::Mutex<std::time::Instant>>>,
+    limit: Duration,
+}
+
+impl Liveness {
+    /// Always live (an exclusive lease, or no lease).
+    pub fn always() -> Liveness {
+        Liveness {
+            renewed: None,
+            limit: Duration::MAX,
+        }
+    }
+
+    /// May a message be handed to SMTP now?
+    pub fn ok(&self) -> bool {
+        match &self.renewed {
+            None => true,
+            Some(r) => r.lock().unwrap_or_else(|e| e.into_inner()).elapsed() < self.limit,
+        }
+    }
+
+    /// A renewal that started at `at` succeeded.
+    fn mark(&self, at: std::time::Instant) {
+        if let Some(r) = &self.renewed {
+            *r.lock().unwrap_or_else(|e| e.into_inner()) = at;
+        }
+    }
+}
+
 /// What taking a lease found.
 pub enum Taken {
     /// This process holds it until the guard is dropped or released.
@@ -75,6 +112,7 @@ impl Lease {
     pub async fn take(self, store: &Store) -> anyhow::Result<Taken> {
         let (lost_tx, lost) = watch::channel(false);
         let (share_tx, share) = watch::channel(1);
+        let mut liveness = Liveness::always();
         let renewer = match self.kind {
             Kind::Exclusive => {
                 if let Err((holder, until)) = self.try_take(store).await? {
@@ -91,12 +129,23 @@ impl Lease {
                         store.remove_sender(issue_id, &old).await?;
                     }
                 }
+                let started = std::time::Instant::now();
                 let beat = self.beat(store, issue_id, true).await?;
                 share_tx.send_replace(beat.live.max(1));
-                tokio::spawn(
-                    self.clone()
-                        .beat_forever(store.clone(), issue_id, lost_tx, share_tx),
-                )
+                liveness = Liveness {
+                    renewed: Some(std::sync::Arc::new(std::sync::Mutex::new(
+                        std::time::Instant::now(),
+                    ))),
+                    limit: self.length * 2 / 3,
+                };
+                liveness.mark(started);
+                tokio::spawn(self.clone().beat_forever(
+                    store.clone(),
+                    issue_id,
+                    lost_tx,
+                    share_tx,
+                    liveness.clone(),
+                ))
             }
         };
         Ok(Taken::Held(LeaseGuard {
@@ -104,6 +153,7 @@ impl Lease {
             renewer,
             lost,
             share,
+            liveness,
         }))
     }
 
@@ -114,10 +164,14 @@ impl Lease {
         issue_id: i64,
         first: bool,
     ) -> anyhow::Result<crate::store::senders::Beat> {
-        let now = chrono::Utc::now();
-        let until = format_time(now + chrono::Duration::from_std(self.length).unwrap_or_default());
         Ok(store
-            .sender_beat(issue_id, &self.holder, &format_time(now), &until, first)
+            .sender_beat(
+                issue_id,
+                &self.holder,
+                chrono::Utc::now(),
+                self.length,
+                first,
+            )
             .await?)
     }
 
@@ -129,11 +183,13 @@ impl Lease {
         issue_id: i64,
         lost: watch::Sender<bool>,
         share: watch::Sender<i64>,
+        liveness: Liveness,
     ) {
         let mut tick = tokio::time::interval((self.length / 3).min(SHARE_REFRESH));
         tick.tick().await;
         loop {
             tick.tick().await;
+            let started = std::time::Instant::now();
             match self.beat(&store, issue_id, false).await {
                 Ok(beat) if beat.lapsed => {
                     tracing::error!(lease = %self.name, "this sender's registration lapsed; others may have taken its rows");
@@ -141,6 +197,7 @@ impl Lease {
                     return;
                 }
                 Ok(beat) => {
+                    liveness.mark(started);
                     share.send_if_modified(|n| {
                         std::mem::replace(n, beat.live.max(1)) != beat.live.max(1)
                     });
@@ -233,6 +290,7 @@ pub struct LeaseGuard {
     renewer: tokio::task::JoinHandle<()>,
     lost: watch::Receiver<bool>,
     share: watch::Receiver<i64>,
+    liveness: Liveness,
 }
 
 impl LeaseGuard {
@@ -240,6 +298,11 @@ impl LeaseGuard {
     /// one), updated as senders join and leave.
     pub fn share(&self) -> watch::Receiver<i64> {
         self.share.clone()
+    }
+
+    /// Whether this process may still hand messages to SMTP under the lease.
+    pub fn liveness(&self) -> Liveness {
+        self.liveness.clone()
     }
 
     /// This process's holder name (what its claimed rows carry).

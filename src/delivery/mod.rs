@@ -197,6 +197,8 @@ struct Shared {
     limiter: Arc<SendLimiter>,
     /// This process's sender name: the rows it claims carry it.
     holder: String,
+    /// Whether the lease still allows handing messages to SMTP.
+    liveness: lease::Liveness,
     recorder: Recorder,
     tally: Arc<Tally>,
     stop: Stopper,
@@ -243,6 +245,8 @@ pub struct Plan {
     pub limiter: Arc<SendLimiter>,
     /// This process's name as a sender of the issue (its lease holder).
     pub holder: String,
+    /// Checked right before each message goes to SMTP.
+    pub liveness: lease::Liveness,
     pub options: EngineOptions,
     pub clock: Clock,
 }
@@ -262,12 +266,14 @@ pub async fn run(
         connector,
         limiter,
         holder,
+        liveness,
         options,
         clock,
     } = plan;
     let started = clock.instant();
     let tally = Arc::new(Tally::default());
-    let (recorder, recorder_task) = Recorder::spawn(store.clone(), tally.clone(), clock.clone());
+    let (recorder, recorder_task) =
+        Recorder::spawn(store.clone(), tally.clone(), clock.clone(), holder.clone());
     let concurrency = options.concurrency;
     let shared = Arc::new(Shared {
         store: store.clone(),
@@ -275,6 +281,7 @@ pub async fn run(
         connector,
         limiter,
         holder,
+        liveness,
         recorder,
         tally: tally.clone(),
         stop: stop.clone(),

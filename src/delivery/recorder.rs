@@ -95,14 +95,17 @@ pub struct Recorder {
 impl Recorder {
     /// Spawn the recorder task. It ends when every handle is dropped, after
     /// writing what it was given; it returns an error if it could not write.
+    /// `holder` is this sender's name: on PostgreSQL, marks and releases
+    /// touch only the rows it still holds.
     pub fn spawn(
         store: Store,
         tally: Arc<Tally>,
         clock: Clock,
+        holder: String,
     ) -> (Recorder, tokio::task::JoinHandle<anyhow::Result<()>>) {
         let (tx, rx) = mpsc::channel(4096);
         let failure = Failure::default();
-        let handle = tokio::spawn(run(store, tally, clock, rx, failure.clone()));
+        let handle = tokio::spawn(run(store, tally, clock, holder, rx, failure.clone()));
         (Recorder { tx, failure }, handle)
     }
 
@@ -137,6 +140,7 @@ async fn run(
     store: Store,
     tally: Arc<Tally>,
     clock: Clock,
+    holder: String,
     mut rx: mpsc::Receiver<Entry>,
     failure: Failure,
 ) -> anyhow::Result<()> {
@@ -154,7 +158,10 @@ async fn run(
         outcomes.extend(batch.iter().map(|e| e.outcome.clone()));
         let mut tries = 0;
         loop {
-            match store.record_outcomes(&outcomes, &clock.now_text()).await {
+            match store
+                .record_outcomes(&outcomes, &clock.now_text(), &holder)
+                .await
+            {
                 Ok(()) => break,
                 Err(e) if tries < 5 => {
                     tries += 1;

@@ -208,6 +208,18 @@ impl Worker {
                 }
                 paced = true;
             }
+            // A sender whose registration is about to lapse (PostgreSQL:
+            // renewals failing or delayed) hands nothing more out: others
+            // may soon resolve its rows.
+            if !shared.liveness.ok() {
+                shared.stop.halt_because(
+                    Halt::LeaseLost,
+                    "this sender could not renew its registration in time; others take over its rows"
+                        .into(),
+                );
+                self.release(job.id).await;
+                return Ok(None);
+            }
             shared.fault(FaultPoint::BeforeSend);
             self.slot(|s| s.handed = true);
             let body_started = AtomicBool::new(false);

@@ -153,10 +153,10 @@ impl Store {
             .bind(b.subscriber_id)
             .bind(b.email)
             .bind(b.status_code)
-            .bind(b.diagnostic)
+            .bind(b.diagnostic.map(without_nul))
             .bind(b.source)
             .bind(b.fingerprint)
-            .bind(b.raw)
+            .bind(b.raw.map(without_nul))
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -175,7 +175,7 @@ impl Store {
                 .bind(&now)
                 .bind(b.kind)
                 .bind(b.status_code)
-                .bind(b.diagnostic)
+                .bind(b.diagnostic.map(without_nul))
                 .bind(issue_id)
                 .bind(subscriber_id)
                 .execute(&mut *tx)
@@ -304,5 +304,15 @@ impl Store {
         .await?;
             Ok(rows.into_iter().collect())
         })
+    }
+}
+
+/// Report text as both backends store it: PostgreSQL's text cannot hold
+/// NUL, which a mangled bounce may carry.
+fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}").into()
+    } else {
+        text.into()
     }
 }

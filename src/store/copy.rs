@@ -108,6 +108,11 @@ pub async fn copy_sqlite_to_postgres(
             .iter()
             .map(|c| match (table, c.as_str()) {
                 ("subscribers", "attributes") => format!("'{c}', json({c})"),
+                // PostgreSQL's text cannot hold NUL (a bounce stored before
+                // it was kept out may).
+                ("bounces", "raw" | "diagnostic") => {
+                    format!("'{c}', replace({c}, char(0), char(65533))")
+                }
                 _ => format!("'{c}', {c}"),
             })
             .collect::<Vec<_>>()

@@ -112,8 +112,10 @@ pub struct SendTimes {
 /// data-modifying CTEs write every kind of outcome ($1 now; $2 handed ids;
 /// $3 sent, $5 failed, $6 unknown as [id, code, reply]; $4 deferred as [id,
 /// code, reply, next attempt]; $7 released ids; $8 subscriber ids to mark
-/// bounced). The batch is reduced to the last entry per row first
-/// ([`last_per_row`]), so no row is written twice.
+/// bounced; $9 this sender). The batch is reduced to the last entry per row
+/// first ([`last_per_row`]), so no row is written twice. Marks, releases and
+/// lost outcomes touch only rows this sender still holds: a sender paused
+/// past its registration never resets rows another sender took over.
 const PG_RECORD_OUTCOMES: &str = "\
 WITH rows AS ( \
     SELECT k, (value ->> 0)::bigint AS id, (value ->> 1)::bigint AS code, value ->> 2 AS reply, \
@@ -122,23 +124,23 @@ WITH rows AS ( \
           UNION ALL SELECT 'failed', $5::jsonb UNION ALL SELECT 'unknown', $6::jsonb) AS lists, \
          jsonb_array_elements(a) AS value), \
 handed AS ( \
-    UPDATE deliveries SET handed_at = $1 WHERE state = 'claimed' \
+    UPDATE deliveries SET handed_at = $1 WHERE state = 'claimed' AND claimed_by = $9 \
     AND id = ANY(ARRAY(SELECT value::bigint FROM jsonb_array_elements_text($2::jsonb))) RETURNING 1), \
 outcomes AS ( \
     UPDATE deliveries SET \
-        state = CASE WHEN v.k = 'unknown' AND deliveries.state <> 'claimed' THEN deliveries.state ELSE v.k END, \
+        state = CASE WHEN v.k = 'unknown' AND NOT mine THEN deliveries.state ELSE v.k END, \
         last_code = CASE WHEN v.k = 'unknown' THEN deliveries.last_code ELSE v.code END, \
-        last_reply = CASE WHEN v.k = 'unknown' AND deliveries.state <> 'claimed' THEN deliveries.last_reply \
-                          ELSE v.reply END, \
+        last_reply = CASE WHEN v.k = 'unknown' AND NOT mine THEN deliveries.last_reply ELSE v.reply END, \
         sent_at = CASE WHEN v.k = 'sent' THEN $1 ELSE deliveries.sent_at END, \
         next_attempt_at = CASE WHEN v.k = 'deferred' THEN v.next_at \
                                WHEN v.k = 'unknown' THEN deliveries.next_attempt_at ELSE NULL END, \
-        updated_at = CASE WHEN v.k = 'unknown' AND deliveries.state <> 'claimed' THEN deliveries.updated_at \
-                          ELSE $1 END \
-    FROM rows AS v WHERE deliveries.id = v.id RETURNING 1), \
+        updated_at = CASE WHEN v.k = 'unknown' AND NOT mine THEN deliveries.updated_at ELSE $1 END \
+    FROM (SELECT rows.*, d.state = 'claimed' AND d.claimed_by IS NOT DISTINCT FROM $9 AS mine \
+          FROM rows JOIN deliveries d ON d.id = rows.id) AS v \
+    WHERE deliveries.id = v.id RETURNING 1), \
 released AS ( \
     UPDATE deliveries SET state = 'pending', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
-        updated_at = $1 WHERE state = 'claimed' \
+        updated_at = $1 WHERE state = 'claimed' AND claimed_by = $9 \
     AND id = ANY(ARRAY(SELECT value::bigint FROM jsonb_array_elements_text($7::jsonb))) RETURNING 1), \
 bounced AS ( \
     UPDATE subscribers SET status = 'bounced', unsubscribe_source = 'bounce', updated_at = $1 \
@@ -155,7 +157,8 @@ impl Store {
     /// handed to SMTP); lapsed registrations go. With `resend`, `unknown`
     /// rows go back to `pending` too. Returns (claimed→unknown,
     /// unknown→pending). `now` stamps the rows (the engine's clock);
-    /// `wall_now` is the real time registrations are renewed in.
+    /// `wall_now` is the real time registrations are renewed in (on
+    /// PostgreSQL the database's clock is used instead, as for renewals).
     pub async fn recover_claimed(
         &self,
         issue_id: i64,
@@ -165,6 +168,15 @@ impl Store {
     ) -> StoreResult<(u64, u64)> {
         super::with_db!(self, |pool, writer, d| {
             let mut tx = writer.begin_with(d.begin()).await?;
+            let db_now: Option<String> = match d {
+                super::Dialect::Sqlite => None,
+                super::Dialect::Postgres => Some(
+                    sqlx::query_scalar("SELECT herald_now()")
+                        .fetch_one(&mut *tx)
+                        .await?,
+                ),
+            };
+            let wall_now = db_now.as_deref().unwrap_or(wall_now);
             sqlx::query("DELETE FROM senders WHERE issue_id = $1 AND expires_at <= $2")
                 .bind(issue_id)
                 .bind(wall_now)
@@ -301,7 +313,12 @@ impl Store {
 
     /// Write a batch of outcomes in one transaction (group commit): one
     /// set-based statement per kind of outcome, whatever the batch size.
-    pub async fn record_outcomes(&self, outcomes: &[Outcome], now: &str) -> StoreResult<()> {
+    pub async fn record_outcomes(
+        &self,
+        outcomes: &[Outcome],
+        now: &str,
+        holder: &str,
+    ) -> StoreResult<()> {
         super::with_db!(self, |pool, writer, d| {
             use serde_json::{json, Value};
             if outcomes.is_empty() {
@@ -353,6 +370,7 @@ impl Store {
                     .bind(list(unknown))
                     .bind(list(released))
                     .bind(list(bounced))
+                    .bind(holder)
                     .execute(writer)
                     .await?;
                 return Ok(());

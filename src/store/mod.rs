@@ -279,15 +279,38 @@ impl Store {
     }
 }
 
-/// A database URL with any password replaced, for messages and logs.
+/// A database URL with any password replaced (in the user part or as a
+/// `password=` parameter), for messages and logs. A URL that does not parse
+/// is not shown at all.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
+    if !is_postgres_url(url) {
+        // A SQLite URL names a file; it holds no credentials.
+        return url.to_string();
     }
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "(a database URL that does not parse)".into();
+    };
+    if u.password().is_none() && !u.query_pairs().any(|(k, _)| k == "password") {
+        return url.to_string();
+    }
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    if u.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 /// Current UTC time in the format the schema stores (`…T…Z`, milliseconds).

@@ -16,18 +16,36 @@ pub struct Beat {
 }
 
 impl Store {
-    /// Register `holder` as a sender of `issue_id` until `expires_at`, or
-    /// renew its registration (`first` false), and count the live senders.
+    /// Register `holder` as a sender of `issue_id` for `lease`, or renew
+    /// its registration (`first` false), and count the live senders. Times
+    /// come from `now` on SQLite (one host) and from the database's clock on
+    /// PostgreSQL, so hosts whose clocks differ still agree on who is live.
     pub async fn sender_beat(
         &self,
         issue_id: i64,
         holder: &str,
-        now: &str,
-        expires_at: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        lease: std::time::Duration,
         first: bool,
     ) -> StoreResult<Beat> {
         super::with_db!(self, |pool, writer, d| {
             let mut tx = writer.begin_with(d.begin()).await?;
+            let (now, expires_at) = match d {
+                super::Dialect::Sqlite => (
+                    super::format_time(now),
+                    super::format_time(now + chrono::Duration::from_std(lease).unwrap_or_default()),
+                ),
+                super::Dialect::Postgres => {
+                    sqlx::query_as(
+                        "SELECT herald_now(), to_char((now() + make_interval(secs => $1)) AT TIME ZONE 'UTC', \
+                         'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+                    )
+                    .bind(lease.as_secs_f64())
+                    .fetch_one(&mut *tx)
+                    .await?
+                }
+            };
+            let (now, expires_at) = (now.as_str(), expires_at.as_str());
             let previous: Option<String> = sqlx::query_scalar(
                 "SELECT expires_at FROM senders WHERE issue_id = $1 AND holder = $2",
             )

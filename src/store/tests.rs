@@ -97,7 +97,7 @@ async fn a_full_database_fails_in_sqlites_own_words_and_every_retry_starts_clean
     // goes through.
     let mut failures = 0;
     loop {
-        match store.record_outcomes(&outcomes, &now).await {
+        match store.record_outcomes(&outcomes, &now, "test").await {
             Ok(()) => break,
             Err(e) => {
                 let text = e.to_string();
@@ -138,4 +138,27 @@ async fn the_schema_checks_are_enforced_again_on_every_connection_after_an_impor
             "a CHECK constraint was not enforced"
         );
     }
+}
+
+#[test]
+fn database_urls_are_shown_without_their_passwords() {
+    use super::redact_url;
+    assert_eq!(
+        redact_url("postgres://herald:s3cret@db:5432/herald"),
+        "postgres://herald:***@db:5432/herald"
+    );
+    let shown = redact_url("postgresql://db/herald?password=s3cret&sslmode=require");
+    assert!(
+        !shown.contains("s3cret") && shown.contains("sslmode=require"),
+        "{shown}"
+    );
+    assert!(!redact_url("postgres://u:pa/ss@h/db").contains("pa/ss"));
+    assert_eq!(
+        redact_url("postgres://herald@db/herald"),
+        "postgres://herald@db/herald"
+    );
+    assert_eq!(
+        redact_url("sqlite://my dir/herald.db"),
+        "sqlite://my dir/herald.db"
+    );
 }

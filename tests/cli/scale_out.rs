@@ -253,3 +253,46 @@ fn two_serve_replicas_take_concurrent_one_click_posts_and_count_each_change_once
         env.fetch_all("SELECT status, COUNT(*) FROM subscribers GROUP BY status");
     assert_eq!(rows, vec![("unsubscribed".to_string(), n as i64)]);
 }
+
+#[test]
+fn a_sender_paused_past_its_registration_hands_nothing_more_out_when_it_wakes() {
+    if postgres_only("a sender paused past its registration") {
+        return;
+    }
+    let env = TestEnv::new();
+    let n = 6000;
+    seed_subscribers(&env, n);
+    let issue = write_issue(&env, "paused");
+    let server = SmtpServer::start();
+    let mut children: Vec<Child> = (0..3)
+        .map(|_| spawn_sender(&env, server.port(), 600, &issue))
+        .collect();
+    assert!(server.wait_for(1000, Duration::from_secs(30)) >= 1000);
+    let signal = |sig: &str, child: &Child| {
+        assert!(std::process::Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    // Frozen for longer than its 5-second registration: the others take
+    // over its rows.
+    signal("-STOP", &children[0]);
+    std::thread::sleep(Duration::from_secs(8));
+    signal("-CONT", &children[0]);
+    let paused = children.remove(0);
+    let outputs = wait_all(children, Duration::from_secs(90));
+    for out in &outputs {
+        assert!(out.status.success(), "{}", stderr(out));
+    }
+    let paused = wait_all(vec![paused], Duration::from_secs(30)).remove(0);
+    assert_eq!(paused.status.code(), Some(1), "{}", stderr(&paused));
+    let l = ledger(&env, &issue);
+    assert_eq!(l["state"], "sent", "{l}");
+    assert_eq!(l["counts"]["sent"], n as u64, "{l}");
+    let counts = server.counts();
+    assert_eq!(counts.len(), n, "nobody lost");
+    // At most the messages it had in flight when frozen went twice.
+    let twice = counts.values().filter(|c| **c > 1).count();
+    assert!(twice <= 4, "{twice} recipients got two copies");
+}

@@ -378,10 +378,19 @@ fn a_lease_held_under_a_recycled_pid_is_taken_over_at_once_and_a_live_holder_is_
     }
     let env = TestEnv::new();
     seed_subscribers(&env, 1);
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    // A holder names its host and PID namespace: `hostname~NSID`.
+    let namespace: String = std::fs::read_link("/proc/self/ns/pid")
         .unwrap()
-        .trim()
-        .to_string();
+        .to_string_lossy()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let host = format!(
+        "{}~{namespace}",
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap()
+            .trim()
+    );
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .unwrap()
         .trim()
