@@ -341,7 +341,7 @@ impl Store {
             // unpacks it: binding 7,000 parameters per statement through sqlx
             // cost more than the inserts. (`WHERE true` keeps SQLite from
             // reading ON CONFLICT as a join constraint.) SQLite's json_patch and
-            // PostgreSQL's `||` without nulls merge the same flat objects.
+            // the schema's herald_merge_patch are the same RFC 7396 merge.
             let sql = match d {
             super::Dialect::Sqlite => format!(
                 "INSERT INTO subscribers (email, name, status, attributes, unsubscribed_at, created_at, updated_at) \
@@ -369,7 +369,7 @@ impl Store {
                  FROM jsonb_array_elements($2::jsonb) AS r \
                  ON CONFLICT(email) DO UPDATE SET \
                    name = COALESCE(excluded.name, subscribers.name), \
-                   attributes = jsonb_strip_nulls(subscribers.attributes || excluded.attributes), \
+                   attributes = herald_merge_patch(subscribers.attributes, excluded.attributes), \
                    unsubscribed_at = CASE WHEN subscribers.status = 'active' AND excluded.status <> 'active' \
                                           THEN excluded.unsubscribed_at ELSE subscribers.unsubscribed_at END, \
                    status = CASE WHEN subscribers.status = 'active' AND excluded.status <> 'active' \
@@ -377,7 +377,7 @@ impl Store {
                    updated_at = excluded.updated_at \
                  WHERE subscribers.id > {import_start} \
                     OR (excluded.name IS NOT NULL AND excluded.name IS DISTINCT FROM subscribers.name) \
-                    OR jsonb_strip_nulls(subscribers.attributes || excluded.attributes) \
+                    OR herald_merge_patch(subscribers.attributes, excluded.attributes) \
                        IS DISTINCT FROM subscribers.attributes \
                     OR (subscribers.status = 'active' AND excluded.status <> 'active') \
                  RETURNING id"

@@ -544,3 +544,36 @@ fn a_semicolon_separated_file_gets_a_hint_and_imports_with_delimiter() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn a_reimport_merges_nested_attributes_and_drops_nulled_keys_the_same_on_both_backends() {
+    let env = TestEnv::new();
+    let first = env.write(
+        "first.csv",
+        "email,attributes\nana@example.org,\"{\"\"p\"\": {\"\"a\"\": 1}, \"\"gone\"\": \"\"x\"\", \"\"keep\"\": true}\"\n",
+    );
+    let second = env.write(
+        "second.csv",
+        "email,attributes\nana@example.org,\"{\"\"p\"\": {\"\"b\"\": 2}, \"\"gone\"\": null}\"\n",
+    );
+    for file in [&first, &second] {
+        let out = env
+            .herald()
+            .args(["subscribers", "import"])
+            .arg(file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = env
+        .herald()
+        .args(["subscribers", "list", "--format", "json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        list[0]["attributes"],
+        serde_json::json!({"p": {"a": 1, "b": 2}, "keep": true}),
+        "{list}"
+    );
+}
