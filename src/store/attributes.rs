@@ -36,6 +36,22 @@ pub(crate) fn missing_sql(d: Dialect, param: usize) -> String {
     }
 }
 
+/// The attribute whose key is parameter `$N` as text, the same on both
+/// backends: a string as itself, a number or a boolean as its JSON text
+/// (`true`, `1.50`), NULL when absent or null.
+fn attribute_text(d: Dialect, param: usize) -> String {
+    match d {
+        Dialect::Sqlite => format!(
+            "CASE json_type(attributes, ${param}) WHEN 'text' THEN attributes ->> ${param} \
+             WHEN 'null' THEN NULL ELSE attributes -> ${param} END"
+        ),
+        Dialect::Postgres => format!(
+            "CASE jsonb_typeof(attributes -> ${param}) WHEN 'string' THEN attributes ->> ${param} \
+             WHEN 'null' THEN NULL ELSE (attributes -> ${param})::text END"
+        ),
+    }
+}
+
 /// The SQL condition for `audience` (starting with ` AND `, or empty for
 /// everyone), with its parameters numbered from `$first`, and the values to
 /// bind in that order. Attribute values compare as text.
@@ -55,7 +71,7 @@ pub(crate) fn audience_sql(
                 binds.push(serde_json::to_string(values).expect("strings serialise"));
                 sql.push_str(&format!(
                     " AND {}",
-                    d.in_texts(&format!("CAST(attributes ->> ${path} AS TEXT)"), list)
+                    d.in_texts(&attribute_text(d, path), list)
                 ));
             }
             Filter::Present => sql.push_str(&format!(" AND NOT {}", missing_sql(d, path))),

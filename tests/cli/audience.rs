@@ -248,3 +248,33 @@ fn a_scheduled_send_keeps_the_audience_given_when_scheduling() {
         "Lviv"
     );
 }
+
+#[test]
+fn booleans_and_numbers_from_an_attributes_column_match_as_their_json_text() {
+    let env = TestEnv::new();
+    import(
+        &env,
+        "email,attributes\n\
+         ana@example.org,\"{\"\"vip\"\": true, \"\"score\"\": 1.50}\"\n\
+         ben@example.org,\"{\"\"vip\"\": false, \"\"score\"\": 2}\"\n\
+         cai@example.org,\"{\"\"vip\"\": \"\"true\"\"}\"\n",
+    );
+    let issue = issue_with_audience(&env, "typed", "vip = \"true\"");
+    let dry = |args: &[&str]| {
+        let out = env
+            .herald()
+            .args(["send", "--dry-run"])
+            .arg(&issue)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    // The boolean true and the string "true" both read `true`.
+    assert!(dry(&[]).contains("built 2 messages"), "{}", dry(&[]));
+    assert!(dry(&["--audience", "vip=false"]).contains("built 1 messages"));
+    // The import reads numbers through serde_json: 1.50 is stored as 1.5.
+    assert!(dry(&["--audience", "score=1.5"]).contains("built 1 messages"));
+    assert!(dry(&["--audience", "score=2"]).contains("built 1 messages"));
+}
