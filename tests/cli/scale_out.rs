@@ -6,6 +6,7 @@
 //! shared rate is measured in tests/timing.) These run in the PostgreSQL
 //! pass of the suite; the SQLite pass says so and returns.
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,38 @@ fn spawn_sender(env: &TestEnv, port: u16, rate: u32, issue: &std::path::Path) ->
         .arg(issue)
         .spawn()
         .unwrap()
+}
+
+/// An installation with `n` subscribers, the issue `slug`, an SMTP server
+/// and three senders sharing the send at 600 msg/s in all, once the server
+/// has received `first` messages.
+fn three_senders_after(
+    n: usize,
+    slug: &str,
+    first: usize,
+) -> (TestEnv, PathBuf, SmtpServer, Vec<Child>) {
+    let env = TestEnv::new();
+    seed_subscribers(&env, n);
+    let issue = write_issue(&env, slug);
+    let server = SmtpServer::start();
+    let children = (0..3)
+        .map(|_| spawn_sender(&env, server.port(), 600, &issue))
+        .collect();
+    assert!(server.wait_for(first, Duration::from_secs(60)) >= first);
+    (env, issue, server, children)
+}
+
+/// The send finished: every one of the `n` recipients reached, and at most
+/// the messages one sender had in flight (one per connection) twice.
+fn all_sent_at_most_in_flight_twice(env: &TestEnv, issue: &Path, server: &SmtpServer, n: usize) {
+    let l = ledger(env, issue);
+    assert_eq!(l["state"], "sent", "{l}");
+    assert_eq!(l["counts"]["sent"], n as u64, "{l}");
+    let counts = server.counts();
+    assert_eq!(counts.len(), n, "nobody lost");
+    let twice = counts.values().filter(|c| **c > 1).count();
+    assert!(twice <= 4, "{twice} recipients got two copies");
+    assert!(counts.values().all(|c| *c <= 2));
 }
 
 /// Wait for every child (at most `within`), killing stragglers.
@@ -106,15 +139,8 @@ fn a_sender_killed_mid_send_leaves_the_others_to_finish_with_nothing_lost() {
         return;
     }
     // The issue's scale: 30,000 recipients, 600 msg/s for the three.
-    let env = TestEnv::new();
     let n = 30_000;
-    seed_subscribers(&env, n);
-    let issue = write_issue(&env, "killed");
-    let server = SmtpServer::start();
-    let mut children: Vec<Child> = (0..3)
-        .map(|_| spawn_sender(&env, server.port(), 600, &issue))
-        .collect();
-    assert!(server.wait_for(6000, Duration::from_secs(60)) >= 6000);
+    let (env, issue, server, mut children) = three_senders_after(n, "killed", 6000);
     let mut victim = children.remove(0);
     victim.kill().unwrap();
     let _ = victim.wait();
@@ -126,16 +152,9 @@ fn a_sender_killed_mid_send_leaves_the_others_to_finish_with_nothing_lost() {
     // The survivors waited for the victim's registration to lapse (5 s)
     // and resolved its rows before finishing.
     assert!(started.elapsed() >= Duration::from_secs(4));
-    let l = ledger(&env, &issue);
-    assert_eq!(l["state"], "sent", "{l}");
-    assert_eq!(l["counts"]["sent"], n as u64, "{l}");
-    let counts = server.counts();
-    assert_eq!(counts.len(), n, "nobody lost");
-    // Only the victim's messages in flight (one per connection) may have
-    // gone twice: their outcome was lost, and `on_unknown = "resend"`.
-    let twice = counts.values().filter(|c| **c > 1).count();
-    assert!(twice <= 4, "{twice} recipients got two copies");
-    assert!(counts.values().all(|c| *c <= 2));
+    // Only the victim's messages in flight may have gone twice: their
+    // outcome was lost, and `on_unknown = "resend"`.
+    all_sent_at_most_in_flight_twice(&env, &issue, &server, n);
 }
 
 #[test]
@@ -259,15 +278,8 @@ fn a_sender_paused_past_its_registration_hands_nothing_more_out_when_it_wakes() 
     if postgres_only("a sender paused past its registration") {
         return;
     }
-    let env = TestEnv::new();
     let n = 6000;
-    seed_subscribers(&env, n);
-    let issue = write_issue(&env, "paused");
-    let server = SmtpServer::start();
-    let mut children: Vec<Child> = (0..3)
-        .map(|_| spawn_sender(&env, server.port(), 600, &issue))
-        .collect();
-    assert!(server.wait_for(1000, Duration::from_secs(30)) >= 1000);
+    let (env, issue, server, mut children) = three_senders_after(n, "paused", 1000);
     let signal = |sig: &str, child: &Child| {
         assert!(std::process::Command::new("kill")
             .args([sig, &child.id().to_string()])
@@ -287,12 +299,6 @@ fn a_sender_paused_past_its_registration_hands_nothing_more_out_when_it_wakes() 
     }
     let paused = wait_all(vec![paused], Duration::from_secs(30)).remove(0);
     assert_eq!(paused.status.code(), Some(1), "{}", stderr(&paused));
-    let l = ledger(&env, &issue);
-    assert_eq!(l["state"], "sent", "{l}");
-    assert_eq!(l["counts"]["sent"], n as u64, "{l}");
-    let counts = server.counts();
-    assert_eq!(counts.len(), n, "nobody lost");
     // At most the messages it had in flight when frozen went twice.
-    let twice = counts.values().filter(|c| **c > 1).count();
-    assert!(twice <= 4, "{twice} recipients got two copies");
+    all_sent_at_most_in_flight_twice(&env, &issue, &server, n);
 }
