@@ -144,11 +144,7 @@ fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// The database, if it exists (these commands never create it).
 async fn existing_store(settings: &Settings) -> anyhow::Result<Option<Store>> {
     if crate::store::is_postgres_url(&settings.database.url) {
-        return Ok(if Store::is_initialised(&settings.database).await? {
-            Some(Store::open(&settings.database).await?)
-        } else {
-            None
-        });
+        return Store::open_existing(&settings.database).await;
     }
     match crate::home::database_file(&settings.database.url) {
         Some(file) if file.is_file() => Ok(Some(Store::open(&settings.database).await?)),

@@ -97,11 +97,12 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 /// naming the path otherwise).
 pub async fn open_existing_store(settings: &Settings) -> anyhow::Result<Store> {
     home::require_database(&settings.database.url)?;
-    if !Store::is_initialised(&settings.database).await? {
-        return Err(crate::bad_input!(
-            "the PostgreSQL database {} has no herald tables (run `herald init` first)",
-            crate::store::redact_url(&settings.database.url)
-        ));
-    }
-    Store::open(&settings.database).await
+    Store::open_existing(&settings.database)
+        .await?
+        .ok_or_else(|| {
+            crate::bad_input!(
+                "the PostgreSQL database {} has no herald tables (run `herald init` first)",
+                crate::store::redact_url(&settings.database.url)
+            )
+        })
 }

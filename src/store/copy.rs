@@ -95,7 +95,6 @@ pub async fn copy_sqlite_to_postgres(
         }
     }
     let mut write = dst.begin().await.map_err(StoreError::from)?;
-    let mut counts = Vec::with_capacity(TABLES.len());
     for (table, key, page) in TABLES {
         let columns: Vec<String> = sqlx::query_scalar(&format!(
             "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
@@ -123,23 +122,20 @@ pub async fn copy_sqlite_to_postgres(
         );
         let mut copied = 0i64;
         let mut after = i64::MIN;
+        let select = match key {
+            Some(key) => format!(
+                "SELECT json_group_array(json_object({object})), MAX({key}) FROM \
+                 (SELECT * FROM {table} WHERE {key} > $1 ORDER BY {key} LIMIT $2)"
+            ),
+            None => format!("SELECT json_group_array(json_object({object})), NULL FROM {table}"),
+        };
         loop {
-            let (select, paged) = match key {
-                Some(key) => (
-                    format!(
-                        "SELECT json_group_array(json_object({object})), MAX({key}) FROM \
-                         (SELECT * FROM {table} WHERE {key} > $1 ORDER BY {key} LIMIT $2)"
-                    ),
-                    true,
-                ),
-                None => (
-                    format!("SELECT json_group_array(json_object({object})), NULL FROM {table} WHERE $1 = $1 OR $2 = $2"),
-                    false,
-                ),
+            let query = sqlx::query_as(&select);
+            let query = match key {
+                Some(_) => query.bind(after).bind(page),
+                None => query,
             };
-            let (rows, last): (String, Option<i64>) = sqlx::query_as(&select)
-                .bind(after)
-                .bind(page)
+            let (rows, last): (String, Option<i64>) = query
                 .fetch_one(&mut *snapshot)
                 .await
                 .map_err(StoreError::from)?;
@@ -152,11 +148,10 @@ pub async fn copy_sqlite_to_postgres(
             copied += inserted;
             progress(table, copied);
             match last {
-                Some(last) if paged && inserted > 0 => after = last,
+                Some(last) if inserted > 0 => after = last,
                 _ => break,
             }
         }
-        counts.push((table, copied));
     }
     for table in WITH_IDENTITY {
         sqlx::query(&format!(
@@ -167,8 +162,8 @@ pub async fn copy_sqlite_to_postgres(
         .map_err(StoreError::from)?;
     }
     // Verify inside the transaction: a mismatch rolls the whole copy back.
-    let mut out = Vec::with_capacity(counts.len());
-    for (table, copied) in counts {
+    let mut out = Vec::with_capacity(TABLES.len());
+    for (table, _, _) in TABLES {
         let source_rows: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(&mut *snapshot)
             .await
@@ -177,7 +172,6 @@ pub async fn copy_sqlite_to_postgres(
             .fetch_one(&mut *write)
             .await
             .map_err(StoreError::from)?;
-        debug_assert_eq!(copied, target_rows);
         out.push(Copied {
             table,
             source: source_rows,
@@ -190,6 +184,5 @@ pub async fn copy_sqlite_to_postgres(
     }
     write.commit().await.map_err(StoreError::from)?;
     snapshot.rollback().await.map_err(StoreError::from)?;
-    read.close_on_drop();
     Ok(out)
 }

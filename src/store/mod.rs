@@ -157,7 +157,8 @@ impl Store {
     /// `herald init` creates herald's tables in it.
     pub async fn open(settings: &DatabaseSettings) -> anyhow::Result<Store> {
         if is_postgres_url(&settings.url) {
-            return Store::open_postgres(settings).await;
+            let store = Store::open_postgres(settings, true).await?;
+            return Ok(store.expect("created when missing"));
         }
         let options = SqliteConnectOptions::from_str(&settings.url)
             .map_err(|e| crate::bad_input!("database.url `{}`: {e}", settings.url))?;
@@ -193,7 +194,22 @@ impl Store {
         })
     }
 
-    async fn open_postgres(settings: &DatabaseSettings) -> anyhow::Result<Store> {
+    /// Open and migrate a database that herald has initialised: `None` for
+    /// a PostgreSQL database without herald's tables (nothing is created
+    /// there). A SQLite file's existence is the caller's check.
+    pub async fn open_existing(settings: &DatabaseSettings) -> anyhow::Result<Option<Store>> {
+        if is_postgres_url(&settings.url) {
+            Store::open_postgres(settings, false).await
+        } else {
+            Store::open(settings).await.map(Some)
+        }
+    }
+
+    /// `None` when `create` is false and the database has no herald tables.
+    async fn open_postgres(
+        settings: &DatabaseSettings,
+        create: bool,
+    ) -> anyhow::Result<Option<Store>> {
         let shown = redact_url(&settings.url);
         let options = PgConnectOptions::from_str(&settings.url)
             .map_err(|e| crate::bad_input!("database.url `{shown}`: {e}"))?
@@ -204,35 +220,25 @@ impl Store {
             .connect_with(options)
             .await
             .with_context(|| format!("connecting to database {shown}"))?;
+        if !create {
+            let found: bool = sqlx::query_scalar("SELECT to_regclass('subscribers') IS NOT NULL")
+                .fetch_one(&pool)
+                .await
+                .with_context(|| format!("reading database {shown}"))?;
+            if !found {
+                pool.close().await;
+                return Ok(None);
+            }
+        }
         // Concurrent first runs on several hosts: the migrator takes an
         // advisory lock, so one applies the migrations and the others wait.
         POSTGRES_MIGRATOR
             .run(&pool)
             .await
             .with_context(|| format!("migrating database {shown}"))?;
-        Ok(Store {
+        Ok(Some(Store {
             backend: Backend::Postgres { pool },
-        })
-    }
-
-    /// Is there a herald schema in the PostgreSQL database `settings`
-    /// names? (Always true for SQLite, whose file check is the caller's.)
-    pub async fn is_initialised(settings: &DatabaseSettings) -> anyhow::Result<bool> {
-        if !is_postgres_url(&settings.url) {
-            return Ok(true);
-        }
-        let shown = redact_url(&settings.url);
-        let options = PgConnectOptions::from_str(&settings.url)
-            .map_err(|e| crate::bad_input!("database.url `{shown}`: {e}"))?;
-        let mut conn = sqlx::ConnectOptions::connect(&options)
-            .await
-            .with_context(|| format!("connecting to database {shown}"))?;
-        let found: bool = sqlx::query_scalar("SELECT to_regclass('subscribers') IS NOT NULL")
-            .fetch_one(&mut conn)
-            .await
-            .with_context(|| format!("reading database {shown}"))?;
-        let _ = sqlx::Connection::close(conn).await;
-        Ok(found)
+        }))
     }
 
     /// The SQLite reader and writer pools (unit tests of SQLite's own

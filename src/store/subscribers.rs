@@ -342,34 +342,21 @@ impl Store {
             // cost more than the inserts. (`WHERE true` keeps SQLite from
             // reading ON CONFLICT as a join constraint.) SQLite's json_patch and
             // the schema's herald_merge_patch are the same RFC 7396 merge.
-            let sql = match d {
-            super::Dialect::Sqlite => format!(
+            let (source, merge) = match d {
+                super::Dialect::Sqlite => ("json_each($2)", "json_patch"),
+                super::Dialect::Postgres => (
+                    "jsonb_array_elements($2::jsonb) AS r(value)",
+                    "herald_merge_patch",
+                ),
+            };
+            let sql = format!(
                 "INSERT INTO subscribers (email, name, status, attributes, unsubscribed_at, created_at, updated_at) \
                  SELECT value ->> 0, value ->> 1, value ->> 2, value -> 3, \
                         CASE WHEN value ->> 2 = 'unsubscribed' THEN $1 END, $1, $1 \
-                 FROM json_each($2) WHERE true \
+                 FROM {source} WHERE true \
                  ON CONFLICT(email) DO UPDATE SET \
                    name = COALESCE(excluded.name, subscribers.name), \
-                   attributes = json_patch(subscribers.attributes, excluded.attributes), \
-                   unsubscribed_at = CASE WHEN subscribers.status = 'active' AND excluded.status <> 'active' \
-                                          THEN excluded.unsubscribed_at ELSE subscribers.unsubscribed_at END, \
-                   status = CASE WHEN subscribers.status = 'active' AND excluded.status <> 'active' \
-                                 THEN excluded.status ELSE subscribers.status END, \
-                   updated_at = excluded.updated_at \
-                 WHERE subscribers.id > {import_start} \
-                    OR (excluded.name IS NOT NULL AND excluded.name IS NOT subscribers.name) \
-                    OR json_patch(subscribers.attributes, excluded.attributes) IS NOT subscribers.attributes \
-                    OR (subscribers.status = 'active' AND excluded.status <> 'active') \
-                 RETURNING id"
-            ),
-            super::Dialect::Postgres => format!(
-                "INSERT INTO subscribers (email, name, status, attributes, unsubscribed_at, created_at, updated_at) \
-                 SELECT r ->> 0, r ->> 1, r ->> 2, r -> 3, \
-                        CASE WHEN r ->> 2 = 'unsubscribed' THEN $1 END, $1, $1 \
-                 FROM jsonb_array_elements($2::jsonb) AS r \
-                 ON CONFLICT(email) DO UPDATE SET \
-                   name = COALESCE(excluded.name, subscribers.name), \
-                   attributes = herald_merge_patch(subscribers.attributes, excluded.attributes), \
+                   attributes = {merge}(subscribers.attributes, excluded.attributes), \
                    unsubscribed_at = CASE WHEN subscribers.status = 'active' AND excluded.status <> 'active' \
                                           THEN excluded.unsubscribed_at ELSE subscribers.unsubscribed_at END, \
                    status = CASE WHEN subscribers.status = 'active' AND excluded.status <> 'active' \
@@ -377,12 +364,10 @@ impl Store {
                    updated_at = excluded.updated_at \
                  WHERE subscribers.id > {import_start} \
                     OR (excluded.name IS NOT NULL AND excluded.name IS DISTINCT FROM subscribers.name) \
-                    OR herald_merge_patch(subscribers.attributes, excluded.attributes) \
-                       IS DISTINCT FROM subscribers.attributes \
+                    OR {merge}(subscribers.attributes, excluded.attributes) IS DISTINCT FROM subscribers.attributes \
                     OR (subscribers.status = 'active' AND excluded.status <> 'active') \
                  RETURNING id"
-            ),
-        };
+            );
             let batch: Vec<ImportJsonRow<'_>> = rows
                 .iter()
                 .map(|r| {
