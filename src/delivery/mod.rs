@@ -231,10 +231,10 @@ impl Shared {
 /// senders still hold claimed rows.
 const OTHERS_POLL: Duration = Duration::from_millis(500);
 
-/// Rows claimed per transaction: enough to keep workers busy, small enough
-/// that an unsubscribe arriving mid-send is seen soon.
-fn claim_batch(concurrency: usize) -> i64 {
-    (concurrency * 8).clamp(32, 512) as i64
+/// Claimed rows waiting for a worker, at most: enough to keep workers
+/// busy, few enough that an unsubscribe arriving mid-send is seen soon.
+fn claim_queue(concurrency: usize) -> usize {
+    (concurrency * 8).clamp(32, 512)
 }
 
 /// How one run delivers: message builder, transport, pacing, tunables,
@@ -293,7 +293,7 @@ pub async fn run(
         fault_count: Default::default(),
     });
 
-    let (job_tx, job_rx) = mpsc::channel::<ClaimedDelivery>(concurrency * 2);
+    let (job_tx, job_rx) = mpsc::channel::<ClaimedDelivery>(claim_queue(concurrency));
     let job_rx = Arc::new(Mutex::new(job_rx));
     let mut supervisors = Vec::with_capacity(concurrency);
     for n in 0..concurrency {
@@ -385,18 +385,27 @@ async fn claim_loop(
     issue_id: i64,
     jobs: mpsc::Sender<ClaimedDelivery>,
 ) -> anyhow::Result<()> {
-    let limit = claim_batch(shared.options.concurrency);
+    // Half the queue per claim, claimed once that much room is free: the
+    // claimer wakes once per batch, not once for every row a worker takes.
+    let limit = claim_queue(shared.options.concurrency) / 2;
     let tally = &shared.tally;
     let clock = &shared.clock;
     loop {
         if shared.stop.state() != Halt::None {
             return Ok(());
         }
+        let room = tokio::select! {
+            room = jobs.reserve_many(limit) => room,
+            _ = shared.stop.halted() => return Ok(()),
+        };
+        // Every worker has ended: nothing more can be sent.
+        let Ok(room) = room else { return Ok(()) };
         let batch = shared
             .store
-            .claim_due(issue_id, &clock.now_text(), limit, &shared.holder)
+            .claim_due(issue_id, &clock.now_text(), limit as i64, &shared.holder)
             .await?;
         if batch.is_empty() {
+            drop(room);
             // Rows still with workers may come back deferred: wait for them.
             // Registered before the count is read, so a batch recorded in
             // between still wakes this wait.
@@ -479,22 +488,11 @@ async fn claim_loop(
             }
             continue;
         }
-        let mut batch = batch.into_iter();
-        while let Some(job) = batch.next() {
-            tally.outstanding.fetch_add(1, Ordering::AcqRel);
-            let id = job.id;
-            let sent = tokio::select! {
-                r = jobs.send(job) => r.is_ok(),
-                _ = shared.stop.halted() => false,
-            };
-            if !sent {
-                // Halted (or every worker gone): the rest never reach SMTP.
-                let rest: Vec<i64> = std::iter::once(id).chain(batch.map(|j| j.id)).collect();
-                for id in rest {
-                    shared.recorder.record(Outcome::Released { id }).await?;
-                }
-                return Ok(());
-            }
+        tally
+            .outstanding
+            .fetch_add(batch.len() as u64, Ordering::AcqRel);
+        for (permit, job) in room.zip(batch) {
+            permit.send(job);
         }
     }
 }

@@ -70,8 +70,9 @@ impl Tally {
     }
 }
 
+/// Outcomes that go into the same transaction, and who waits for them.
 struct Entry {
-    outcome: Outcome,
+    outcomes: Vec<Outcome>,
     done: oneshot::Sender<()>,
 }
 
@@ -111,15 +112,18 @@ impl Recorder {
 
     /// Record one outcome and wait until it is durable.
     pub async fn record(&self, outcome: Outcome) -> anyhow::Result<()> {
-        self.submit(outcome).await?.wait().await
+        self.submit_together(vec![outcome]).await?.wait().await
     }
 
-    /// Queue one outcome; the returned [`Durable`] resolves once it is
-    /// committed. Lets a worker prepare its next message meanwhile.
-    pub async fn submit(&self, outcome: Outcome) -> anyhow::Result<Durable> {
+    /// Queue outcomes to be committed in one transaction (a worker's
+    /// outcome and its next hand-off mark: one commit per message where two
+    /// would each wake the database's thread); the returned [`Durable`]
+    /// resolves once they are. Lets a worker prepare its next message
+    /// meanwhile.
+    pub async fn submit_together(&self, outcomes: Vec<Outcome>) -> anyhow::Result<Durable> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Entry { outcome, done })
+            .send(Entry { outcomes, done })
             .await
             .map_err(|_| stopped(&self.failure))?;
         Ok(Durable(wait, self.failure.clone()))
@@ -155,7 +159,7 @@ async fn run(
             }
         }
         outcomes.clear();
-        outcomes.extend(batch.iter().map(|e| e.outcome.clone()));
+        outcomes.extend(batch.iter().flat_map(|e| e.outcomes.iter().cloned()));
         let mut tries = 0;
         loop {
             match store
@@ -173,14 +177,18 @@ async fn run(
                     // rows stay `claimed` and are resolved on the next run.
                     tracing::error!(error = %e, "recording outcomes failed for good; stopping the run");
                     *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
-                    return Err(anyhow::Error::new(e).context("recording delivery outcomes"));
+                    return Err(
+                        anyhow::Error::new(e).context("the delivery ledger cannot be written")
+                    );
                 }
             }
         }
         for entry in batch.drain(..) {
-            if !matches!(entry.outcome, Outcome::Handed { .. }) {
-                tally.count(&entry.outcome);
-                tally.outstanding.fetch_sub(1, Ordering::AcqRel);
+            for outcome in &entry.outcomes {
+                if !matches!(outcome, Outcome::Handed { .. }) {
+                    tally.count(outcome);
+                    tally.outstanding.fetch_sub(1, Ordering::AcqRel);
+                }
             }
             let _ = entry.done.send(());
         }

@@ -113,13 +113,18 @@ impl Worker {
     /// (durable before its message goes out): a crash from now on leaves it
     /// `unknown`, and only this one row of this worker.
     async fn take(&mut self, id: i64) {
+        self.hold(id);
+        self.submit(vec![Outcome::Handed { id }]).await;
+    }
+
+    /// Hold `id` in the slot (not yet handed to SMTP).
+    fn hold(&self, id: i64) {
         self.slot(|s| {
             *s = Slot {
                 job: Some(id),
                 handed: false,
             }
         });
-        self.submit(Outcome::Handed { id }).await;
     }
 
     /// The row leaves this worker (its outcome is about to be recorded).
@@ -240,12 +245,12 @@ impl Worker {
                 self.conn = None;
                 if body_started.load(Ordering::Acquire) {
                     self.let_go();
-                    self.submit(Outcome::Unknown {
+                    self.submit(vec![Outcome::Unknown {
                         id: job.id,
                         reply:
                             "outcome lost: the run stopped while this message was being transmitted"
                                 .into(),
-                    })
+                    }])
                     .await;
                 } else {
                     self.release(job.id).await;
@@ -294,14 +299,18 @@ impl Worker {
             (None, Ok(mut rx)) => rx.try_recv().ok(),
             _ => None,
         };
-        self.submit(outcome).await;
         let Some(trouble) = trouble else {
             self.failures = 0;
+            // This outcome and the next row's hand-off mark: one commit.
+            let mut outcomes = vec![outcome];
             if let Some(next) = &next {
-                self.take(next.id).await;
+                self.hold(next.id);
+                outcomes.push(Outcome::Handed { id: next.id });
             }
+            self.submit(outcomes).await;
             return Ok(next);
         };
+        self.submit(vec![outcome]).await;
         self.failures += 1;
         if self.failures >= shared.options.reconnect_attempts {
             return Err(format!(
@@ -322,9 +331,10 @@ impl Worker {
         Ok(None)
     }
 
-    /// Queue an outcome; the next message waits for it to be durable.
-    async fn submit(&mut self, outcome: Outcome) {
-        match self.shared.recorder.submit(outcome).await {
+    /// Queue outcomes (one transaction); the next message waits for them
+    /// to be durable.
+    async fn submit(&mut self, outcomes: Vec<Outcome>) {
+        match self.shared.recorder.submit_together(outcomes).await {
             Ok(durable) => self.in_commit = Some(durable),
             Err(e) => self
                 .shared
