@@ -13,7 +13,10 @@
 # (delivery only, from the ledger's timestamps), and CPU per message (user +
 # system) of herald and of smtp-sink while herald sent (smtp-sink's while
 # smtp-source sent is on each run's line): on a 2-core machine the two share
-# the processors, so what herald spends is taken from the receiver.
+# the processors, so what herald spends is taken from the receiver. Also
+# context switches per message (voluntary + involuntary, every thread, from
+# /usr/bin/time) of herald and of smtp-source: a count, steadier than the
+# times when the host is busy, and each switch is CPU taken from both sides.
 #
 # Usage: bash benches/smtp_bench.sh [options]
 #   --runs N          repeat every configuration N times (default 1)
@@ -168,14 +171,15 @@ SIZE=$(cd "$WORK/run" && "$HERALD" send "$ISSUE" --dry-run | sed -n 's/.*(\([0-9
 [ -n "$SIZE" ] || { echo "could not read the message size from the dry run" >&2; exit 1; }
 echo "issue: $(basename "$ISSUE"), ~$SIZE bytes per message; receiver smtp-sink on 127.0.0.1:$PORT"
 
-# smtp-source CONN M → seconds (wall)
+# smtp-source CONN M → "seconds (wall) context_switches_per_message"
 source_run() {
-    /usr/bin/time -f '%e' -o "$WORK/src.time" \
+    /usr/bin/time -f '%e %w %c' -o "$WORK/src.time" \
         smtp-source -d -s "$1" -l "$SIZE" -m "$2" -f news@example.org -t reader@example.org 127.0.0.1:$PORT
-    tail -1 "$WORK/src.time"
+    tail -1 "$WORK/src.time" | awk -v n="$2" '{ printf "%s %.2f\n", $1, ($2 + $3) / n }'
 }
 
-# herald_run CONN N [extra env...] → "seconds rss_kb status_rate cpu_ms"; fails
+# herald_run CONN N [extra env...] → "seconds rss_kb status_rate cpu_ms
+# context_switches_per_message" (voluntary + involuntary, all threads); fails
 # loudly. BACKEND=postgres runs it on a fresh PostgreSQL copy of the audience.
 herald_run() {
     local conn=$1 n=$2
@@ -186,14 +190,14 @@ herald_run() {
     fi
     (
         cd "$WORK/run"
-        env HERALD__SENDER__CONCURRENCY="$conn" "$@" /usr/bin/time -f '%U %S %e %M' -o "$WORK/herald.time" \
+        env HERALD__SENDER__CONCURRENCY="$conn" "$@" /usr/bin/time -f '%U %S %e %M %w %c' -o "$WORK/herald.time" \
             "$HERALD" send "$ISSUE" --live --yes >"$WORK/herald.out" 2>"$WORK/herald.err" ||
             { cat "$WORK/herald.err" >&2; exit 1; }
         env "$@" "$HERALD" status "$ISSUE" --format json | python3 -c "
 import json,sys; s=json.load(sys.stdin); c=s['counts']
 assert c['sent'] == $n, c
-u, k, e, m = open('$WORK/herald.time').read().split()[-4:]
-print(e, m, f\"{c['sent']/s['elapsed_seconds']:.0f}\", f'{(float(u) + float(k)) * 1000 / $n:.3f}')"
+u, k, e, m, w, i = open('$WORK/herald.time').read().split()[-6:]
+print(e, m, f\"{c['sent']/s['elapsed_seconds']:.0f}\", f'{(float(u) + float(k)) * 1000 / $n:.3f}', f'{(int(w) + int(i)) / $n:.2f}')"
     )
 }
 
@@ -211,13 +215,13 @@ if [ "$WALL" = 1 ]; then
         conn=${cfg%x*}
         n=${cfg#*x}
         base "$n" >/dev/null
-        ratios= hrates= srates= rsss= status_rates= hcpus= sinkcpus=
+        ratios= hrates= srates= rsss= status_rates= hcpus= sinkcpus= hcss= scss=
         pratios= prates= prsss= pstatus_rates= pcpus= psinkcpus= pgcpus=
         for run in $(seq 1 "$RUNS"); do
             c0=$(sink_cpu)
-            st=$(source_run "$conn" "$n")
+            read -r st scs <<<"$(source_run "$conn" "$n")"
             c1=$(sink_cpu)
-            read -r ht rss srate hcpu <<<"$(herald_run "$conn" "$n")"
+            read -r ht rss srate hcpu hcs <<<"$(herald_run "$conn" "$n")"
             c2=$(sink_cpu)
             # smtp-sink's CPU per message while each side sent.
             sink_s=$(py "print(f'{($c1 - $c0) * 1000 / $n:.3f}')")
@@ -225,14 +229,14 @@ if [ "$WALL" = 1 ]; then
             s_rate=$(py "print(f'{$n/$st:.0f}')")
             h_rate=$(py "print(f'{$n/$ht:.0f}')")
             ratio=$(py "print(f'{$st/$ht:.3f}')")
-            printf '%2s connections, %6s recipients, run %s: smtp-source %6s msg/s (%5.1f s); herald %6s msg/s (%5.1f s, status %s msg/s), ratio %.2f, peak RSS %.1f MiB; CPU ms/msg: herald %s, smtp-sink %s (%s with smtp-source)\n' \
-                "$conn" "$n" "$run" "$s_rate" "$st" "$h_rate" "$ht" "$srate" "$ratio" "$(py "print($rss/1024)")" "$hcpu" "$sink_h" "$sink_s"
-            ratios+=" $ratio" hrates+=" $h_rate" srates+=" $s_rate" rsss+=" $(py "print($rss/1024)")" status_rates+=" $srate" hcpus+=" $hcpu" sinkcpus+=" $sink_h"
+            printf '%2s connections, %6s recipients, run %s: smtp-source %6s msg/s (%5.1f s); herald %6s msg/s (%5.1f s, status %s msg/s), ratio %.2f, peak RSS %.1f MiB; CPU ms/msg: herald %s, smtp-sink %s (%s with smtp-source); context switches/msg: herald %s, smtp-source %s\n' \
+                "$conn" "$n" "$run" "$s_rate" "$st" "$h_rate" "$ht" "$srate" "$ratio" "$(py "print($rss/1024)")" "$hcpu" "$sink_h" "$sink_s" "$hcs" "$scs"
+            ratios+=" $ratio" hrates+=" $h_rate" srates+=" $s_rate" rsss+=" $(py "print($rss/1024)")" status_rates+=" $srate" hcpus+=" $hcpu" sinkcpus+=" $sink_h" hcss+=" $hcs" scss+=" $scs"
             if [ -n "$PG" ]; then
                 run_url=$(pg_fresh "$n")
                 p0=$(pg_cpu)
                 c2=$(sink_cpu)
-                read -r pt prss psrate pcpu <<<"$(BACKEND=postgres PG_RUN_URL=$run_url herald_run "$conn" "$n")"
+                read -r pt prss psrate pcpu _ <<<"$(BACKEND=postgres PG_RUN_URL=$run_url herald_run "$conn" "$n")"
                 c3=$(sink_cpu)
                 p1=$(pg_cpu)
                 psink=$(py "print(f'{($c3 - $c2) * 1000 / $n:.3f}')")
@@ -244,15 +248,15 @@ if [ "$WALL" = 1 ]; then
                 pratios+=" $pratio" prates+=" $p_rate" prsss+=" $(py "print($prss/1024)")" pstatus_rates+=" $psrate" pcpus+=" $pcpu" psinkcpus+=" $psink" pgcpus+=" $pgcpu"
             fi
         done
-        SUMMARY+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$conn" "$n" "$(range $srates)" "$(range $hrates)" "$(range $ratios)" "$(range $status_rates)" "$(range $rsss)" "$(range $hcpus)" "$(range $sinkcpus)")")
+        SUMMARY+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$conn" "$n" "$(range $srates)" "$(range $hrates)" "$(range $ratios)" "$(range $status_rates)" "$(range $rsss)" "$(range $hcpus)" "$(range $sinkcpus)" "$(range $hcss)" "$(range $scss)")")
         if [ -n "$PG" ]; then
             PG_SUMMARY+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' "$conn" "$n" "$(range $srates)" "$(range $hrates)" "$(range $prates)" "$(range $ratios)" "$(range $pratios)" "$(range $pstatus_rates)" "$(range $prsss)" "$(range $pcpus)" "$(range $pgcpus)")")
         fi
     done
     echo
     echo "whole-process wall time, $RUNS run(s) each (target: ratio >= 0.80, peak RSS <= 64 MB):"
-    echo "| connections | recipients | smtp-source msg/s | herald msg/s | ratio | herald status msg/s | herald peak RSS MiB | herald CPU ms/msg | smtp-sink CPU ms/msg |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    echo "| connections | recipients | smtp-source msg/s | herald msg/s | ratio | herald status msg/s | herald peak RSS MiB | herald CPU ms/msg | smtp-sink CPU ms/msg | herald context switches/msg | smtp-source context switches/msg |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${SUMMARY[@]}"
     if [ -n "$PG" ]; then
         echo
@@ -319,7 +323,7 @@ if [ "$DKIM" = 1 ]; then
         esac
         rates=
         for run in $(seq 1 "$RUNS"); do
-            read -r ht rss srate <<<"$(herald_run 8 "$N" "${extra[@]}")"
+            read -r ht _ <<<"$(herald_run 8 "$N" "${extra[@]}")"
             rates+=" $(py "print(f'{$N/$ht:.0f}')")"
         done
         printf '  DKIM %-8s %s msg/s\n' "$variant" "$(range $rates)"

@@ -116,6 +116,11 @@ impl Composer {
     }
 
     /// Build one recipient's complete message.
+    /// Whether messages are DKIM-signed (the costly part of composing).
+    pub fn signs(&self) -> bool {
+        self.signer.is_some()
+    }
+
     pub fn compose(&self, to: &Addressee<'_>) -> anyhow::Result<OutgoingMessage> {
         let token = self.token(to.subscriber_id);
         let unsubscribe_url = crate::token::unsubscribe_url(&self.base_url, &token);

@@ -302,10 +302,17 @@ pub async fn run(
     }
 
     let progress_task = progress.start(tally.clone(), store.delivery_counts(issue.id).await?);
-    let (claim_result, _) = tokio::join!(
-        claim_loop(&shared, issue.id, job_tx),
-        futures_util::future::join_all(supervisors)
-    );
+    // The claimer runs on the runtime's workers, beside the delivery
+    // workers it feeds, not on the caller's thread: waking that thread for
+    // each claim (and each row the database thread streams back) cost a
+    // context switch every time.
+    let claimer = tokio::spawn({
+        let shared = shared.clone();
+        let issue_id = issue.id;
+        async move { claim_loop(&shared, issue_id, job_tx).await }
+    });
+    let (claim_result, _) = tokio::join!(claimer, futures_util::future::join_all(supervisors));
+    let claim_result = claim_result.map_err(|e| anyhow::anyhow!("the claimer crashed: {e}"))?;
     // Rows still queued when the last worker ended never reached SMTP.
     while let Ok(job) = job_rx.lock().await.try_recv() {
         if let Err(e) = shared

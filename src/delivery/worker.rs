@@ -23,6 +23,38 @@ fn backoff(base: Duration, failures: u32) -> Duration {
         .min(MAX_PAUSE)
 }
 
+/// Build the message for a claimed row. A signed message is built on the
+/// blocking pool: signing is the one step that takes real CPU, and there it
+/// runs in parallel on every core while the delivery runtime's one worker
+/// thread keeps serving the connections.
+async fn compose(
+    shared: &Arc<Shared>,
+    job: &ClaimedDelivery,
+) -> anyhow::Result<crate::mailer::OutgoingMessage> {
+    fn build(
+        shared: &Shared,
+        job: &ClaimedDelivery,
+    ) -> anyhow::Result<crate::mailer::OutgoingMessage> {
+        shared.composer.compose(&Addressee {
+            subscriber_id: job.subscriber_id,
+            email: job.email.as_ref(),
+            name: job.name.as_deref(),
+            attributes: Some(&job.attributes),
+            message_id: &job.message_id,
+        })
+    }
+    if !shared.composer.signs() {
+        return build(shared, job);
+    }
+    let (shared, job) = (shared.clone(), job.clone());
+    match tokio::task::spawn_blocking(move || build(&shared, &job)).await {
+        Ok(message) => message,
+        // A panic stays a panic of this worker (its supervisor reports it).
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(anyhow::anyhow!("composing the message: {e}")),
+    }
+}
+
 /// The row a worker holds, for the engine to resolve if the worker dies.
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct Slot {
@@ -152,13 +184,7 @@ impl Worker {
         jobs: &Mutex<mpsc::Receiver<ClaimedDelivery>>,
     ) -> Result<Option<ClaimedDelivery>, String> {
         let shared = self.shared.clone();
-        let message = match shared.composer.compose(&Addressee {
-            subscriber_id: job.subscriber_id,
-            email: job.email.as_ref(),
-            name: job.name.as_deref(),
-            attributes: Some(&job.attributes),
-            message_id: &job.message_id,
-        }) {
+        let message = match compose(&shared, job).await {
             Ok(m) => m,
             Err(e) => {
                 let reply = format!("could not build the message: {e:#}");
