@@ -135,7 +135,11 @@ else
     pg_url="postgres://postgres@127.0.0.1:$pg_port/postgres"
     say "no PostgreSQL at ${HERALD_TEST_POSTGRES_URL:-127.0.0.1:5432}: started a throwaway server at $pg_url"
 fi
-HERALD_TEST_BACKEND=postgres HERALD_TEST_POSTGRES_URL=$pg_url cargo test --locked --test cli --test timing
+HERALD_TEST_BACKEND=postgres HERALD_TEST_POSTGRES_URL=$pg_url cargo test --locked --test cli
+# The timing tests measure rates on a 2-core machine: one at a time, so that
+# neither paces against the other's senders (the shared-rate test alone runs
+# three of them and a PostgreSQL server).
+HERALD_TEST_BACKEND=postgres HERALD_TEST_POSTGRES_URL=$pg_url cargo test --locked --test timing -- --test-threads=1
 
 # --- 6. the browser checks -------------------------------------------------
 echo "== browser: rendered issue"
